@@ -1,0 +1,148 @@
+"""The audio model: stacked LSTM layers, a linear output layer and the input skip.
+
+    x (T, I, B) -> LSTM layer 0 -> ... -> LSTM layer L-1 -> h (T, H, B) -> y (T, B)
+
+Parameters are one flat dict of arrays, named ``lstm{l}.W_x``, ``lstm{l}.W_h``,
+``lstm{l}.b`` and ``out.W``, ``out.b``, so checkpoints, export, the optimizer and the
+gradient checker treat every parameter alike. The recurrent state is a pair of arrays
+``(h, c)``, each (L, H, B).
+
+Initialisation (why these numbers):
+  * W_x, W_h uniform in +-1/sqrt(H), as PyTorch and Keras do: pre-activations start of
+    order one, so no gate starts saturated.
+  * forget-gate bias +1 (Gers et al. 2000; Jozefowicz et al. 2015): the cell starts by
+    keeping most of its memory, so gradients survive over the long windows audio needs.
+  * the output weights start small (0.1/sqrt(H)): with the skip on, the untrained model
+    is almost exactly a wire (y = x), the natural starting point for an audio effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+from .backend import array_module
+from .lstm import lstm_backward, lstm_forward
+from .output import output_backward, output_forward
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_size: int = 1       # I: the audio sample, plus any conditioning inputs
+    hidden_size: int = 32     # H: 32 is the literature's sweet spot for amps and pedals
+    num_layers: int = 1       # L
+    skip: bool = True         # add the input sample to the output
+
+    def __post_init__(self):
+        for name in ("input_size", "hidden_size", "num_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return cls(**{k: data[k] for k in ("input_size", "hidden_size", "num_layers", "skip")})
+
+
+def param_shapes(config: ModelConfig) -> dict:
+    """Name -> shape of every parameter, in a fixed order."""
+    H, G = config.hidden_size, 4 * config.hidden_size
+    shapes = {}
+    for layer in range(config.num_layers):
+        inputs = config.input_size if layer == 0 else H
+        shapes[f"lstm{layer}.W_x"] = (G, inputs)
+        shapes[f"lstm{layer}.W_h"] = (G, H)
+        shapes[f"lstm{layer}.b"] = (G,)
+    shapes["out.W"] = (1, H)
+    shapes["out.b"] = (1,)
+    return shapes
+
+
+def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict:
+    """Fresh parameters on the host (move them with backend.to_device). See module doc."""
+    H = config.hidden_size
+    bound = 1.0 / np.sqrt(H)
+    params = {}
+    for name, shape in param_shapes(config).items():
+        if name.endswith(".b"):
+            value = np.zeros(shape)
+        else:
+            value = rng.uniform(-bound, bound, size=shape)
+        params[name] = value
+    for layer in range(config.num_layers):
+        params[f"lstm{layer}.b"][2 * H : 3 * H] = 1.0      # forget gate (rows o, i, f, g)
+    params["out.W"] *= 0.1
+    return {name: value.astype(dtype) for name, value in params.items()}
+
+
+def layer_params(params: dict, layer: int) -> dict:
+    return {name: params[f"lstm{layer}.{name}"] for name in ("W_x", "W_h", "b")}
+
+
+def zero_state(config: ModelConfig, batch: int, xp=np, dtype=np.float32):
+    """(h, c), each (L, H, B), all zero."""
+    shape = (config.num_layers, config.hidden_size, batch)
+    return xp.zeros(shape, dtype=dtype), xp.zeros(shape, dtype=dtype)
+
+
+def model_forward(params: dict, config: ModelConfig, x, state):
+    """Run the model over one window.
+
+    Args:
+        params: the parameter dict.
+        config: the model's sizes and skip.
+        x: (T, I, B) input.
+        state: (h, c), each (L, H, B): the state the window starts from.
+
+    Returns:
+        y: (T, B) output.
+        state_T: (h, c), each (L, H, B): the final state, new arrays, for the next window.
+        cache: what model_backward needs.
+    """
+    xp = array_module(x)
+    h0, c0 = state
+    layer_input = x
+    caches, h_final, c_final = [], [], []
+    for layer in range(config.num_layers):
+        layer_input, (h_T, c_T), cache = lstm_forward(layer_input, layer_params(params, layer), h0[layer], c0[layer])
+        caches.append(cache)
+        h_final.append(h_T)
+        c_final.append(c_T)
+    y, out_cache = output_forward(layer_input, {"W": params["out.W"], "b": params["out.b"]}, x, config.skip)
+    return y, (xp.stack(h_final), xp.stack(c_final)), (config, caches, out_cache)
+
+
+def model_backward(dy, cache, dstate_T=None):
+    """Backpropagate dy (T, B) through the window of ``cache``.
+
+    Args:
+        dy: (T, B) gradient of the loss with respect to y.
+        cache: from model_forward.
+        dstate_T: (dh, dc), each (L, H, B), gradient reaching the final state from a
+            later window, or None (truncation: the usual case).
+
+    Returns:
+        grads: dict, same names and shapes as params.
+        dx: (T, I, B) gradient with respect to the input.
+        dstate0: (dh0, dc0), each (L, H, B), gradient with respect to the initial state.
+    """
+    xp = array_module(dy)
+    config, caches, out_cache = cache
+    out_grads, dh = output_backward(dy, out_cache)
+    grads = {"out.W": out_grads["W"], "out.b": out_grads["b"]}
+    dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
+    for layer in range(config.num_layers - 1, -1, -1):
+        dh_T = dc_T = None
+        if dstate_T is not None:
+            dh_T, dc_T = dstate_T[0][layer], dstate_T[1][layer]
+        layer_grads, dh, (dh0[layer], dc0[layer]) = lstm_backward(dh, caches[layer], dh_T, dc_T)
+        for name, value in layer_grads.items():
+            grads[f"lstm{layer}.{name}"] = value
+    dx = dh                     # the first layer's input gradient
+    if config.skip:
+        dx = dx.copy()
+        dx[:, 0, :] += dy
+    return grads, dx, (xp.stack(dh0), xp.stack(dc0))

@@ -1,0 +1,98 @@
+"""One update's worth of training, and running a trained model over a long signal.
+
+A training window is warm-up + K * tbptt steps of B parallel segments:
+
+    | warm-up (no loss, no gradient) | tbptt | tbptt | ... |
+      drives the state from zero       one Adam update each, the state carried over
+                                       as a constant (truncated BPTT)
+
+The warm-up brings the recurrent state to what it would be in the middle of the
+recording, so the model is not taught to start from silence at every window.
+Arrays in, arrays out: this file knows nothing of audio files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+from .adam import AdamState, adam_step
+from .backend import array_module
+from .losses import esr_loss, mse_loss
+from .model import ModelConfig, model_forward, model_backward, zero_state
+
+LOSSES = ("esr", "mse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 5e-3              # Adam step size
+    warmup: int = 1000            # burn-in steps per window (no loss)
+    tbptt: int = 1024             # steps per update (truncated BPTT length)
+    loss: str = "esr"             # "esr" (pre-emphasised ESR + DC) or "mse"
+    pre_emphasis: float = 0.95    # a in e[n] - a e[n-1]; 0 turns it off
+    dc_weight: float = 1.0        # weight of the DC term of the ESR loss
+    clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.tbptt < 1 or self.warmup < 0 or not self.lr > 0:
+            raise ValueError("tbptt must be >= 1, warmup >= 0 and lr > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def window_loss(y, target, train: TrainConfig):
+    """(loss, dy) of one TBPTT slice: y, target (T, B)."""
+    if train.loss == "mse":
+        return mse_loss(y, target)
+    return esr_loss(y, target, pre_emphasis_coef=train.pre_emphasis or None, dc_weight=train.dc_weight)
+
+
+def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, train: TrainConfig):
+    """Warm up, then one Adam update per TBPTT slice. Updates params and adam in place.
+
+    Args:
+        x: (T, I, B) input window, T = warmup + a multiple (or not) of tbptt.
+        target: (T, B).
+
+    Returns:
+        The mean of the slices' losses, a 0-d array on the device (no host sync).
+    """
+    xp = array_module(x)
+    T, _, B = x.shape
+    state = zero_state(config, B, xp, x.dtype)
+    if train.warmup:
+        _, state, _ = model_forward(params, config, x[: train.warmup], state)
+    total, count = 0.0, 0
+    for start in range(train.warmup, T, train.tbptt):
+        stop = min(start + train.tbptt, T)
+        y, state, cache = model_forward(params, config, x[start:stop], state)
+        loss, dy = window_loss(y, target[start:stop], train)
+        grads, _, _ = model_backward(dy, cache)
+        adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
+        total = total + loss
+        count += 1
+    return total / max(count, 1)
+
+
+def run_model(params: dict, config: ModelConfig, x, state=None, chunk: int = 4096):
+    """The model over a long input, chunk by chunk, the state carried across chunks.
+
+    Args:
+        x: (N, I, B) input (N may be any length).
+        state: (h, c) to start from, or None for zero.
+        chunk: steps per forward call; bounds the memory the caches take.
+
+    Returns:
+        y: (N, B) output; state: the final (h, c).
+    """
+    xp = array_module(x)
+    N, _, B = x.shape
+    if state is None:
+        state = zero_state(config, B, xp, x.dtype)
+    y = xp.empty((N, B), dtype=x.dtype)
+    for start in range(0, N, chunk):
+        y[start : start + chunk], state, _ = model_forward(params, config, x[start : start + chunk], state)
+    return y, state

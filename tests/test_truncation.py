@@ -1,0 +1,95 @@
+"""Truncated BPTT is explicit: windows chain through their state, and only the caller
+decides whether a gradient crosses from one window into the one before it."""
+
+import numpy as np
+
+from lstm_core.backend import to_numpy
+from lstm_core.lstm import lstm_backward, lstm_forward
+from lstm_core.model import model_backward, model_forward
+
+from helpers import loss_of, make_model, make_window
+
+
+def _close(a, b, tol=1e-10):
+    a, b = to_numpy(a), to_numpy(b)
+    return np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+
+
+def test_window_two_gradient_treats_window_one_state_as_constant(xp, rng):
+    """Running window 1 then window 2 gives window 2 the same gradient as a fresh model
+    started from window 1's final state, copied in as a constant; full BPTT through both
+    windows gives a different one, so the cut is real."""
+    config, params = make_model(rng, xp, hidden=6, layers=2)
+    x1, _, h0, c0 = make_window(rng, xp, config, 15, B=2)
+    x2, target2, _, _ = make_window(rng, xp, config, 15, B=2)
+    loss_fn = loss_of("esr_pre_dc")
+
+    _, state1, _ = model_forward(params, config, x1, (h0, c0))
+    y2, _, cache2 = model_forward(params, config, x2, state1)
+    grads_chained, _, dstate1 = model_backward(loss_fn(y2, target2)[1], cache2)
+
+    constant = (state1[0].copy(), state1[1].copy())
+    y2c, _, cache2c = model_forward(params, config, x2, constant)
+    grads_constant, _, _ = model_backward(loss_fn(y2c, target2)[1], cache2c)
+    for name in params:
+        assert _close(grads_chained[name], grads_constant[name]), name
+
+    # Full BPTT over the joined window (window 1 as a loss-free warm-up) differs...
+    x12 = xp.concatenate([x1, x2])
+    target12 = xp.concatenate([xp.zeros_like(target2), target2])
+    full = loss_of("esr_pre_dc", warmup=15)
+    y12, _, cache12 = model_forward(params, config, x12, (h0, c0))
+    grads_full, _, _ = model_backward(full(y12, target12)[1], cache12)
+    assert not _close(grads_full["lstm0.W_h"], grads_chained["lstm0.W_h"], 1e-6)
+
+    # ...and equals the chained windows once window 2 hands its state gradient back.
+    _, _, cache1 = model_forward(params, config, x1, (h0, c0))
+    zero_dy = xp.zeros((15, 2), dtype=x1.dtype)
+    grads_back, _, _ = model_backward(zero_dy, cache1, dstate_T=dstate1)
+    for name in params:
+        assert _close(grads_full[name], grads_chained[name] + grads_back[name]), name
+
+
+def test_step_by_step_equals_whole_window(xp, rng):
+    """Forward one step at a time equals the whole window; so does the backward, one
+    step at a time with the state gradient carried between steps."""
+    T, H, I, B = 12, 5, 2, 3
+    to = lambda a: xp.asarray(a)  # noqa: E731
+    params = {"W_x": to(rng.standard_normal((4 * H, I))), "W_h": to(0.5 * rng.standard_normal((4 * H, H))),
+              "b": to(rng.standard_normal(4 * H))}
+    x, h0, c0 = to(rng.standard_normal((T, I, B))), to(rng.standard_normal((H, B))), to(rng.standard_normal((H, B)))
+    dh = to(rng.standard_normal((T, H, B)))
+
+    h_all, (h_T, c_T), cache = lstm_forward(x, params, h0, c0)
+    grads, dx, (dh0, dc0) = lstm_backward(dh, cache)
+
+    h, c, caches, steps = h0, c0, [], []
+    for t in range(T):
+        h_t, (h, c), cache_t = lstm_forward(x[t : t + 1], params, h, c)
+        steps.append(h_t)
+        caches.append(cache_t)
+    assert _close(xp.concatenate(steps), h_all) and _close(h, h_T) and _close(c, c_T)
+
+    dh_next = dc_next = None
+    step_grads, step_dx = [], []
+    for t in range(T - 1, -1, -1):
+        g, dx_t, (dh_next, dc_next) = lstm_backward(dh[t : t + 1], caches[t], dh_next, dc_next)
+        step_grads.append(g)
+        step_dx.append(dx_t)
+    for name in grads:
+        assert _close(sum(g[name] for g in step_grads), grads[name]), name
+    assert _close(xp.concatenate(step_dx[::-1]), dx)
+    assert _close(dh_next, dh0) and _close(dc_next, dc0)
+
+
+def test_forward_does_not_write_into_inputs(xp, rng):
+    config, params = make_model(rng, xp, hidden=4, layers=2)
+    x, target, h0, c0 = make_window(rng, xp, config, 10, B=2)
+    before = {k: v.copy() for k, v in dict(params, x=x, h0=h0, c0=c0).items()}
+    y, state, cache = model_forward(params, config, x, (h0, c0))
+    _, dy = loss_of("esr_pre_dc")(y, target)
+    dy_before = dy.copy()
+    model_backward(dy, cache, dstate_T=(xp.ones_like(h0), xp.ones_like(c0)))
+    for name, value in dict(params, x=x, h0=h0, c0=c0).items():
+        assert _close(value, before[name], 0), name
+    assert _close(dy, dy_before, 0)
