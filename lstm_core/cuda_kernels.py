@@ -26,26 +26,24 @@ __device__ inline real sigmoid_(real x) { return (real)0.5 * tanh((real)0.5 * x)
 """
 
 # Forward of one step.
-#   rec    (G, B)  W_h @ h_prev, the recurrent part of the pre-activations
-#   pre    (G, B)  W_x @ x_t + b, the input part (computed for the whole window at once)
+#   gates  (G, B)  in: the pre-activations W Z[t] = W_h h_{t-1} + W_x x_t + b;
+#                  out: the activations [o | i | f | g], kept for the backward
+#                  (each thread reads its four entries before writing them)
 #   c_prev (H, B)
 # writes
-#   gates  (G, B)  activations [o | i | f | g], kept for the backward; may be the same
-#                  memory as ``pre`` (each thread reads its four entries first)
 #   c_next, tanh_c, h_next (H, B)
 _FORWARD = r"""
 extern "C" __global__ void NAME(
-    const real* __restrict__ rec, const real* pre, const real* __restrict__ c_prev,
-    real* gates, real* __restrict__ c_next, real* __restrict__ tanh_c,
-    real* __restrict__ h_next, const int H, const int B)
+    real* gates, const real* __restrict__ c_prev, real* __restrict__ c_next,
+    real* __restrict__ tanh_c, real* __restrict__ h_next, const int H, const int B)
 {
     const int n = blockIdx.x * blockDim.x + threadIdx.x;   // n = j * B + b
     if (n >= H * B) return;
     const int HB = H * B;
-    const real o = sigmoid_(rec[n] + pre[n]);
-    const real i = sigmoid_(rec[HB + n] + pre[HB + n]);
-    const real f = sigmoid_(rec[2 * HB + n] + pre[2 * HB + n]);
-    const real g = tanh(rec[3 * HB + n] + pre[3 * HB + n]);
+    const real o = sigmoid_(gates[n]);
+    const real i = sigmoid_(gates[HB + n]);
+    const real f = sigmoid_(gates[2 * HB + n]);
+    const real g = tanh(gates[3 * HB + n]);
     gates[n] = o;
     gates[HB + n] = i;
     gates[2 * HB + n] = f;
@@ -60,7 +58,7 @@ extern "C" __global__ void NAME(
 
 # Backward of one step.
 #   dh_out   (H, B)  gradient reaching h_t from above (output layer or next layer)
-#   dh_rec   (H, B)  gradient reaching h_t from step t+1 (W_h^T @ da_{t+1})
+#   dh_rec   (H, B)  gradient reaching h_t from step t+1 (W_h^T da_{t+1})
 #   dc_carry (H, B)  in: gradient reaching c_t from step t+1; out: gradient for c_{t-1}
 #   gates (G, B), c_prev (H, B), tanh_c (H, B)  what the forward kept for step t
 # writes

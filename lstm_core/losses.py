@@ -20,19 +20,28 @@ energy of the target, punishes an offset the pre-emphasis cannot see.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .backend import array_module
 
 ESR_EPS = 1e-10
 
 
-def mse_loss(y, target, warmup: int = 0):
-    """Mean squared error over the steps after ``warmup``. Returns (loss, dy (T, B))."""
-    xp = array_module(y)
-    err = y[warmup:] - target[warmup:]
-    loss = (err * err).mean()
-    dy = xp.zeros_like(y)
-    dy[warmup:] = err * (2.0 / err.size)
-    return loss, dy
+class LossNorms(NamedTuple):
+    """The denominators of a loss. They depend on the target alone, so a batch split
+    across processes computes them once for the whole batch: each part's loss and
+    gradient, divided by the whole batch's norms, then add up exactly to the whole's.
+
+    energy: sum of the (pre-emphasised) target squared, plus ESR_EPS.
+    dc_energy: mean of the target squared, plus ESR_EPS (the DC term's denominator).
+    count: the number of loss-carrying samples of the whole batch (for MSE).
+    columns: B of the whole batch (the DC term averages over columns).
+    """
+
+    energy: float
+    dc_energy: float
+    count: int
+    columns: int
 
 
 def pre_emphasis(signal, coefficient: float):
@@ -40,7 +49,29 @@ def pre_emphasis(signal, coefficient: float):
     return signal[1:] - coefficient * signal[:-1]
 
 
-def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95, dc_weight: float = 0.0):
+def loss_norms(target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95) -> LossNorms:
+    """The norms of ``target`` (T, B) as a whole batch (0-d arrays on its device)."""
+    ref = target[warmup:]
+    ref_f = pre_emphasis(ref, pre_emphasis_coef) if pre_emphasis_coef else ref
+    return LossNorms((ref_f * ref_f).sum() + ESR_EPS, (ref * ref).mean() + ESR_EPS, ref.size, ref.shape[1])
+
+
+def mse_loss(y, target, warmup: int = 0, norms: LossNorms | None = None):
+    """Mean squared error over the steps after ``warmup``. Returns (loss, dy (T, B)).
+
+    With ``norms`` (of a larger batch this one is part of), the mean is over that batch.
+    """
+    xp = array_module(y)
+    err = y[warmup:] - target[warmup:]
+    count = err.size if norms is None else norms.count
+    loss = (err * err).sum() / count
+    dy = xp.zeros_like(y)
+    dy[warmup:] = err * (2.0 / count)
+    return loss, dy
+
+
+def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95, dc_weight: float = 0.0,
+             norms: LossNorms | None = None):
     """ESR (optionally pre-emphasised) plus ``dc_weight`` times the DC term.
 
     Args:
@@ -48,24 +79,22 @@ def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95,
         warmup: number of leading steps without loss.
         pre_emphasis_coef: a in e[n] - a e[n-1]; None or 0 for a plain ESR.
         dc_weight: weight of the DC term (0 leaves it out).
+        norms: the denominators of the whole batch when this is a part of it
+            (see LossNorms); None computes them from ``target``.
 
     Returns:
         loss: 0-d array.
         dy: (T, B) gradient of the loss with respect to y (zero in the warm-up).
     """
     xp = array_module(y)
+    if norms is None:
+        norms = loss_norms(target, warmup, pre_emphasis_coef)
     err = y[warmup:] - target[warmup:]                     # (N, B)
-    ref = target[warmup:]
-    if pre_emphasis_coef:
-        err_f = pre_emphasis(err, pre_emphasis_coef)
-        ref_f = pre_emphasis(ref, pre_emphasis_coef)
-    else:
-        err_f, ref_f = err, ref
-    energy = (ref_f * ref_f).sum() + ESR_EPS
-    loss = (err_f * err_f).sum() / energy
+    err_f = pre_emphasis(err, pre_emphasis_coef) if pre_emphasis_coef else err
+    loss = (err_f * err_f).sum() / norms.energy
 
     # d loss / d err_f, then through the filter: err_f[n] = err[n+1] - a err[n].
-    g_f = err_f * (2.0 / energy)
+    g_f = err_f * (2.0 / norms.energy)
     if pre_emphasis_coef:
         g = xp.zeros_like(err)
         g[1:] += g_f
@@ -74,13 +103,12 @@ def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95,
         g = g_f
 
     if dc_weight:
+        # DC = mean over columns of (mean over time of err)^2, over dc_energy.
         N = err.shape[0]
         mean_err = err.mean(axis=0)                         # (B,)
-        dc_energy = (ref * ref).mean() + ESR_EPS
-        dc = (mean_err * mean_err).mean() / dc_energy
-        loss = loss + dc_weight * dc
-        # d dc / d err[n, b] = 2 mean_err[b] / (B * N * dc_energy)
-        g = g + (dc_weight * 2.0 / (mean_err.size * N * dc_energy)) * mean_err[None, :]
+        loss = loss + dc_weight * (mean_err * mean_err).sum() / (norms.columns * norms.dc_energy)
+        # d DC / d err[n, b] = 2 mean_err[b] / (columns * N * dc_energy)
+        g = g + (dc_weight * 2.0 / (norms.columns * N * norms.dc_energy)) * mean_err[None, :]
 
     dy = xp.zeros_like(y)
     dy[warmup:] = g

@@ -16,6 +16,13 @@ The three sigmoid gates come first so they form one slice [0:3H]; the three gate
 the cell gradient drives (i, f, g) form the slice [H:4H]. Exporters reorder to the
 (i, f, g, o) order other tools use.
 
+One matmul a step does all the linear work. The window is laid out as
+Z (T+1, K, B), K = H + I + 1, with Z[t] = [h_{t-1}; x_t; 1], so that with the joined
+weights W = [W_h | W_x | b] (G, K) the whole pre-activation is a_t = W Z[t], and step t
+writes h_t straight into Z[t+1]. Backward, one matmul W[:, :H+I]^T da_t gives both the
+gradient reaching h_{t-1} and the one reaching x_t. The weight gradient is then a single
+contraction, dW = sum_t da_t Z[t]^T, done after the loop.
+
     a_t = W_x x_t + W_h h_{t-1} + b
     o, i, f = sigmoid(a_t[0:3H]);  g = tanh(a_t[3H:4H])
     c_t = f * c_{t-1} + i * g
@@ -52,52 +59,48 @@ def lstm_forward(x, params, h0, c0, kernels=None):
         cache: what lstm_backward needs.
     """
     xp = array_module(x)
-    T, _, B = x.shape
+    T, I, B = x.shape
     G, H = params["W_h"].shape
     dtype = x.dtype
     if kernels is None and is_gpu(xp):
         kernels = cuda_kernels.compile_kernels(xp, dtype.name)
 
-    # What does not depend on the recurrence is done for all T steps at once: the input
-    # projection W_x x_t + b lands directly in the gate buffer.
-    gates = xp.matmul(params["W_x"], x)                     # (T, G, B)
-    gates += params["b"][:, None]
-    h = xp.empty((T + 1, H, B), dtype=dtype)                # h[0] = h0, h[t+1] = h_t
-    c = xp.empty((T + 1, H, B), dtype=dtype)
+    W = xp.concatenate([params["W_h"], params["W_x"], params["b"][:, None]], axis=1)   # (G, K)
+    Z = xp.empty((T + 1, H + I + 1, B), dtype=dtype)
+    Z[0, :H] = h0
+    Z[:T, H : H + I] = x
+    Z[:T, H + I] = 1.0
+    gates = xp.empty((T, G, B), dtype=dtype)                # activations [o | i | f | g]
+    c = xp.empty((T + 1, H, B), dtype=dtype)                # c[0] = c0, c[t+1] = c_t
     tanh_c = xp.empty((T, H, B), dtype=dtype)
-    h[0] = h0
     c[0] = c0
 
     if kernels is None:
-        _forward_loop_numpy(xp, params["W_h"], gates, h, c, tanh_c)
+        _forward_loop_numpy(xp, W, Z, gates, c, tanh_c)
     else:
-        _forward_loop_fused(xp, kernels[0], params["W_h"], gates, h, c, tanh_c)
+        _forward_loop_fused(xp, kernels[0], W, Z, gates, c, tanh_c)
 
-    cache = (x, params, gates, h, c, tanh_c, kernels)
-    return h[1:], (h[T].copy(), c[T].copy()), cache
+    h = Z[1:, :H]
+    cache = (W, Z, gates, c, tanh_c, kernels)
+    return h, (Z[T, :H].copy(), c[T].copy()), cache
 
 
-def _forward_loop_numpy(xp, W_h, gates, h, c, tanh_c):
-    """The recurrence on the CPU: 10 NumPy calls a step, no allocation.
+def _forward_loop_numpy(xp, W, Z, gates, c, tanh_c):
+    """The recurrence on the CPU: 9 NumPy calls a step, no allocation.
 
     One tanh serves all four gates: sigmoid(a) = 0.5 + 0.5 * tanh(a / 2), so the rows of
-    the sigmoid gates are halved once per window (in the weights and the input part), and
-    each step applies tanh to the whole (G, B) block, then maps the first 3H rows back.
-    ``gates`` enters holding the input part of the pre-activations and leaves holding the
-    activations.
+    the sigmoid gates are halved once per window (in a copy of the weights), each step
+    applies tanh to the whole (G, B) block, then maps the first 3H rows back.
     """
     T, G, B = gates.shape
     H = G // 4
     S = 3 * H
-    W_h_half = W_h.copy()
-    W_h_half[:S] *= 0.5
-    gates[:, :S] *= 0.5
-    rec = xp.empty((G, B), dtype=gates.dtype)
+    W_half = W.copy()
+    W_half[:S] *= 0.5
     ig = xp.empty((H, B), dtype=gates.dtype)
     for t in range(T):
         a = gates[t]
-        xp.matmul(W_h_half, h[t], out=rec)
-        xp.add(a, rec, out=a)
+        xp.matmul(W_half, Z[t], out=a)
         xp.tanh(a, out=a)
         sig = a[:S]
         xp.multiply(sig, 0.5, out=sig)
@@ -107,21 +110,19 @@ def _forward_loop_numpy(xp, W_h, gates, h, c, tanh_c):
         xp.multiply(i, g, out=ig)
         xp.add(c[t + 1], ig, out=c[t + 1])
         xp.tanh(c[t + 1], out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=h[t + 1])
+        xp.multiply(o, tanh_c[t], out=Z[t + 1, :H])
 
 
-def _forward_loop_fused(xp, kernel, W_h, gates, h, c, tanh_c):
+def _forward_loop_fused(xp, kernel, W, Z, gates, c, tanh_c):
     """The recurrence with one fused step kernel: a matmul and one launch a step."""
     T, G, B = gates.shape
     H = G // 4
     grid, block = cuda_kernels.launch_shape(H, B)
-    rec = xp.empty((G, B), dtype=gates.dtype)
     H32, B32 = np.int32(H), np.int32(B)
     for t in range(T):
-        xp.matmul(W_h, h[t], out=rec)
-        # gates[t] is both the input part (read) and the activations (written): each
-        # thread reads its four entries before writing them, so in-place is safe.
-        kernel(grid, block, (rec, gates[t], c[t], gates[t], c[t + 1], tanh_c[t], h[t + 1], H32, B32))
+        xp.matmul(W, Z[t], out=gates[t])
+        # gates[t] holds the pre-activations in and the activations out (see the kernel).
+        kernel(grid, block, (gates[t], c[t], c[t + 1], tanh_c[t], Z[t + 1, :H], H32, B32))
 
 
 def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
@@ -139,72 +140,104 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
         dx: (T, I, B) gradient with respect to the input sequence.
         (dh0, dc0): (H, B) each, gradient with respect to the initial state.
     """
-    x, params, gates, h, c, tanh_c, kernels = cache
+    W, Z, gates, c, tanh_c, kernels = cache
     xp = array_module(dh_out)
     T, G, B = gates.shape
     H = G // 4
-    dh_rec = xp.zeros((H, B), dtype=gates.dtype) if dh_T is None else dh_T.copy()
-    dc_carry = xp.zeros((H, B), dtype=gates.dtype) if dc_T is None else dc_T.copy()
+    I = Z.shape[1] - H - 1
+    dtype = gates.dtype
+    W_T = xp.ascontiguousarray(W[:, : H + I].T)              # (H + I, G)
+    DZ = xp.empty((T + 1, H + I, B), dtype=dtype)           # DZ[t] = W_T da_t; DZ[T, :H] = dh_T
+    DZ[T, :H] = 0.0 if dh_T is None else dh_T
+    dc_carry = xp.zeros((H, B), dtype=dtype) if dc_T is None else dc_T.copy()
 
     if kernels is None:
-        da = _backward_loop_numpy(xp, params["W_h"], dh_out, gates, c, tanh_c, dh_rec, dc_carry)
+        da = _backward_loop_numpy(xp, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry)
     else:
-        da = _backward_loop_fused(xp, kernels[1], params["W_h"], dh_out, gates, c, tanh_c, dh_rec, dc_carry)
+        da = _backward_loop_fused(xp, kernels[1], W_T, dh_out, gates, c, tanh_c, DZ, dc_carry)
 
-    # Weight gradients as single large contractions over all T * B columns, after the loop.
-    grads = {
-        "W_x": xp.tensordot(da, x, axes=([0, 2], [0, 2])),       # (G, I)
-        "W_h": xp.tensordot(da, h[:-1], axes=([0, 2], [0, 2])),  # (G, H)
-        "b": da.sum(axis=(0, 2)),                                 # (G,)
-    }
-    dx = xp.matmul(params["W_x"].T, da)                           # (T, I, B)
-    return grads, dx, (dh_rec, dc_carry)
+    dW = _sum_outer_products(xp, da, Z[:T])                 # (G, K)
+    grads = {"W_h": dW[:, :H], "W_x": dW[:, H : H + I], "b": dW[:, H + I]}
+    return grads, DZ[:T, H:].copy(), (DZ[0, :H].copy(), dc_carry)
 
 
-def _backward_loop_numpy(xp, W_h, dh_out, gates, c, tanh_c, dh_rec, dc_carry):
+CHUNK = 32   # time steps per block of the vectorised work in the backward (fits in L2)
+
+
+def _backward_loop_numpy(xp, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry):
     """The reverse recurrence on the CPU: 7 NumPy calls a step.
 
-    Every derivative factor that does not depend on the incoming gradient is computed for
-    the whole window before the loop, so the loop keeps only what carries dh and dc:
+    Every derivative factor that does not depend on the incoming gradient is computed
+    ahead of the loop, a block of CHUNK steps at a time (so it is still in cache when the
+    loop reaches it); the loop keeps only what carries dh and dc:
         da_o = dh * [tanh(c) o (1-o)]          da_i = dc * [g i (1-i)]
         da_f = dc * [c_prev f (1-f)]           da_g = dc * [i (1-g^2)]
         dc   = dc_carry + dh * [o (1-tanh(c)^2)],   dc_carry <- dc * f
-    Returns da (T, G, B); updates dh_rec (ends as dh0) and dc_carry (ends as dc0) in place.
+    Returns da (T, G, B); fills DZ and updates dc_carry (it ends as dc0) in place.
     """
     T, G, B = gates.shape
     H = G // 4
-    o, i, f, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    dtype = gates.dtype
     da = xp.empty_like(gates)
-    da[:, :H] = tanh_c * o * (1 - o)
-    da[:, H : 2 * H] = g * i * (1 - i)
-    da[:, 2 * H : 3 * H] = c[:-1] * f * (1 - f)
-    da[:, 3 * H :] = i * (1 - g * g)
-    dc_from_dh = o * (1 - tanh_c * tanh_c)                   # (T, H, B)
-    da_cell = da[:, H:].reshape(T, 3, H, B)                   # the three dc-driven gates
-    W_h_T = W_h.T
-    dh = xp.empty((H, B), dtype=gates.dtype)
-    dc = xp.empty((H, B), dtype=gates.dtype)
-    for t in range(T - 1, -1, -1):
-        xp.add(dh_out[t], dh_rec, out=dh)
-        xp.multiply(dh, dc_from_dh[t], out=dc)
-        xp.add(dc, dc_carry, out=dc)
-        xp.multiply(da[t, :H], dh, out=da[t, :H])
-        xp.multiply(da_cell[t], dc, out=da_cell[t])
-        xp.multiply(dc, f[t], out=dc_carry)
-        xp.matmul(W_h_T, da[t], out=dh_rec)
+    da_cell = da[:, H:].reshape(T, 3, H, B)                  # the three dc-driven gates
+    f_all = gates[:, 2 * H : 3 * H]
+    slope = xp.empty((CHUNK, 3 * H, B), dtype=dtype)         # s (1 - s) of o, i, f
+    square = xp.empty((CHUNK, H, B), dtype=dtype)
+    dc_from_dh = xp.empty((CHUNK, H, B), dtype=dtype)        # o (1 - tanh(c)^2)
+    dh = xp.empty((H, B), dtype=dtype)
+    dc = xp.empty((H, B), dtype=dtype)
+    for stop in range(T, 0, -CHUNK):
+        start = max(0, stop - CHUNK)
+        n = stop - start
+        g_act = gates[start:stop]
+        o, i, g = g_act[:, :H], g_act[:, H : 2 * H], g_act[:, 3 * H :]
+        s, sq, k = slope[:n], square[:n], dc_from_dh[:n]
+        xp.subtract(1.0, g_act[:, : 3 * H], out=s)
+        xp.multiply(s, g_act[:, : 3 * H], out=s)
+        xp.multiply(s[:, :H], tanh_c[start:stop], out=da[start:stop, :H])
+        xp.multiply(s[:, H : 2 * H], g, out=da[start:stop, H : 2 * H])
+        xp.multiply(s[:, 2 * H :], c[start:stop], out=da[start:stop, 2 * H : 3 * H])
+        xp.multiply(g, g, out=sq)
+        xp.subtract(1.0, sq, out=sq)
+        xp.multiply(sq, i, out=da[start:stop, 3 * H :])
+        xp.multiply(tanh_c[start:stop], tanh_c[start:stop], out=sq)
+        xp.subtract(1.0, sq, out=sq)
+        xp.multiply(sq, o, out=k)
+        for t in range(stop - 1, start - 1, -1):
+            xp.add(dh_out[t], DZ[t + 1, :H], out=dh)
+            xp.multiply(dh, k[t - start], out=dc)
+            xp.add(dc, dc_carry, out=dc)
+            xp.multiply(da[t, :H], dh, out=da[t, :H])
+            xp.multiply(da_cell[t], dc, out=da_cell[t])
+            xp.multiply(dc, f_all[t], out=dc_carry)
+            xp.matmul(W_T, da[t], out=DZ[t])
     return da
 
 
-def _backward_loop_fused(xp, kernel, W_h, dh_out, gates, c, tanh_c, dh_rec, dc_carry):
+def _backward_loop_fused(xp, kernel, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry):
     """The reverse recurrence with one fused step kernel: one launch and a matmul a step."""
     T, G, B = gates.shape
     H = G // 4
     grid, block = cuda_kernels.launch_shape(H, B)
     da = xp.empty_like(gates)
-    W_h_T = W_h.T
     H32, B32 = np.int32(H), np.int32(B)
     dh_out = xp.ascontiguousarray(dh_out)
     for t in range(T - 1, -1, -1):
-        kernel(grid, block, (dh_out[t], dh_rec, dc_carry, gates[t], c[t], tanh_c[t], da[t], H32, B32))
-        xp.matmul(W_h_T, da[t], out=dh_rec)
+        kernel(grid, block, (dh_out[t], DZ[t + 1, :H], dc_carry, gates[t], c[t], tanh_c[t], da[t], H32, B32))
+        xp.matmul(W_T, da[t], out=DZ[t])
     return da
+
+
+def _sum_outer_products(xp, da, Z):
+    """sum_t da[t] Z[t]^T: (T, G, B), (T, K, B) -> (G, K), as batched matmuls over blocks
+    of time steps (a single matmul would need both arrays transposed into copies)."""
+    T, G, B = da.shape
+    K = Z.shape[1]
+    total = xp.zeros((G, K), dtype=da.dtype)
+    block = xp.empty((min(CHUNK, T), G, K), dtype=da.dtype)
+    for start in range(0, T, CHUNK):
+        stop = min(start + CHUNK, T)
+        part = block[: stop - start]
+        xp.matmul(da[start:stop], Z[start:stop].transpose(0, 2, 1), out=part)
+        total += part.sum(axis=0)
+    return total

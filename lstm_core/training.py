@@ -17,7 +17,7 @@ from dataclasses import dataclass, asdict
 
 from .adam import AdamState, adam_step
 from .backend import array_module
-from .losses import esr_loss, mse_loss
+from .losses import LossNorms, esr_loss, loss_norms, mse_loss
 from .model import ModelConfig, model_forward, model_backward, zero_state
 
 LOSSES = ("esr", "mse")
@@ -43,11 +43,41 @@ class TrainConfig:
         return asdict(self)
 
 
-def window_loss(y, target, train: TrainConfig):
-    """(loss, dy) of one TBPTT slice: y, target (T, B)."""
+def slice_loss(y, target, train: TrainConfig, norms: LossNorms | None = None):
+    """(loss, dy) of one TBPTT slice: y, target (T, B); ``norms`` of the whole batch
+    when this is a part of it (data-parallel training)."""
     if train.loss == "mse":
-        return mse_loss(y, target)
-    return esr_loss(y, target, pre_emphasis_coef=train.pre_emphasis or None, dc_weight=train.dc_weight)
+        return mse_loss(y, target, norms=norms)
+    return esr_loss(y, target, pre_emphasis_coef=train.pre_emphasis or None, dc_weight=train.dc_weight, norms=norms)
+
+
+def slice_norms(target, train: TrainConfig) -> LossNorms:
+    """The loss denominators of a whole slice target (T, B) (see losses.LossNorms)."""
+    return loss_norms(target, pre_emphasis_coef=train.pre_emphasis or None)
+
+
+def slices(T: int, train: TrainConfig):
+    """(start, stop) of each TBPTT slice after the warm-up of a window of T steps."""
+    return [(start, min(start + train.tbptt, T)) for start in range(train.warmup, T, train.tbptt)]
+
+
+def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig):
+    """The state after the warm-up prefix of x (T, I, B), starting from zero."""
+    xp = array_module(x)
+    state = zero_state(config, x.shape[2], xp, x.dtype)
+    if train.warmup:
+        _, state, _ = model_forward(params, config, x[: train.warmup], state)
+    return state
+
+
+def slice_gradients(params: dict, config: ModelConfig, x, target, state, train: TrainConfig, norms=None):
+    """Forward and backward over one TBPTT slice: (loss, grads, final state).
+
+    x (T, I, B), target (T, B); the gradient stops at ``state`` (truncation)."""
+    y, state_T, cache = model_forward(params, config, x, state)
+    loss, dy = slice_loss(y, target, train, norms)
+    grads, _, _ = model_backward(dy, cache)
+    return loss, grads, state_T
 
 
 def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, train: TrainConfig):
@@ -60,21 +90,14 @@ def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, 
     Returns:
         The mean of the slices' losses, a 0-d array on the device (no host sync).
     """
-    xp = array_module(x)
-    T, _, B = x.shape
-    state = zero_state(config, B, xp, x.dtype)
-    if train.warmup:
-        _, state, _ = model_forward(params, config, x[: train.warmup], state)
-    total, count = 0.0, 0
-    for start in range(train.warmup, T, train.tbptt):
-        stop = min(start + train.tbptt, T)
-        y, state, cache = model_forward(params, config, x[start:stop], state)
-        loss, dy = window_loss(y, target[start:stop], train)
-        grads, _, _ = model_backward(dy, cache)
+    state = warm_up(params, config, x, train)
+    total = 0.0
+    spans = slices(x.shape[0], train)
+    for start, stop in spans:
+        loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train)
         adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
         total = total + loss
-        count += 1
-    return total / max(count, 1)
+    return total / max(len(spans), 1)
 
 
 def run_model(params: dict, config: ModelConfig, x, state=None, chunk: int = 4096):

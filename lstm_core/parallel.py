@@ -1,0 +1,247 @@
+"""Data-parallel training on the CPU: the batch split across worker processes.
+
+A NumPy call runs on one core, and at audio-model sizes most of a step is many small
+calls, so a second core helps only if it runs a second stream of calls. Each worker
+process takes a share of the batch columns and computes that share's gradient; the main
+process takes the first share itself, adds the workers' gradients and makes the Adam
+update. Because the loss denominators are computed once for the whole batch
+(losses.LossNorms), the shares' losses and gradients add up exactly to the whole
+batch's: the result equals the serial ``training.train_window`` up to rounding.
+
+Everything crosses between processes through shared memory (the window's inputs, the
+parameters, the gradients); the pipe carries only a few numbers per TBPTT slice.
+Workers are started once (``spawn``, safe with BLAS thread pools) and kept for the run.
+Every process limits BLAS to one thread, so the processes do not fight over the cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import traceback
+from multiprocessing import get_context, shared_memory
+
+import numpy as np
+
+from .adam import AdamState, adam_step
+from .losses import LossNorms
+from .model import ModelConfig, param_shapes
+from .training import TrainConfig, slice_gradients, slice_norms, slices, warm_up
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _limit_blas_threads():
+    """Limit BLAS to one thread in this process; returns the limiter (None without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+class _FlatParams:
+    """Name -> view into one flat array, in param_shapes order."""
+
+    def __init__(self, config: ModelConfig, flat: np.ndarray):
+        self.flat = flat
+        self.views, offset = {}, 0
+        for name, shape in param_shapes(config).items():
+            size = math.prod(shape)
+            self.views[name] = flat[offset : offset + size].reshape(shape)
+            offset += size
+
+    @staticmethod
+    def size(config: ModelConfig) -> int:
+        return sum(math.prod(shape) for shape in param_shapes(config).values())
+
+    def write(self, arrays: dict):
+        for name, view in self.views.items():
+            view[...] = arrays[name]
+
+
+def _shard_layout(config: ModelConfig, max_steps: int, max_columns: int):
+    """Offsets (in elements) of x, target, grads and loss inside a worker's shared block."""
+    x_size = max_steps * config.input_size * max_columns
+    t_size = max_steps * max_columns
+    p_size = _FlatParams.size(config)
+    return {"x": 0, "target": x_size, "grads": x_size + t_size, "loss": x_size + t_size + p_size,
+            "total": x_size + t_size + p_size + 1}
+
+
+class ParallelTrainer:
+    """train_window on ``processes`` processes (this one included). Use as a context
+    manager, or call close(): it owns worker processes and shared memory.
+
+    Args:
+        config: the model's configuration.
+        processes: how many processes share each batch (2 on a 2-core machine).
+        max_steps, max_batch: the largest window (T, B) it will be given.
+        dtype: float32 for training (float64 for exactness tests).
+    """
+
+    def __init__(self, config: ModelConfig, processes: int, max_steps: int, max_batch: int, dtype=np.float32):
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self.config = config
+        self.processes = processes
+        self.max_steps = max_steps
+        self.dtype = np.dtype(dtype)
+        self.max_columns = math.ceil(max_batch / processes)
+        self._layout = _shard_layout(config, max_steps, self.max_columns)
+        self._blas = _limit_blas_threads()
+        self._memory, self._workers, self._shards = [], [], []
+        itemsize = self.dtype.itemsize
+        param_block = self._shared(_FlatParams.size(config) * itemsize)
+        self._params = _FlatParams(config, np.ndarray((_FlatParams.size(config),), self.dtype, param_block.buf))
+        context = get_context("spawn")
+        try:
+            for _ in range(processes - 1):
+                block = self._shared(self._layout["total"] * itemsize)
+                parent, child = context.Pipe()
+                worker = context.Process(
+                    target=_worker_main, daemon=True,
+                    args=(child, config.to_dict(), block.name, param_block.name, max_steps, self.max_columns,
+                          self.dtype.str))
+                worker.start()
+                child.close()
+                self._workers.append((worker, parent))
+                self._shards.append(_ShardViews(config, block.buf, self._layout, max_steps, self.max_columns, self.dtype))
+        except BaseException:
+            self.close()
+            raise
+
+    def _shared(self, size: int):
+        block = shared_memory.SharedMemory(create=True, size=max(size, 1))
+        self._memory.append(block)
+        return block
+
+    def train_window(self, params: dict, adam: AdamState, x, target, train: TrainConfig):
+        """Same contract as training.train_window: updates params and adam in place and
+        returns the mean loss of the window's slices (a 0-d array)."""
+        T, _, B = x.shape
+        if T > self.max_steps or B > self.max_columns * self.processes:
+            raise ValueError(f"window ({T}, {B}) exceeds the trainer's ({self.max_steps}, "
+                             f"{self.max_columns * self.processes})")
+        active = min(self.processes, B)
+        bounds = np.linspace(0, B, active + 1).astype(int)
+        helpers = list(zip(self._workers[: active - 1], self._shards[: active - 1], zip(bounds[1:-1], bounds[2:])))
+        self._params.write(params)                  # the workers' warm-up reads them
+        for (_, pipe), shard, (lo, hi) in helpers:
+            shard.x(T, hi - lo)[...] = x[:, :, lo:hi]
+            shard.target(T, hi - lo)[...] = target[:, lo:hi]
+            pipe.send(("window", T, int(hi - lo), train.to_dict()))
+
+        own_x, own_target = x[:, :, : bounds[1]], target[:, : bounds[1]]
+        state = warm_up(params, self.config, own_x, train)
+        total = 0.0
+        spans = slices(T, train)
+        for start, stop in spans:
+            norms = LossNorms(*(v if isinstance(v, int) else float(v) for v in slice_norms(target[start:stop], train)))
+            if start != spans[0][0]:
+                self._params.write(params)          # as updated by the previous slice
+            for (_, pipe), _, _ in helpers:
+                pipe.send(("slice", start, stop, tuple(norms)))
+            loss, grads, state = slice_gradients(params, self.config, own_x[start:stop], own_target[start:stop],
+                                                 state, train, norms)
+            for (_, pipe), shard, _ in helpers:
+                loss = loss + _receive(pipe)
+                for name, view in shard.grads.views.items():
+                    grads[name] += view
+            adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
+            total = total + loss
+        return total / max(len(spans), 1)
+
+    def close(self):
+        for worker, pipe in self._workers:
+            try:
+                pipe.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+        for worker, pipe in self._workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
+            pipe.close()
+        self._workers = []
+        self._shards = []
+        self._params = None
+        for block in self._memory:
+            block.close()
+            block.unlink()
+        self._memory = []
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _ShardViews:
+    """A worker's shared block seen as arrays: x (T, I, Bk), target (T, Bk), grads, loss."""
+
+    def __init__(self, config, buffer, layout, max_steps, max_columns, dtype):
+        total = np.ndarray((layout["total"],), dtype, buffer)
+        self._x = total[layout["x"] : layout["target"]]
+        self._target = total[layout["target"] : layout["grads"]]
+        self.grads = _FlatParams(config, total[layout["grads"] : layout["loss"]])
+        self.loss = total[layout["loss"] : layout["loss"] + 1]
+        self._inputs = config.input_size
+
+    def x(self, T, columns):
+        return self._x[: T * self._inputs * columns].reshape(T, self._inputs, columns)
+
+    def target(self, T, columns):
+        return self._target[: T * columns].reshape(T, columns)
+
+
+def _receive(pipe):
+    message = pipe.recv()
+    if message[0] == "error":
+        raise RuntimeError(f"a training worker failed:\n{message[1]}")
+    return message[1]
+
+
+def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_columns, dtype_str):
+    """A worker's life: wait for a window, warm up, then one gradient per slice."""
+    _limit_blas_threads()
+    config = ModelConfig.from_dict(config_dict)
+    dtype = np.dtype(dtype_str)
+    block = shared_memory.SharedMemory(name=block_name)
+    param_block = shared_memory.SharedMemory(name=param_name)
+    try:
+        shard = _ShardViews(config, block.buf, _shard_layout(config, max_steps, max_columns), max_steps,
+                            max_columns, dtype)
+        params = _FlatParams(config, np.ndarray((_FlatParams.size(config),), dtype, param_block.buf)).views
+        x = target = state = train = None
+        while True:
+            message = pipe.recv()
+            try:
+                if message[0] == "stop":
+                    break
+                if message[0] == "window":
+                    _, T, columns, train_dict = message
+                    train = TrainConfig(**train_dict)
+                    x, target = shard.x(T, columns), shard.target(T, columns)
+                    state = warm_up(params, config, x, train)
+                elif message[0] == "slice":
+                    _, start, stop, norms = message
+                    loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state,
+                                                         train, LossNorms(*norms))
+                    shard.grads.write(grads)
+                    pipe.send(("done", float(loss)))
+            except Exception:
+                pipe.send(("error", traceback.format_exc()))
+    finally:
+        del shard, params, x, target
+        block.close()
+        param_block.close()

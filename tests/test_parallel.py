@@ -1,0 +1,41 @@
+"""Data-parallel training equals serial training: the batch's shares add up exactly."""
+
+import numpy as np
+import pytest
+
+from lstm_core.adam import AdamState
+from lstm_core.parallel import ParallelTrainer
+from lstm_core.training import TrainConfig, train_window
+
+from helpers import make_model, make_window
+
+
+@pytest.mark.parametrize("loss", ["esr", "mse"])
+def test_two_processes_equal_one(rng, loss):
+    config, params = make_model(rng, np, hidden=5, layers=2, spread=0.3)
+    x, target, _, _ = make_window(rng, np, config, T=26, B=7)     # 7 columns: shares of 4 and 3
+    train = TrainConfig(lr=1e-2, warmup=6, tbptt=10, loss=loss, dc_weight=0.5)
+
+    serial_params = {k: v.copy() for k, v in params.items()}
+    serial_adam = AdamState()
+    serial_losses = [float(train_window(serial_params, config, serial_adam, x, target, train)) for _ in range(2)]
+
+    parallel_params = {k: v.copy() for k, v in params.items()}
+    parallel_adam = AdamState()
+    with ParallelTrainer(config, processes=2, max_steps=26, max_batch=8, dtype=np.float64) as trainer:
+        parallel_losses = [float(trainer.train_window(parallel_params, parallel_adam, x, target, train))
+                           for _ in range(2)]
+
+    assert parallel_adam.step == serial_adam.step == 4                  # two slices a window
+    assert np.allclose(parallel_losses, serial_losses, rtol=1e-12, atol=0)
+    for name in params:
+        assert not np.allclose(serial_params[name], params[name])       # training moved them
+        assert np.allclose(parallel_params[name], serial_params[name], rtol=1e-10, atol=1e-13), name
+
+
+def test_window_larger_than_the_trainer_is_refused(rng):
+    config, params = make_model(rng, np, hidden=3)
+    with ParallelTrainer(config, processes=2, max_steps=10, max_batch=4, dtype=np.float64) as trainer:
+        x, target, _, _ = make_window(rng, np, config, T=12, B=4)
+        with pytest.raises(ValueError, match="exceeds"):
+            trainer.train_window(params, AdamState(), x, target, TrainConfig(warmup=0, tbptt=4))
