@@ -23,6 +23,11 @@ writes h_t straight into Z[t+1]. Backward, one matmul W[:, :H+I]^T da_t gives bo
 gradient reaching h_{t-1} and the one reaching x_t. The weight gradient is then a single
 contraction, dW = sum_t da_t Z[t]^T, done after the loop.
 
+The forward keeps, per step, one block A[t] (5H, B) = [o | i | f | g | c_{t-1}]: the cell
+state sits right after the cell candidate, so [i; f] * [g; c_{t-1}] is one product and
+c_t = i g + f c_{t-1} the sum of its halves, and the backward's i and f factors are one
+product too. gates = A[:, :G] and c = A[:, G:] are the two views the code names.
+
     a_t = W_x x_t + W_h h_{t-1} + b
     o, i, f = sigmoid(a_t[0:3H]);  g = tanh(a_t[3H:4H])
     c_t = f * c_{t-1} + i * g
@@ -70,59 +75,64 @@ def lstm_forward(x, params, h0, c0, kernels=None):
     Z[0, :H] = h0
     Z[:T, H : H + I] = x
     Z[:T, H + I] = 1.0
-    gates = xp.empty((T, G, B), dtype=dtype)                # activations [o | i | f | g]
-    c = xp.empty((T + 1, H, B), dtype=dtype)                # c[0] = c0, c[t+1] = c_t
+    A = xp.empty((T + 1, G + H, B), dtype=dtype)           # A[t] = [o | i | f | g | c_{t-1}]
+    A[0, G:] = c0
     tanh_c = xp.empty((T, H, B), dtype=dtype)
-    c[0] = c0
 
     if kernels is None:
-        _forward_loop_numpy(xp, W, Z, gates, c, tanh_c)
+        _forward_loop_numpy(xp, W, Z, A, tanh_c)
     else:
-        _forward_loop_fused(xp, kernels[0], W, Z, gates, c, tanh_c)
+        _forward_loop_fused(xp, kernels[0], W, Z, A, tanh_c)
 
     h = Z[1:, :H]
-    cache = (W, Z, gates, c, tanh_c, kernels)
-    return h, (Z[T, :H].copy(), c[T].copy()), cache
+    cache = (W, Z, A, tanh_c, kernels)
+    return h, (Z[T, :H].copy(), A[T, G:].copy()), cache
 
 
-def _forward_loop_numpy(xp, W, Z, gates, c, tanh_c):
-    """The recurrence on the CPU: 9 NumPy calls a step, no allocation.
+def _forward_loop_numpy(xp, W, Z, A, tanh_c):
+    """The recurrence on the CPU: 8 NumPy calls a step, no allocation.
 
     One tanh serves all four gates: sigmoid(a) = 0.5 + 0.5 * tanh(a / 2), so the rows of
     the sigmoid gates are halved once per window (in a copy of the weights), each step
     applies tanh to the whole (G, B) block, then maps the first 3H rows back.
     """
-    T, G, B = gates.shape
-    H = G // 4
-    S = 3 * H
+    T, H = tanh_c.shape[:2]
+    S, G = 3 * H, 4 * H
     W_half = W.copy()
     W_half[:S] *= 0.5
-    ig = xp.empty((H, B), dtype=gates.dtype)
+    products = xp.empty((2 * H, A.shape[2]), dtype=A.dtype)
+    ig, fc = products[:H], products[H:]
+    # Whole-window views sliced once: in the loop each costs one integer index. The ufuncs
+    # are bound to local names and given their output positionally: at these sizes a
+    # step is mostly per-call overhead, and this trims it.
+    pre, sig, if_gates, g_and_c, c, o = A[:, :G], A[:, :S], A[:, H:S], A[:, S:], A[:, G:], A[:, :H]
+    h = Z[:, :H]
+    matmul, tanh, multiply, add = xp.matmul, xp.tanh, xp.multiply, xp.add
     for t in range(T):
-        a = gates[t]
-        xp.matmul(W_half, Z[t], out=a)
-        xp.tanh(a, out=a)
-        sig = a[:S]
-        xp.multiply(sig, 0.5, out=sig)
-        xp.add(sig, 0.5, out=sig)
-        o, i, f, g = a[:H], a[H : 2 * H], a[2 * H : S], a[S:]
-        xp.multiply(f, c[t], out=c[t + 1])
-        xp.multiply(i, g, out=ig)
-        xp.add(c[t + 1], ig, out=c[t + 1])
-        xp.tanh(c[t + 1], out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=Z[t + 1, :H])
+        a = pre[t]
+        matmul(W_half, Z[t], a)
+        tanh(a, a)
+        s = sig[t]
+        multiply(s, 0.5, s)
+        add(s, 0.5, s)
+        multiply(if_gates[t], g_and_c[t], products)      # [i g; f c_{t-1}]
+        c_t = c[t + 1]
+        add(ig, fc, c_t)                                 # c_t
+        tc = tanh_c[t]
+        tanh(c_t, tc)
+        multiply(o[t], tc, h[t + 1])                     # h_t = o tanh(c_t)
 
 
-def _forward_loop_fused(xp, kernel, W, Z, gates, c, tanh_c):
+def _forward_loop_fused(xp, kernel, W, Z, A, tanh_c):
     """The recurrence with one fused step kernel: a matmul and one launch a step."""
-    T, G, B = gates.shape
-    H = G // 4
+    T, H, B = tanh_c.shape
+    G = 4 * H
     grid, block = cuda_kernels.launch_shape(H, B)
     H32, B32 = np.int32(H), np.int32(B)
     for t in range(T):
-        xp.matmul(W, Z[t], out=gates[t])
-        # gates[t] holds the pre-activations in and the activations out (see the kernel).
-        kernel(grid, block, (gates[t], c[t], c[t + 1], tanh_c[t], Z[t + 1, :H], H32, B32))
+        xp.matmul(W, Z[t], out=A[t, :G])
+        # A[t, :G] holds the pre-activations in and the activations out (see the kernel).
+        kernel(grid, block, (A[t, :G], A[t, G:], A[t + 1, G:], tanh_c[t], Z[t + 1, :H], H32, B32))
 
 
 def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
@@ -140,21 +150,20 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
         dx: (T, I, B) gradient with respect to the input sequence.
         (dh0, dc0): (H, B) each, gradient with respect to the initial state.
     """
-    W, Z, gates, c, tanh_c, kernels = cache
+    W, Z, A, tanh_c, kernels = cache
     xp = array_module(dh_out)
-    T, G, B = gates.shape
-    H = G // 4
+    T, H, B = tanh_c.shape
     I = Z.shape[1] - H - 1
-    dtype = gates.dtype
+    dtype = A.dtype
     W_T = xp.ascontiguousarray(W[:, : H + I].T)              # (H + I, G)
     DZ = xp.empty((T + 1, H + I, B), dtype=dtype)           # DZ[t] = W_T da_t; DZ[T, :H] = dh_T
     DZ[T, :H] = 0.0 if dh_T is None else dh_T
     dc_carry = xp.zeros((H, B), dtype=dtype) if dc_T is None else dc_T.copy()
 
     if kernels is None:
-        da = _backward_loop_numpy(xp, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry)
+        da = _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry)
     else:
-        da = _backward_loop_fused(xp, kernels[1], W_T, dh_out, gates, c, tanh_c, DZ, dc_carry)
+        da = _backward_loop_fused(xp, kernels[1], W_T, dh_out, A, tanh_c, DZ, dc_carry)
 
     dW = _sum_outer_products(xp, da, Z[:T])                 # (G, K)
     grads = {"W_h": dW[:, :H], "W_x": dW[:, H : H + I], "b": dW[:, H + I]}
@@ -164,7 +173,7 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
 CHUNK = 32   # time steps per block of the vectorised work in the backward (fits in L2)
 
 
-def _backward_loop_numpy(xp, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry):
+def _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry):
     """The reverse recurrence on the CPU: 7 NumPy calls a step.
 
     Every derivative factor that does not depend on the incoming gradient is computed
@@ -175,55 +184,55 @@ def _backward_loop_numpy(xp, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry):
         dc   = dc_carry + dh * [o (1-tanh(c)^2)],   dc_carry <- dc * f
     Returns da (T, G, B); fills DZ and updates dc_carry (it ends as dc0) in place.
     """
-    T, G, B = gates.shape
-    H = G // 4
-    dtype = gates.dtype
-    da = xp.empty_like(gates)
+    T, H, B = tanh_c.shape
+    S, G = 3 * H, 4 * H
+    dtype = A.dtype
+    da = xp.empty((T, G, B), dtype=dtype)
     da_cell = da[:, H:].reshape(T, 3, H, B)                  # the three dc-driven gates
-    f_all = gates[:, 2 * H : 3 * H]
-    slope = xp.empty((CHUNK, 3 * H, B), dtype=dtype)         # s (1 - s) of o, i, f
+    slope = xp.empty((CHUNK, S, B), dtype=dtype)             # s (1 - s) of o, i, f
     square = xp.empty((CHUNK, H, B), dtype=dtype)
     dc_from_dh = xp.empty((CHUNK, H, B), dtype=dtype)        # o (1 - tanh(c)^2)
     dh = xp.empty((H, B), dtype=dtype)
     dc = xp.empty((H, B), dtype=dtype)
+    da_o, f, dh_next = da[:, :H], A[:, 2 * H : S], DZ[:, :H]
+    matmul, multiply, add = xp.matmul, xp.multiply, xp.add
     for stop in range(T, 0, -CHUNK):
         start = max(0, stop - CHUNK)
         n = stop - start
-        g_act = gates[start:stop]
-        o, i, g = g_act[:, :H], g_act[:, H : 2 * H], g_act[:, 3 * H :]
+        blocks, tc = A[start:stop], tanh_c[start:stop]
+        o, i, g = blocks[:, :H], blocks[:, H : 2 * H], blocks[:, S:G]
         s, sq, k = slope[:n], square[:n], dc_from_dh[:n]
-        xp.subtract(1.0, g_act[:, : 3 * H], out=s)
-        xp.multiply(s, g_act[:, : 3 * H], out=s)
-        xp.multiply(s[:, :H], tanh_c[start:stop], out=da[start:stop, :H])
-        xp.multiply(s[:, H : 2 * H], g, out=da[start:stop, H : 2 * H])
-        xp.multiply(s[:, 2 * H :], c[start:stop], out=da[start:stop, 2 * H : 3 * H])
+        xp.subtract(1.0, blocks[:, :S], out=s)
+        xp.multiply(s, blocks[:, :S], out=s)
+        xp.multiply(s[:, :H], tc, out=da[start:stop, :H])
+        xp.multiply(s[:, H:], blocks[:, S:], out=da[start:stop, H:S])    # [s_i g; s_f c_prev]
         xp.multiply(g, g, out=sq)
         xp.subtract(1.0, sq, out=sq)
-        xp.multiply(sq, i, out=da[start:stop, 3 * H :])
-        xp.multiply(tanh_c[start:stop], tanh_c[start:stop], out=sq)
+        xp.multiply(sq, i, out=da[start:stop, S:])
+        xp.multiply(tc, tc, out=sq)
         xp.subtract(1.0, sq, out=sq)
         xp.multiply(sq, o, out=k)
         for t in range(stop - 1, start - 1, -1):
-            xp.add(dh_out[t], DZ[t + 1, :H], out=dh)
-            xp.multiply(dh, k[t - start], out=dc)
-            xp.add(dc, dc_carry, out=dc)
-            xp.multiply(da[t, :H], dh, out=da[t, :H])
-            xp.multiply(da_cell[t], dc, out=da_cell[t])
-            xp.multiply(dc, f_all[t], out=dc_carry)
-            xp.matmul(W_T, da[t], out=DZ[t])
+            add(dh_out[t], dh_next[t + 1], dh)
+            multiply(dh, k[t - start], dc)
+            add(dc, dc_carry, dc)
+            multiply(da_o[t], dh, da_o[t])
+            multiply(da_cell[t], dc, da_cell[t])
+            multiply(dc, f[t], dc_carry)
+            matmul(W_T, da[t], DZ[t])
     return da
 
 
-def _backward_loop_fused(xp, kernel, W_T, dh_out, gates, c, tanh_c, DZ, dc_carry):
+def _backward_loop_fused(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry):
     """The reverse recurrence with one fused step kernel: one launch and a matmul a step."""
-    T, G, B = gates.shape
-    H = G // 4
+    T, H, B = tanh_c.shape
+    G = 4 * H
     grid, block = cuda_kernels.launch_shape(H, B)
-    da = xp.empty_like(gates)
+    da = xp.empty((T, G, B), dtype=A.dtype)
     H32, B32 = np.int32(H), np.int32(B)
     dh_out = xp.ascontiguousarray(dh_out)
     for t in range(T - 1, -1, -1):
-        kernel(grid, block, (dh_out[t], DZ[t + 1, :H], dc_carry, gates[t], c[t], tanh_c[t], da[t], H32, B32))
+        kernel(grid, block, (dh_out[t], DZ[t + 1, :H], dc_carry, A[t, :G], A[t, G:], tanh_c[t], da[t], H32, B32))
         xp.matmul(W_T, da[t], out=DZ[t])
     return da
 

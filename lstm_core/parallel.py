@@ -205,7 +205,11 @@ class _ShardViews:
 
 
 def _receive(pipe):
-    message = pipe.recv()
+    try:
+        message = pipe.recv()
+    except (EOFError, OSError):
+        raise RuntimeError("a training worker process stopped unexpectedly (out of memory, or killed?); "
+                           "run again with one process") from None
     if message[0] == "error":
         raise RuntimeError(f"a training worker failed:\n{message[1]}")
     return message[1]
