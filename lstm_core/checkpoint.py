@@ -1,0 +1,109 @@
+"""Model and checkpoint files: NumPy .npz archives of named arrays plus one JSON string.
+
+No pickles anywhere: every file loads with ``allow_pickle=False``. Files are written
+atomically (a temporary file in the same folder, then a rename), so an interrupted run
+never leaves a half-written model where a good one was.
+
+model.npz holds the parameters by name (``lstm0.W_h`` ...) and ``config.json``: the model
+config, the sample rate, and what the trainer chose to record (training options, val
+ESR, project version). checkpoint.npz adds the Adam state (``adam.*``), the best
+parameters (``best.*``) and the run's progress in its JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .model import ModelConfig, param_shapes
+
+JSON_KEY = "config.json"
+FORMAT = "lstm-audio-effects model"
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file cannot be used; the message names the file and why."""
+
+
+def save_npz_atomic(path, arrays: dict, meta: dict):
+    """Write arrays (host or device) and a JSON-able dict to ``path`` atomically."""
+    path = Path(path)
+    payload = {name: _host(value) for name, value in arrays.items()}
+    payload[JSON_KEY] = np.array(json.dumps(meta, sort_keys=True))
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_npz(path) -> tuple[dict, dict]:
+    """(arrays, meta) of a file written by save_npz_atomic. Raises ModelFileError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"{path}: not a readable model file ({exc})") from None
+    if JSON_KEY not in arrays:
+        raise ModelFileError(f"{path}: not one of our model files (no {JSON_KEY} inside)")
+    try:
+        meta = json.loads(str(arrays.pop(JSON_KEY)))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: its {JSON_KEY} is damaged ({exc})") from None
+    return arrays, meta
+
+
+def save_model(path, params: dict, config: ModelConfig, rate: int, extra: dict | None = None):
+    """model.npz: parameters, config, sample rate and ``extra`` facts (val ESR, options)."""
+    meta = {"format": FORMAT, "version": __version__, "model": config.to_dict(), "sample_rate": int(rate)}
+    meta.update(extra or {})
+    save_npz_atomic(path, params, meta)
+
+
+def load_model(path) -> tuple[dict, ModelConfig, dict]:
+    """(params as float32 host arrays, config, meta) of a model.npz. Raises ModelFileError."""
+    arrays, meta = load_npz(path)
+    if meta.get("format") != FORMAT or "model" not in meta:
+        raise ModelFileError(f"{path}: not a model file of this project")
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: its model config is damaged ({exc})") from None
+    params = check_params(path, {k: v for k, v in arrays.items() if "." in k and not k.startswith(("adam.", "best."))},
+                          config)
+    return params, config, meta
+
+
+def check_params(path, params: dict, config: ModelConfig) -> dict:
+    """The parameters, verified against the config's shapes and for NaN/Inf."""
+    expected = param_shapes(config)
+    missing = sorted(set(expected) - set(params))
+    if missing:
+        raise ModelFileError(f"{path}: parameters missing: {', '.join(missing)}")
+    checked = {}
+    for name, shape in expected.items():
+        value = params[name]
+        if value.shape != shape:
+            raise ModelFileError(f"{path}: {name} has shape {value.shape}, the config says {shape}")
+        if not np.isfinite(value).all():
+            raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
+        checked[name] = value.astype(np.float32)
+    return checked
+
+
+def _host(value):
+    if isinstance(value, np.ndarray):
+        return value
+    return value.get() if hasattr(value, "get") else np.asarray(value)

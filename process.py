@@ -1,0 +1,143 @@
+"""Apply a trained model to an audio file of any length.
+
+    python process.py model.npz guitar_di.wav guitar_amped.wav
+
+The file is read and written in blocks, so memory does not grow with its length. By
+default each block runs as parallel chunks that each warm up on the audio before them
+(fast; within -80 dB of the exact result, see README); --sequential runs the exact,
+sample-by-sample recurrence. Each channel of a multi-channel file is processed as its
+own stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
+from lstm_core.checkpoint import ModelFileError, load_model
+from lstm_core.inference import process_parallel, process_sequential
+
+BLOCK_SECONDS = 10.0        # audio read per block
+OVERLAP = 8192              # warm-up samples of each parallel chunk
+PARTS_CPU, PARTS_GPU = 64, 1024
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Apply a trained model (model.npz) to an audio file.")
+    p.add_argument("model", help="a model.npz written by train.py")
+    p.add_argument("input", help="the audio to process (any format soundfile reads)")
+    p.add_argument("output", help="where to write the result (format from the extension: .wav, .flac, ...)")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
+                   help="cpu (NumPy), gpu (CuPy; an error without one), auto (default)")
+    p.add_argument("--sequential", action="store_true",
+                   help="the exact sample-by-sample recurrence (slower) instead of parallel chunks")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    return p.parse_args(argv)
+
+
+def fail(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def output_subtype(info, output: Path) -> tuple[str | None, str | None]:
+    """(format, subtype) for the output: the input's subtype where the output format takes
+    it, 16-bit for 8-bit input (too coarse for the model's output), else the default."""
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF", ".ogg": "OGG"}.get(output.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{output}: unknown output format {output.suffix!r}: use .wav, .flac, .aiff or .ogg")
+    subtype = info.subtype
+    if subtype in ("PCM_U8", "PCM_S8"):
+        subtype = "PCM_16"
+    if not sf.check_format(fmt, subtype):
+        subtype = sf.default_subtype(fmt)
+    return fmt, subtype
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    source, destination = Path(args.input), Path(args.output)
+    try:
+        xp = get_xp(args.device)
+        params, config, meta = load_model(args.model)
+        if not source.is_file():
+            fail(f"{source}: no such file")
+        if destination.exists() and destination.resolve() == source.resolve():
+            fail(f"{destination} is the input file: write the result somewhere else")
+        if destination.exists() and not args.force:
+            fail(f"{destination} exists: choose another name or pass --force to replace it")
+        if not destination.parent.is_dir():
+            fail(f"{destination.parent}: no such folder")
+        try:
+            info = sf.info(str(source))
+        except Exception as exc:
+            fail(f"{source}: cannot be read as audio ({exc})")
+        fmt, subtype = output_subtype(info, destination)
+        if config.input_size != 1:
+            fail(f"{args.model}: the model takes {config.input_size} inputs per sample; process.py feeds audio only")
+        rate = meta.get("sample_rate")
+        if rate and rate != info.samplerate:
+            print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "
+                  f"will sound different; resample the input to {rate} Hz for the trained sound", file=sys.stderr)
+        params = {k: to_device(v, xp) for k, v in params.items()}
+        seconds, clipped = process_file(params, config, xp, source, destination, info, fmt, subtype, args.sequential)
+    except (ModelFileError, BackendError, ValueError) as exc:
+        fail(str(exc))
+    duration = info.frames / info.samplerate
+    mode = "sequential" if args.sequential else "parallel chunks"
+    print(f"{destination}: {duration:.1f} s of audio in {seconds:.2f} s ({duration / max(seconds, 1e-9):.0f}x real "
+          f"time, {mode}, {'GPU' if is_gpu(xp) else 'CPU'}; {subtype} at {info.samplerate} Hz)")
+    if clipped:
+        print(f"note: {clipped} samples beyond full scale were clipped by the {subtype} format")
+    return 0
+
+
+def process_file(params, config, xp, source: Path, destination: Path, info, fmt, subtype, sequential: bool):
+    """Stream source -> destination block by block; returns (seconds, clipped samples)."""
+    block = max(OVERLAP, int(BLOCK_SECONDS * info.samplerate))
+    parts = PARTS_GPU if is_gpu(xp) else PARTS_CPU
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
+                                         suffix=destination.suffix)
+    os.close(handle)
+    started, clipped = time.perf_counter(), 0
+    integer = subtype.startswith("PCM")
+    try:
+        with sf.SoundFile(str(source)) as reader, \
+                sf.SoundFile(temporary, "w", info.samplerate, info.channels, subtype, format=fmt) as writer:
+            state, history = None, [None] * info.channels
+            while True:
+                x = reader.read(block, dtype="float32", always_2d=True)     # (n, C)
+                if x.shape[0] == 0:
+                    break
+                if not np.isfinite(x).all():
+                    raise ValueError(f"{source}: holds NaN or infinite samples")
+                if sequential:
+                    y, state = process_sequential(params, config, x, xp, state)
+                else:
+                    y = np.empty_like(x)
+                    for channel in range(x.shape[1]):
+                        y[:, channel] = process_parallel(params, config, x[:, channel], xp, parts, OVERLAP,
+                                                         history[channel])
+                        previous = x[:, channel] if history[channel] is None else \
+                            np.concatenate([history[channel], x[:, channel]])
+                        history[channel] = previous[-OVERLAP:]
+                if integer:
+                    clipped += int((np.abs(y) > 1.0).sum())
+                writer.write(y)
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return time.perf_counter() - started, clipped
+
+
+if __name__ == "__main__":
+    sys.exit(main())
