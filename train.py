@@ -39,6 +39,7 @@ from lstm_core.training import TrainConfig, train_window
 
 DEMO_SECONDS = 40
 DEMO_RATE = 44100
+SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
 
 
 @dataclass(frozen=True)
@@ -187,13 +188,16 @@ def load_data(options: RunOptions, warmup: int, segment_samples: int, rate_hint=
 
 def report_delay(pair: Pair):
     ms = 1000.0 * pair.delay / pair.rate
-    if pair.delay == 0:
-        print("alignment: no delay found between input and target")
-    elif pair.aligned:
-        print(f"alignment: the target lagged the input by {pair.delay} samples ({ms:.2f} ms); compensated (--align)")
+    if pair.aligned:
+        print(f"alignment: the target was {pair.delay} samples ({ms:.2f} ms) behind the input; compensated (--align)")
+    elif pair.delay < 0:
+        print(f"alignment: warning: the target LEADS the input by {-pair.delay} samples ({-ms:.2f} ms), which no "
+              f"causal model can learn; check the files, or pass --align")
+    elif pair.delay > SMALL_DELAY:
+        print(f"alignment: the target lags the input by {pair.delay} samples ({ms:.2f} ms); if that is latency "
+              f"and not the effect, pass --align (misaligned pairs are the commonest reason a capture trains badly)")
     else:
-        print(f"alignment: the target lags the input by {pair.delay} samples ({ms:.2f} ms); pass --align to "
-              f"compensate it (misaligned pairs are the commonest reason a capture trains badly)")
+        print(f"alignment: delay {pair.delay} sample(s), as filters themselves delay: nothing to do")
 
 
 # ----------------------------------------------------------------------------- main

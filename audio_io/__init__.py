@@ -1,5 +1,9 @@
-"""audio_io: everything that touches audio files: reading into float32, writing atomically.
+"""audio_io: everything that touches audio files and pairs of them. It knows nothing of the model.
 
-It knows nothing of the model. (The pair checks, alignment and windowing arrive with the
-training command line.)
+files     reading any format soundfile reads into float32; atomic writes
+pair      a checked pair (rates, lengths, NaN/Inf, silence, channels, length)
+align     the delay between input and target, and its compensation
+windows   the pair cut into (warm-up + segment) windows, shuffled each epoch
+effects   reference effects (low-pass, overdrive, resonant filter, compressor)
+demo      generated music-like material (plucked strings and chords) and the demo pair
 """
