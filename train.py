@@ -36,6 +36,7 @@ from lstm_core.losses import esr
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.parallel import ParallelTrainer, available_cores
 from lstm_core.training import TrainConfig, train_window
+from lstm_core.workspace import Workspace
 
 DEMO_SECONDS = 40
 DEMO_RATE = 44100
@@ -332,7 +333,8 @@ def train(folder: Path, setup: Setup, xp) -> int:
     if setup.rule.budget is not None and setup.progress.seconds >= setup.rule.budget:
         print(f"the budget of {setup.rule.budget:g} s is already used up by this run")
     trainer = None
-    step = lambda p, a, x, y, t: train_window(p, model, a, x, y, t)  # noqa: E731
+    workspace = Workspace()
+    step = lambda p, a, x, y, t: train_window(p, model, a, x, y, t, workspace)  # noqa: E731
     if not is_gpu(xp) and options.processes > 1:
         trainer = ParallelTrainer(model, options.processes, train_config.warmup + segment, options.batch)
         step = trainer.train_window

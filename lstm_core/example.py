@@ -14,7 +14,9 @@ import numpy as np
 from .adam import AdamState
 from .losses import esr
 from .model import ModelConfig, init_params
-from .training import TrainConfig, run_model, train_window
+from .workspace import Workspace
+from .inference import process_sequential
+from .training import TrainConfig, train_window
 
 
 def one_pole_lowpass(x: np.ndarray, pole: float) -> np.ndarray:
@@ -35,7 +37,7 @@ def random_windows(rng, x: np.ndarray, y: np.ndarray, length: int, batch: int):
 
 
 def validation_esr(params, config, x, y) -> float:
-    return float(esr(run_model(params, config, x[:, None, None])[0][:, 0], y))
+    return float(esr(process_sequential(params, config, x)[0], y))
 
 
 def learn_lowpass(seed: int = 7, max_windows: int = 600, target_esr: float = 1e-3, report=None):
@@ -52,11 +54,11 @@ def learn_lowpass(seed: int = 7, max_windows: int = 600, target_esr: float = 1e-
     config = ModelConfig(hidden_size=8, skip=False)
     params = init_params(config, rng)
     train = TrainConfig(lr=1e-2, warmup=64, tbptt=256, pre_emphasis=0.0, dc_weight=0.0)
-    adam = AdamState()
+    adam, workspace = AdamState(), Workspace()
     initial = best = validation_esr(params, config, x_val, y_val)
     started = time.perf_counter()
     for window in range(1, max_windows + 1):
-        train_window(params, config, adam, *random_windows(rng, x_train, y_train, 64 + 512, 32), train)
+        train_window(params, config, adam, *random_windows(rng, x_train, y_train, 64 + 512, 32), train, workspace)
         if window % 25 == 0:
             best = min(best, validation_esr(params, config, x_val, y_val))
             if report:

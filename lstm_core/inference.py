@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import to_device, to_numpy
+from .backend import array_module, to_device, to_numpy
 from .model import ModelConfig, model_forward, zero_state
+from .workspace import Workspace
 
 STEPS_PER_CALL = 2048      # time steps per forward call: bounds the memory of its buffers
 
@@ -28,16 +29,15 @@ STEPS_PER_CALL = 2048      # time steps per forward call: bounds the memory of i
 def run(params: dict, config: ModelConfig, x, state=None):
     """The model over x (T, I, B) on x's device, STEPS_PER_CALL steps at a time.
     Returns (y (T, B), final state)."""
-    from .backend import array_module
-
     xp = array_module(x)
     T, _, B = x.shape
     if state is None:
         state = zero_state(config, B, xp, x.dtype)
     y = xp.empty((T, B), dtype=x.dtype)
+    workspace = Workspace()                 # each call's buffers serve the next call
     for start in range(0, T, STEPS_PER_CALL):
         y[start : start + STEPS_PER_CALL], state, _ = model_forward(params, config, x[start : start + STEPS_PER_CALL],
-                                                                  state)
+                                                                  state, workspace)
     return y, state
 
 

@@ -44,11 +44,12 @@ import numpy as np
 
 from .backend import array_module, is_gpu
 from . import cuda_kernels
+from .workspace import empty
 
 PARAM_NAMES = ("W_x", "W_h", "b")
 
 
-def lstm_forward(x, params, h0, c0, kernels=None):
+def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
     """Run the layer over one window.
 
     Args:
@@ -57,6 +58,8 @@ def lstm_forward(x, params, h0, c0, kernels=None):
         h0, c0: (H, B) initial state.
         kernels: fused (forward, backward) step kernels; None picks them by backend
             (CuPy's compiled kernels on a GPU, the NumPy loop on the CPU).
+        workspace: reuse its buffers (see workspace.py: this invalidates the caches of
+            earlier runs with the same workspace); None allocates new ones.
 
     Returns:
         h: (T, H, B) hidden state at every step (a view into the cache: do not write).
@@ -71,11 +74,11 @@ def lstm_forward(x, params, h0, c0, kernels=None):
         kernels = cuda_kernels.compile_kernels(xp, dtype.name)
 
     W = xp.concatenate([params["W_h"], params["W_x"], params["b"][:, None]], axis=1)   # (G, K)
-    Z = xp.empty((T + 1, H + I + 1, B), dtype=dtype)
+    Z = empty(workspace, "Z", (T + 1, H + I + 1, B), dtype, xp)
     Z[0, :H] = h0
     Z[:T, H : H + I] = x
     Z[:T, H + I] = 1.0
-    A = xp.empty((T + 1, G + H, B), dtype=dtype)           # A[t] = [o | i | f | g | c_{t-1}]
+    A = empty(workspace, "A", (T + 1, G + H, B), dtype, xp)   # A[t] = [o | i | f | g | c_{t-1}]
     A[0, G:] = c0
     tanh_c = xp.empty((T, H, B), dtype=dtype)
 
@@ -85,7 +88,7 @@ def lstm_forward(x, params, h0, c0, kernels=None):
         _forward_loop_fused(xp, kernels[0], W, Z, A, tanh_c)
 
     h = Z[1:, :H]
-    cache = (W, Z, A, tanh_c, kernels)
+    cache = (W, Z, A, tanh_c, kernels, workspace)
     return h, (Z[T, :H].copy(), A[T, G:].copy()), cache
 
 
@@ -147,33 +150,35 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
 
     Returns:
         grads: dict with W_x (G, I), W_h (G, H), b (G,).
-        dx: (T, I, B) gradient with respect to the input sequence.
+        dx: (T, I, B) gradient with respect to the input sequence (a view into the
+            cache's buffers).
         (dh0, dc0): (H, B) each, gradient with respect to the initial state.
     """
-    W, Z, A, tanh_c, kernels = cache
+    W, Z, A, tanh_c, kernels, workspace = cache
     xp = array_module(dh_out)
     T, H, B = tanh_c.shape
     I = Z.shape[1] - H - 1
     dtype = A.dtype
     W_T = xp.ascontiguousarray(W[:, : H + I].T)              # (H + I, G)
-    DZ = xp.empty((T + 1, H + I, B), dtype=dtype)           # DZ[t] = W_T da_t; DZ[T, :H] = dh_T
+    DZ = empty(workspace, "DZ", (T + 1, H + I, B), dtype, xp)   # DZ[t] = W_T da_t; DZ[T, :H] = dh_T
+    da = empty(workspace, "da", (T, 4 * H, B), dtype, xp)
     DZ[T, :H] = 0.0 if dh_T is None else dh_T
     dc_carry = xp.zeros((H, B), dtype=dtype) if dc_T is None else dc_T.copy()
 
     if kernels is None:
-        da = _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry)
+        _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
     else:
-        da = _backward_loop_fused(xp, kernels[1], W_T, dh_out, A, tanh_c, DZ, dc_carry)
+        _backward_loop_fused(xp, kernels[1], W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
 
     dW = _sum_outer_products(xp, da, Z[:T])                 # (G, K)
     grads = {"W_h": dW[:, :H], "W_x": dW[:, H : H + I], "b": dW[:, H + I]}
-    return grads, DZ[:T, H:].copy(), (DZ[0, :H].copy(), dc_carry)
+    return grads, DZ[:T, H:], (DZ[0, :H].copy(), dc_carry)
 
 
 CHUNK = 32   # time steps per block of the vectorised work in the backward (fits in L2)
 
 
-def _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry):
+def _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
     """The reverse recurrence on the CPU: 7 NumPy calls a step.
 
     Every derivative factor that does not depend on the incoming gradient is computed
@@ -182,12 +187,11 @@ def _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry):
         da_o = dh * [tanh(c) o (1-o)]          da_i = dc * [g i (1-i)]
         da_f = dc * [c_prev f (1-f)]           da_g = dc * [i (1-g^2)]
         dc   = dc_carry + dh * [o (1-tanh(c)^2)],   dc_carry <- dc * f
-    Returns da (T, G, B); fills DZ and updates dc_carry (it ends as dc0) in place.
+    Fills da (T, G, B) and DZ, and updates dc_carry (it ends as dc0), in place.
     """
     T, H, B = tanh_c.shape
     S, G = 3 * H, 4 * H
     dtype = A.dtype
-    da = xp.empty((T, G, B), dtype=dtype)
     da_cell = da[:, H:].reshape(T, 3, H, B)                  # the three dc-driven gates
     slope = xp.empty((CHUNK, S, B), dtype=dtype)             # s (1 - s) of o, i, f
     square = xp.empty((CHUNK, H, B), dtype=dtype)
@@ -220,21 +224,18 @@ def _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry):
             multiply(da_cell[t], dc, da_cell[t])
             multiply(dc, f[t], dc_carry)
             matmul(W_T, da[t], DZ[t])
-    return da
 
 
-def _backward_loop_fused(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry):
+def _backward_loop_fused(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
     """The reverse recurrence with one fused step kernel: one launch and a matmul a step."""
     T, H, B = tanh_c.shape
     G = 4 * H
     grid, block = cuda_kernels.launch_shape(H, B)
-    da = xp.empty((T, G, B), dtype=A.dtype)
     H32, B32 = np.int32(H), np.int32(B)
     dh_out = xp.ascontiguousarray(dh_out)
     for t in range(T - 1, -1, -1):
         kernel(grid, block, (dh_out[t], DZ[t + 1, :H], dc_carry, A[t, :G], A[t, G:], tanh_c[t], da[t], H32, B32))
         xp.matmul(W_T, da[t], out=DZ[t])
-    return da
 
 
 def _sum_outer_products(xp, da, Z):

@@ -88,7 +88,7 @@ def zero_state(config: ModelConfig, batch: int, xp=np, dtype=np.float32):
     return xp.zeros(shape, dtype=dtype), xp.zeros(shape, dtype=dtype)
 
 
-def model_forward(params: dict, config: ModelConfig, x, state):
+def model_forward(params: dict, config: ModelConfig, x, state, workspace=None):
     """Run the model over one window.
 
     Args:
@@ -96,6 +96,7 @@ def model_forward(params: dict, config: ModelConfig, x, state):
         config: the model's sizes and skip.
         x: (T, I, B) input.
         state: (h, c), each (L, H, B): the state the window starts from.
+        workspace: buffers to reuse (see workspace.py), or None.
 
     Returns:
         y: (T, B) output.
@@ -107,12 +108,14 @@ def model_forward(params: dict, config: ModelConfig, x, state):
     layer_input = x
     caches, h_final, c_final = [], [], []
     for layer in range(config.num_layers):
-        layer_input, (h_T, c_T), cache = lstm_forward(layer_input, layer_params(params, layer), h0[layer], c0[layer])
+        scope = None if workspace is None else workspace.scope(f"lstm{layer}")
+        layer_input, (h_T, c_T), cache = lstm_forward(layer_input, layer_params(params, layer), h0[layer], c0[layer],
+                                                      workspace=scope)
         caches.append(cache)
         h_final.append(h_T)
         c_final.append(c_T)
     y, out_cache = output_forward(layer_input, {"W": params["out.W"], "b": params["out.b"]}, x, config.skip)
-    return y, (xp.stack(h_final), xp.stack(c_final)), (config, caches, out_cache)
+    return y, (xp.stack(h_final), xp.stack(c_final)), (config, caches, out_cache, workspace)
 
 
 def model_backward(dy, cache, dstate_T=None):
@@ -130,8 +133,8 @@ def model_backward(dy, cache, dstate_T=None):
         dstate0: (dh0, dc0), each (L, H, B), gradient with respect to the initial state.
     """
     xp = array_module(dy)
-    config, caches, out_cache = cache
-    out_grads, dh = output_backward(dy, out_cache)
+    config, caches, out_cache, workspace = cache
+    out_grads, dh = output_backward(dy, out_cache, workspace)
     grads = {"out.W": out_grads["W"], "out.b": out_grads["b"]}
     dh0, dc0 = [None] * config.num_layers, [None] * config.num_layers
     for layer in range(config.num_layers - 1, -1, -1):

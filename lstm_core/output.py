@@ -12,6 +12,7 @@ Shapes: h (T, H, B), x (T, I, B), y (T, B); W (1, H), b (1,).
 from __future__ import annotations
 
 from .backend import array_module
+from .workspace import empty
 
 PARAM_NAMES = ("W", "b")
 
@@ -24,8 +25,9 @@ def output_forward(h, params, x, skip: bool):
     return y, (h, params)
 
 
-def output_backward(dy, cache):
-    """Gradients for dy (T, B): ({W (1, H), b (1,)}, dh (T, H, B)).
+def output_backward(dy, cache, workspace=None):
+    """Gradients for dy (T, B): ({W (1, H), b (1,)}, dh (T, H, B)); dh in the workspace's
+    buffer when one is given.
 
     The skip's gradient (dy itself, to x[:, 0]) is the model's business: it knows whether
     the skip is on.
@@ -36,5 +38,7 @@ def output_backward(dy, cache):
         "W": xp.einsum("tb,thb->h", dy, h)[None, :],
         "b": dy.sum(keepdims=True).reshape(1),
     }
-    dh = params["W"][0][None, :, None] * dy[:, None, :]
+    T, H, B = h.shape
+    dh = empty(workspace, "out.dh", (T, H, B), dy.dtype, xp)
+    xp.multiply(params["W"][0][None, :, None], dy[:, None, :], out=dh)
     return grads, dh

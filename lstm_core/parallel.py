@@ -27,6 +27,7 @@ from .adam import AdamState, adam_step
 from .losses import LossNorms
 from .model import ModelConfig, param_shapes
 from .training import TrainConfig, slice_gradients, slice_norms, slices, warm_up
+from .workspace import Workspace
 
 
 def available_cores() -> int:
@@ -95,6 +96,7 @@ class ParallelTrainer:
         self.max_columns = math.ceil(max_batch / processes)
         self._layout = _shard_layout(config, max_steps, self.max_columns)
         self._blas = _limit_blas_threads()
+        self._workspace = Workspace()
         self._memory, self._workers, self._shards = [], [], []
         itemsize = self.dtype.itemsize
         param_block = self._shared(_FlatParams.size(config) * itemsize)
@@ -115,6 +117,10 @@ class ParallelTrainer:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def worker_pids(self) -> list:
+        return [worker.pid for worker, _ in self._workers]
 
     def _shared(self, size: int):
         block = shared_memory.SharedMemory(create=True, size=max(size, 1))
@@ -138,7 +144,7 @@ class ParallelTrainer:
             pipe.send(("window", T, int(hi - lo), train.to_dict()))
 
         own_x, own_target = x[:, :, : bounds[1]], target[:, : bounds[1]]
-        state = warm_up(params, self.config, own_x, train)
+        state = warm_up(params, self.config, own_x, train, self._workspace)
         total = 0.0
         spans = slices(T, train)
         for start, stop in spans:
@@ -148,7 +154,7 @@ class ParallelTrainer:
             for (_, pipe), _, _ in helpers:
                 pipe.send(("slice", start, stop, tuple(norms)))
             loss, grads, state = slice_gradients(params, self.config, own_x[start:stop], own_target[start:stop],
-                                                 state, train, norms)
+                                                 state, train, norms, self._workspace)
             for (_, pipe), shard, _ in helpers:
                 loss = loss + _receive(pipe)
                 for name, view in shard.grads.views.items():
@@ -227,6 +233,7 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                             max_columns, dtype)
         params = _FlatParams(config, np.ndarray((_FlatParams.size(config),), dtype, param_block.buf)).views
         x = target = state = train = None
+        workspace = Workspace()
         while True:
             message = pipe.recv()
             try:
@@ -236,11 +243,11 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                     _, T, columns, train_dict = message
                     train = TrainConfig(**train_dict)
                     x, target = shard.x(T, columns), shard.target(T, columns)
-                    state = warm_up(params, config, x, train)
+                    state = warm_up(params, config, x, train, workspace)
                 elif message[0] == "slice":
                     _, start, stop, norms = message
                     loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state,
-                                                         train, LossNorms(*norms))
+                                                         train, LossNorms(*norms), workspace)
                     shard.grads.write(grads)
                     pipe.send(("done", float(loss)))
             except Exception:

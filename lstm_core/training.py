@@ -61,61 +61,45 @@ def slices(T: int, train: TrainConfig):
     return [(start, min(start + train.tbptt, T)) for start in range(train.warmup, T, train.tbptt)]
 
 
-def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig):
+def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=None):
     """The state after the warm-up prefix of x (T, I, B), starting from zero."""
     xp = array_module(x)
     state = zero_state(config, x.shape[2], xp, x.dtype)
     if train.warmup:
-        _, state, _ = model_forward(params, config, x[: train.warmup], state)
+        _, state, _ = model_forward(params, config, x[: train.warmup], state, workspace)
     return state
 
 
-def slice_gradients(params: dict, config: ModelConfig, x, target, state, train: TrainConfig, norms=None):
+def slice_gradients(params: dict, config: ModelConfig, x, target, state, train: TrainConfig, norms=None,
+                    workspace=None):
     """Forward and backward over one TBPTT slice: (loss, grads, final state).
 
     x (T, I, B), target (T, B); the gradient stops at ``state`` (truncation)."""
-    y, state_T, cache = model_forward(params, config, x, state)
+    y, state_T, cache = model_forward(params, config, x, state, workspace)
     loss, dy = slice_loss(y, target, train, norms)
     grads, _, _ = model_backward(dy, cache)
     return loss, grads, state_T
 
 
-def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, train: TrainConfig):
+def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, train: TrainConfig,
+                 workspace=None):
     """Warm up, then one Adam update per TBPTT slice. Updates params and adam in place.
 
     Args:
         x: (T, I, B) input window, T = warmup + a multiple (or not) of tbptt.
         target: (T, B).
+        workspace: buffers kept from window to window (see workspace.py); None
+            allocates afresh each time.
 
     Returns:
         The mean of the slices' losses, a 0-d array on the device (no host sync).
     """
-    state = warm_up(params, config, x, train)
+    state = warm_up(params, config, x, train, workspace)
     total = 0.0
     spans = slices(x.shape[0], train)
     for start, stop in spans:
-        loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train)
+        loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train,
+                                             workspace=workspace)
         adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
         total = total + loss
     return total / max(len(spans), 1)
-
-
-def run_model(params: dict, config: ModelConfig, x, state=None, chunk: int = 4096):
-    """The model over a long input, chunk by chunk, the state carried across chunks.
-
-    Args:
-        x: (N, I, B) input (N may be any length).
-        state: (h, c) to start from, or None for zero.
-        chunk: steps per forward call; bounds the memory the caches take.
-
-    Returns:
-        y: (N, B) output; state: the final (h, c).
-    """
-    xp = array_module(x)
-    N, _, B = x.shape
-    if state is None:
-        state = zero_state(config, B, xp, x.dtype)
-    y = xp.empty((N, B), dtype=x.dtype)
-    for start in range(0, N, chunk):
-        y[start : start + chunk], state, _ = model_forward(params, config, x[start : start + chunk], state)
-    return y, state

@@ -1,0 +1,108 @@
+"""The command lines: bad input gets one clear line and a non-zero exit, never a traceback,
+and nothing the user owns is overwritten."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lstm_core.checkpoint import save_model
+from lstm_core.model import ModelConfig, init_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script, *args, cwd=None):
+    done = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_one_line_error(code, stderr, match):
+    assert code == 2, stderr
+    lines = [line for line in stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr and match in lines[0], stderr
+
+
+@pytest.fixture
+def pair(tmp_path):
+    rng = np.random.default_rng(5)
+    x = np.clip(0.2 * rng.standard_normal(11025 * 3), -0.9, 0.9).astype(np.float32)
+    sf.write(tmp_path / "dry.wav", x, 11025)
+    sf.write(tmp_path / "wet.wav", 0.5 * x, 11025)
+    sf.write(tmp_path / "wet_22k.wav", 0.5 * x, 22050)
+    return tmp_path
+
+
+@pytest.mark.parametrize("args,match", [
+    (["missing.wav", "wet.wav"], "missing.wav: no such file"),
+    (["dry.wav", "wet_22k.wav"], "resample one"),
+    (["dry.wav"], "give both INPUT and TARGET"),
+    (["dry.wav", "wet.wav", "--device", "gpu"], "--device gpu"),
+    (["dry.wav", "wet.wav", "--batch", "0"], "--batch must be at least 1"),
+    (["dry.wav", "wet.wav", "--segment", "30"], "too short"),
+])
+def test_train_rejects_bad_input(pair, args, match):
+    if "gpu" in args:
+        from lstm_core.backend import gpu_unavailable_reason
+
+        if not gpu_unavailable_reason():
+            pytest.skip("a GPU is usable here")
+    code, _, stderr = run("train.py", *args, "--out", pair / "run", cwd=pair)
+    assert_one_line_error(code, stderr, match)
+
+
+def test_train_never_overwrites_a_run_without_force(pair):
+    run_dir = pair / "run"
+    run_dir.mkdir()
+    (run_dir / "model.npz").write_bytes(b"precious")
+    code, _, stderr = run("train.py", "dry.wav", "wet.wav", "--out", run_dir, cwd=pair)
+    assert_one_line_error(code, stderr, "already holds model.npz")
+    assert (run_dir / "model.npz").read_bytes() == b"precious"
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    config = ModelConfig(hidden_size=4)
+    save_model(tmp_path / "model.npz", init_params(config, np.random.default_rng(0)), config, 11025)
+    return tmp_path / "model.npz"
+
+
+def test_process_rejects_bad_input(pair, model_file):
+    code, _, stderr = run("process.py", pair / "nothing.npz", pair / "dry.wav", pair / "out.wav")
+    assert_one_line_error(code, stderr, "nothing.npz: no such file")
+    (pair / "junk.npz").write_bytes(b"not a zip")
+    code, _, stderr = run("process.py", pair / "junk.npz", pair / "dry.wav", pair / "out.wav")
+    assert_one_line_error(code, stderr, "junk.npz: not a readable model file")
+    code, _, stderr = run("process.py", model_file, pair / "absent.wav", pair / "out.wav")
+    assert_one_line_error(code, stderr, "absent.wav: no such file")
+    code, _, stderr = run("process.py", model_file, pair / "dry.wav", pair / "dry.wav")
+    assert_one_line_error(code, stderr, "is the input file")
+    code, _, stderr = run("process.py", model_file, pair / "dry.wav", pair / "out.mp4")
+    assert_one_line_error(code, stderr, "unknown output format")
+    before = (pair / "wet.wav").read_bytes()
+    code, _, stderr = run("process.py", model_file, pair / "dry.wav", pair / "wet.wav")
+    assert_one_line_error(code, stderr, "exists")
+    assert (pair / "wet.wav").read_bytes() == before
+
+
+def test_process_writes_rate_and_subtype_and_matches_the_model(pair, model_file):
+    from lstm_core.checkpoint import load_model
+    from lstm_core.inference import process_sequential
+
+    x = np.clip(0.3 * np.random.default_rng(2).standard_normal((20000, 2)), -1, 1).astype(np.float32)
+    sf.write(pair / "stereo_u8.wav", x, 11025, subtype="PCM_U8")
+    code, stdout, stderr = run("process.py", model_file, pair / "stereo_u8.wav", pair / "out.wav", "--sequential")
+    assert code == 0, stderr
+    info = sf.info(str(pair / "out.wav"))
+    assert info.samplerate == 11025 and info.channels == 2 and info.subtype == "PCM_16"   # 8-bit raised to 16
+    y, _ = sf.read(str(pair / "out.wav"), dtype="float32")
+    params, config, _ = load_model(model_file)
+    x_read, _ = sf.read(str(pair / "stereo_u8.wav"), dtype="float32")
+    expected, _ = process_sequential(params, config, x_read)
+    assert np.abs(y - np.clip(expected, -1, 1)).max() <= 1.5 / 32768
+    assert "real time" in stdout
