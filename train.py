@@ -35,10 +35,13 @@ from lstm_core.loop import HISTORY_COLUMNS, Progress, StopRule, fit
 from lstm_core.losses import esr
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.parallel import ParallelTrainer, available_cores
-from lstm_core.training import TrainConfig, train_window
+from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples,
+                                 train_window)
 from lstm_core.workspace import Workspace
 
+DEFAULTS = TrainConfig()
 DEMO_SECONDS = 40
+DEMO_BUDGET = 60.0       # seconds: the demo shows learning within about a minute
 DEMO_RATE = 44100
 SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
 
@@ -82,17 +85,19 @@ def parse_args(argv):
                         "is far from the input, such as a strong low-pass)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=1000, help="stop after this many epochs (default 1000)")
-    g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time")
+    g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time "
+                   f"(the demo's default: {DEMO_BUDGET:g})")
     g.add_argument("--patience", type=int, default=25,
                    help="stop when the val ESR has not improved for this many epochs (default 25)")
-    g.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (default 0.005)")
-    g.add_argument("--batch", type=int, default=40, help="windows per batch (default 40)")
-    g.add_argument("--segment", type=float, default=0.5,
-                   help="seconds of loss-carrying audio per window (default 0.5)")
-    g.add_argument("--warmup", type=int, default=1000,
-                   help="burn-in samples before each window's segment, no loss (default 1000)")
-    g.add_argument("--tbptt", type=int, default=2048,
-                   help="time steps per Adam update: truncated BPTT length (default 2048)")
+    g.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"Adam learning rate (default {DEFAULTS.lr:g})")
+    g.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"windows per batch (default {DEFAULT_BATCH})")
+    g.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
+                   help=f"seconds of loss-carrying audio per window, rounded to whole --tbptt slices "
+                        f"(default {DEFAULT_SEGMENT_SECONDS})")
+    g.add_argument("--warmup", type=int, default=DEFAULTS.warmup,
+                   help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup})")
+    g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
+                   help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default)")
     g.add_argument("--processes", type=int,
@@ -251,7 +256,8 @@ def fresh_setup(folder: Path, args, xp) -> Setup:
     validate_options(options)
     model = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, skip=args.skip)
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
-    rule = StopRule(args.epochs, args.budget, args.patience)
+    budget = DEMO_BUDGET if args.demo and args.budget is None else args.budget
+    rule = StopRule(args.epochs, budget, args.patience)
     rng = np.random.default_rng(args.seed)
     params = {k: to_device(v, xp) for k, v in init_params(model, rng).items()}
     return Setup(options, model, train, rule, params, AdamState(), Progress(), rng)
@@ -289,9 +295,7 @@ def validate_options(options: RunOptions):
 
 def train(folder: Path, setup: Setup, xp) -> int:
     options, model, train_config = setup.options, setup.model, setup.train
-    # The segment is rounded to whole TBPTT slices, so every update sees tbptt steps.
-    probe_rate = load_rate(options.input)
-    segment = max(1, round(options.segment * probe_rate / train_config.tbptt)) * train_config.tbptt
+    segment = segment_samples(options.segment, load_rate(options.input), train_config.tbptt)
     x_train, y_train, x_val, y_val, pair = load_data(options, train_config.warmup, segment)
     windows = window_count(x_train.size, segment, train_config.warmup)
     print(f"pair: {pair.input.size / pair.rate:.1f} s at {pair.rate} Hz; training on {x_train.size / pair.rate:.1f} s "

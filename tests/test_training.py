@@ -1,0 +1,109 @@
+"""It learns, through train.py itself: the origin's sanity checks and two effects, on
+small generated material (CI-sized: each run is a few seconds on two cores)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_io import effects
+from audio_io.demo import music_like
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def train(*args, cwd):
+    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def model_esr(run_dir: Path) -> float:
+    with np.load(run_dir / "model.npz", allow_pickle=False) as data:
+        return json.loads(str(data["config.json"]))["val_esr"]
+
+
+def history(run_dir: Path) -> list:
+    with open(run_dir / "history.csv") as stream:
+        return list(csv.DictReader(stream))
+
+
+def write_pair(folder: Path, dry, wet, rate, subtype="PCM_16"):
+    sf.write(folder / "dry.wav", dry, rate, subtype=subtype)
+    sf.write(folder / "wet.wav", wet, rate, subtype=subtype)
+    return folder / "dry.wav", folder / "wet.wav"
+
+
+def test_identity_without_skip_converges(tmp_path):
+    """The origin's sanity check, input file == target file, without the skip connection:
+    the LSTM itself must learn to pass the audio through."""
+    rate = 22050
+    dry = music_like(10, rate, seed=11)
+    sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
+    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 12, "--out", "run", cwd=tmp_path)
+    print(out)
+    assert model_esr(tmp_path / "run") < 1e-3
+
+
+def test_identity_with_skip_is_near_immediate(tmp_path):
+    rate = 22050
+    dry = music_like(10, rate, seed=12)
+    sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
+    train("same.wav", "same.wav", "--epochs", 1, "--out", "run", cwd=tmp_path)
+    assert float(history(tmp_path / "run")[0]["val_esr"]) < 1e-4        # after one epoch
+
+
+def test_origin_files_8bit_lowpass(tmp_path):
+    """The origin's files: 8-bit unsigned, 11025 Hz, mono WAVs of a low-pass pair."""
+    rate = 11025
+    dry = music_like(24, rate, seed=13)
+    wet = effects.one_pole_lowpass(dry, 1000.0, rate)
+    write_pair(tmp_path, dry, wet, rate, subtype="PCM_U8")
+    assert sf.info(str(tmp_path / "dry.wav")).subtype == "PCM_U8"
+    out = train("dry.wav", "wet.wav", "--epochs", 15, "--out", "run", cwd=tmp_path)
+    print(out)
+    assert model_esr(tmp_path / "run") < 1e-2
+
+
+def test_overdrive_into_lowpass(tmp_path):
+    """A soft-clipping overdrive (tanh of a gained signal) followed by a one-pole low-pass."""
+    rate = 22050
+    dry = music_like(16, rate, seed=14)
+    wet = effects.one_pole_lowpass(np.tanh(5.0 * dry) / np.tanh(5.0), 3000.0, rate)
+    write_pair(tmp_path, dry, wet, rate)
+    out = train("dry.wav", "wet.wav", "--epochs", 10, "--out", "run", cwd=tmp_path)
+    print(out)
+    assert model_esr(tmp_path / "run") < 3e-2
+
+    # The trained model through process.py: parallel chunks match the exact sequential run.
+    sf.write(tmp_path / "other.wav", music_like(12, rate, seed=16), rate, subtype="FLOAT")
+    for mode in ([], ["--sequential"]):
+        done = subprocess.run([sys.executable, str(ROOT / "process.py"), "run/model.npz", "other.wav",
+                               f"out{len(mode)}.wav", *mode], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    fast, _ = sf.read(tmp_path / "out0.wav")
+    exact, _ = sf.read(tmp_path / "out1.wav")
+    assert 10 * np.log10(np.sum((fast - exact) ** 2) / np.sum(exact ** 2)) < -80
+
+
+def test_resume_continues_the_history(tmp_path):
+    rate = 11025
+    dry = music_like(8, rate, seed=15)
+    write_pair(tmp_path, dry, effects.demo_effect(dry, rate), rate)
+    train("dry.wav", "wet.wav", "--epochs", 2, "--out", "run", cwd=tmp_path)
+    first = history(tmp_path / "run")
+    out = train("--resume", "run", "--epochs", 4, cwd=tmp_path)
+    assert "resuming" in out
+    rows = history(tmp_path / "run")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[:2] == first                                             # the old rows kept as they were
+    assert float(rows[3]["seconds"]) > float(rows[1]["seconds"])        # time keeps counting on
+    with np.load(tmp_path / "run" / "checkpoint.npz", allow_pickle=False) as data:
+        meta = json.loads(str(data["config.json"]))
+        assert meta["progress"]["epoch"] == 4 and int(data["adam.step"]) > 0
