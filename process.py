@@ -12,15 +12,14 @@ own stream.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from audio_io.files import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.checkpoint import ModelFileError, load_model
 from lstm_core.inference import process_parallel, process_sequential
@@ -91,6 +90,8 @@ def main(argv=None):
         seconds, clipped = process_file(params, config, xp, source, destination, info, fmt, subtype, args.sequential)
     except (ModelFileError, BackendError, ValueError) as exc:
         fail(str(exc))
+    except OSError as exc:                       # an unwritable folder, a full disk
+        fail(f"{exc.filename or destination}: {exc.strerror or exc}")
     duration = info.frames / info.samplerate
     mode = "sequential" if args.sequential else "parallel chunks"
     print(f"{destination}: {duration:.1f} s of audio in {seconds:.2f} s ({duration / max(seconds, 1e-9):.0f}x real "
@@ -104,12 +105,9 @@ def process_file(params, config, xp, source: Path, destination: Path, info, fmt,
     """Stream source -> destination block by block; returns (seconds, clipped samples)."""
     block = max(OVERLAP, int(BLOCK_SECONDS * info.samplerate))
     parts = PARTS_GPU if is_gpu(xp) else PARTS_CPU
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.",
-                                         suffix=destination.suffix)
-    os.close(handle)
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
-    try:
+    with atomic_output(destination) as temporary:
         with sf.SoundFile(str(source)) as reader, \
                 sf.SoundFile(temporary, "w", info.samplerate, info.channels, subtype, format=fmt) as writer:
             state, history = None, [None] * info.channels
@@ -132,10 +130,6 @@ def process_file(params, config, xp, source: Path, destination: Path, info, fmt,
                 if integer:
                     clipped += int((np.abs(y) > 1.0).sum())
                 writer.write(y)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return time.perf_counter() - started, clipped
 
 

@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import math
-import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from audio_io.files import AudioError, write_audio_atomic
-from audio_io.pair import Pair, load_pair
+from audio_io.files import AudioError, atomic_output, write_audio_atomic
+from audio_io.pair import SILENCE_PEAK, Pair, load_pair
 from audio_io.windows import epoch_batches, split_validation, window_count
 from lstm_core import __version__
 from lstm_core.adam import AdamState
-from lstm_core.backend import BackendError, get_xp, is_gpu, to_device, to_numpy
-from lstm_core.checkpoint import ModelFileError, load_model, load_npz, save_model, save_npz_atomic
+from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
+from lstm_core.checkpoint import ModelFileError, check_params, load_npz, save_model, save_npz_atomic
 from lstm_core.inference import process_parallel
 from lstm_core.loop import HISTORY_COLUMNS, Progress, StopRule, fit
 from lstm_core.losses import esr
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.parallel import ParallelTrainer, available_cores
+from lstm_core.parallel import ParallelTrainer, WorkerError, available_cores
 from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples,
                                  train_window)
 from lstm_core.workspace import Workspace
@@ -42,6 +40,8 @@ from lstm_core.workspace import Workspace
 DEFAULTS = TrainConfig()
 DEMO_SECONDS = 40
 DEMO_BUDGET = 60.0       # seconds: the demo shows learning within about a minute
+DEFAULT_EPOCHS = 1000
+DEFAULT_PATIENCE = 25
 DEMO_RATE = 44100
 SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
 
@@ -74,7 +74,8 @@ def parse_args(argv):
     p.add_argument("--out", help="run folder (default: runs/<target name>-<date-time>)")
     p.add_argument("--demo", action="store_true", help="train on a generated demo pair (a plucked-string "
                    "performance through an overdrive and a low-pass), written into the run folder")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint.npz")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint.npz, with its "
+                   "settings and stopping rule (--epochs, --budget, --patience given now replace the rule)")
     p.add_argument("--force", action="store_true", help="allow writing into a run folder that already holds "
                    "a model or checkpoint")
     g = p.add_argument_group("model")
@@ -84,11 +85,11 @@ def parse_args(argv):
                    help="add the input sample to the output (default on; --no-skip for effects whose output "
                         "is far from the input, such as a strong low-pass)")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=1000, help="stop after this many epochs (default 1000)")
-    g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time "
-                   f"(the demo's default: {DEMO_BUDGET:g})")
-    g.add_argument("--patience", type=int, default=25,
-                   help="stop when the val ESR has not improved for this many epochs (default 25)")
+    g.add_argument("--epochs", type=int, help=f"stop after this many epochs in all (default {DEFAULT_EPOCHS})")
+    g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time in all, "
+                   f"validation included (the demo's default: {DEMO_BUDGET:g})")
+    g.add_argument("--patience", type=int,
+                   help=f"stop when the val ESR has not improved for this many epochs (default {DEFAULT_PATIENCE})")
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"Adam learning rate (default {DEFAULTS.lr:g})")
     g.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"windows per batch (default {DEFAULT_BATCH})")
     g.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
@@ -123,26 +124,31 @@ def fail(message: str, code: int = 2):
 
 # ----------------------------------------------------------------------------- the run folder
 
+RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", "demo_input.wav",
+             "demo_target.wav")
+
+
 def run_folder(args) -> Path:
     if args.resume:
         return Path(args.resume)
     if args.out:
         return Path(args.out)
     name = "demo" if args.demo else Path(args.target).stem
-    return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    base = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    folder, count = base, 1
+    while folder.exists():                       # two runs started in the same second
+        count += 1
+        folder = base.with_name(f"{base.name}-{count}")
+    return folder
 
 
-def prepare_folder(folder: Path, force: bool, resuming: bool):
-    if resuming:
-        if not (folder / "checkpoint.npz").is_file():
-            fail(f"{folder}: no checkpoint.npz to resume from")
-        return
-    taken = [name for name in ("model.npz", "checkpoint.npz") if (folder / name).exists()]
-    if taken and not force:
-        fail(f"{folder} already holds {' and '.join(taken)}: choose another --out, resume it with --resume, "
-             f"or pass --force to replace them")
+def prepare_folder(folder: Path, force: bool):
     if folder.exists() and not folder.is_dir():
         fail(f"{folder} exists and is not a folder")
+    taken = [name for name in RUN_FILES if (folder / name).exists()]
+    if taken and not force:
+        fail(f"{folder} already holds {', '.join(taken)}: choose another --out, resume it with --resume, "
+             f"or pass --force to replace them")
     folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -157,22 +163,33 @@ def write_demo_pair(folder: Path, seed: int) -> tuple[str, str]:
 
 
 def write_history(folder: Path, history: list):
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    temporary = folder / ".history.csv.tmp"
-    temporary.write_text(text.getvalue())
-    os.replace(temporary, folder / "history.csv")
+    with atomic_output(folder / "history.csv") as temporary, open(temporary, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 # ----------------------------------------------------------------------------- data
 
-def load_data(options: RunOptions, warmup: int, segment_samples: int, rate_hint=None):
-    """(train x, y, val x, y, rate, pair) after the checks; prints the notes."""
-    window = warmup + segment_samples
-    pair = load_pair(options.input, options.target, options.channel, options.trim, options.align, min_length=window)
+@dataclass
+class Data:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    pair: Pair
+    segment: int              # loss-carrying samples per window (whole TBPTT slices)
+
+
+MIN_VALIDATION = 1000         # samples
+
+
+def load_data(options: RunOptions, train: TrainConfig) -> Data:
+    """The checked pair, split for validation; prints the notes. Raises AudioError."""
+    pair = load_pair(options.input, options.target, options.channel, options.trim, options.align)
+    segment = segment_samples(options.segment, pair.rate, train.tbptt)
+    window = train.warmup + segment
     for note in pair.notes:
         print(f"note: {note}")
     report_delay(pair)
@@ -182,20 +199,28 @@ def load_data(options: RunOptions, warmup: int, segment_samples: int, rate_hint=
         val = load_pair(options.val_input, options.val_target, options.channel, options.trim, options.align)
         if val.rate != pair.rate:
             raise AudioError(f"{options.val_input} is {val.rate} Hz but the training pair is {pair.rate} Hz")
-        x_train, y_train, x_val, y_val = pair.input, pair.target, val.input, val.target
+        data = Data(pair.input, pair.target, val.input, val.target, pair, segment)
     else:
-        x_train, y_train, x_val, y_val = split_validation(pair.input, pair.target, options.val_fraction)
-        if x_train.size < window:
-            raise AudioError(f"{options.input}: after holding out {options.val_fraction:.0%} for validation, "
-                             f"{x_train.size} samples are left, fewer than one window ({window}); use a longer "
-                             f"recording, a shorter --segment, or --val-input/--val-target")
-    return x_train, y_train, x_val, y_val, pair
+        data = Data(*split_validation(pair.input, pair.target, options.val_fraction), pair, segment)
+    if data.x_train.size < window:
+        raise AudioError(f"{options.input}: {data.x_train.size} samples ({data.x_train.size / pair.rate:.2f} s) are "
+                         f"left for training, fewer than one window ({train.warmup} + {segment}); use a longer "
+                         f"recording, a shorter --segment or --warmup, or --val-input/--val-target")
+    if data.x_val.size < MIN_VALIDATION:
+        raise AudioError(f"only {data.x_val.size} samples are left for validation; use a larger --val-fraction "
+                         f"or --val-input/--val-target")
+    if np.abs(data.y_val).max() < SILENCE_PEAK:
+        raise AudioError("the validation target is silent: choose other validation audio (--val-input/--val-target "
+                         "or --val-fraction)")
+    return data
 
 
 def report_delay(pair: Pair):
     ms = 1000.0 * pair.delay / pair.rate
     if pair.aligned:
-        print(f"alignment: the target was {pair.delay} samples ({ms:.2f} ms) behind the input; compensated (--align)")
+        side = "behind" if pair.delay > 0 else "ahead of"
+        print(f"alignment: the target was {abs(pair.delay)} samples ({abs(ms):.2f} ms) {side} the input; "
+              f"compensated (--align)")
     elif pair.delay < 0:
         print(f"alignment: warning: the target LEADS the input by {-pair.delay} samples ({-ms:.2f} ms), which no "
               f"causal model can learn; check the files, or pass --align")
@@ -214,23 +239,27 @@ def main(argv=None):
         fail("give both INPUT and TARGET (or neither, for the demo)")
     if args.demo and args.input:
         fail("--demo trains on generated audio: leave out INPUT and TARGET")
-    demo = args.demo or (args.input is None and not args.resume)
-    args.demo = demo
+    args.demo = args.demo or (args.input is None and not args.resume)
     try:
         xp = get_xp(args.device)
-    except BackendError as exc:
-        fail(str(exc))
-    folder = run_folder(args)
-    prepare_folder(folder, args.force, bool(args.resume))
-
-    try:
+        folder = run_folder(args)
         if args.resume:
-            setup = resume_setup(folder, args)
+            setup = resume_setup(folder, args, xp)
+            data = load_data(setup.options, setup.train)
         else:
-            setup = fresh_setup(folder, args, xp)
-        return train(folder, setup, xp)
-    except (AudioError, ModelFileError, BackendError, ValueError) as exc:
+            setup = fresh_setup(args, xp)
+            data = None if args.demo else load_data(setup.options, setup.train)   # before any folder exists
+            prepare_folder(folder, args.force)
+            if args.demo:
+                demo_input, demo_target = write_demo_pair(folder, args.seed)
+                print(f"demo: wrote {demo_input} and {demo_target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
+                setup.options = replace(setup.options, input=demo_input, target=demo_target)
+                data = load_data(setup.options, setup.train)
+        return train(folder, setup, data, xp)
+    except (AudioError, ModelFileError, BackendError, WorkerError, ValueError) as exc:
         fail(str(exc))
+    except OSError as exc:                       # an unwritable folder, a full disk
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
 
 
 @dataclass
@@ -246,61 +275,82 @@ class Setup:
     best_params: dict | None = None
 
 
-def fresh_setup(folder: Path, args, xp) -> Setup:
-    if args.demo:
-        args.input, args.target = write_demo_pair(folder, args.seed)
-        print(f"demo: wrote {args.input} and {args.target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
+def check_flags(args):
+    """Stop on a flag outside its range, naming the flag."""
+    positive = {"--hidden": args.hidden, "--layers": args.layers, "--tbptt": args.tbptt, "--batch": args.batch}
+    for flag, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+    if args.processes is not None and args.processes < 1:
+        raise ValueError(f"--processes must be at least 1, got {args.processes}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must be 0 or more samples, got {args.warmup}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a positive number, got {args.lr}")
+    if not (math.isfinite(args.segment) and args.segment > 0):
+        raise ValueError(f"--segment must be a positive number of seconds, got {args.segment}")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
+
+
+def stop_rule(args, stored: dict | None = None) -> StopRule:
+    """The flags given, over the stored rule of a resumed run, over the defaults."""
+    rule = dict(stored or {"epochs": DEFAULT_EPOCHS, "budget": DEMO_BUDGET if args.demo else None,
+                           "patience": DEFAULT_PATIENCE})
+    for name in ("epochs", "budget", "patience"):
+        if getattr(args, name) is not None:
+            rule[name] = getattr(args, name)
+    return StopRule(**rule)
+
+
+def fresh_setup(args, xp) -> Setup:
+    check_flags(args)
     processes = args.processes if args.processes is not None else (1 if is_gpu(xp) else available_cores())
     options = RunOptions(args.input, args.target, args.val_input, args.val_target, args.val_fraction, args.segment,
                          args.batch, args.seed, args.channel, args.trim, args.align, processes, args.device)
-    validate_options(options)
     model = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, skip=args.skip)
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
-    budget = DEMO_BUDGET if args.demo and args.budget is None else args.budget
-    rule = StopRule(args.epochs, budget, args.patience)
     rng = np.random.default_rng(args.seed)
     params = {k: to_device(v, xp) for k, v in init_params(model, rng).items()}
-    return Setup(options, model, train, rule, params, AdamState(), Progress(), rng)
+    return Setup(options, model, train, stop_rule(args), params, AdamState(), Progress(), rng)
 
 
-def resume_setup(folder: Path, args) -> Setup:
-    arrays, meta = load_npz(folder / "checkpoint.npz")
+def resume_setup(folder: Path, args, xp) -> Setup:
+    path = folder / "checkpoint.npz"
+    if not path.is_file():
+        raise ModelFileError(f"{folder}: no checkpoint.npz to resume from")
+    arrays, meta = load_npz(path)
     if meta.get("kind") != "checkpoint":
-        raise ModelFileError(f"{folder / 'checkpoint.npz'}: not a training checkpoint")
-    xp = get_xp(args.device)
-    options = RunOptions(**meta["options"])
-    if args.input:
-        options = RunOptions(**{**asdict(options), "input": args.input, "target": args.target})
-    model = ModelConfig.from_dict(meta["model"])
-    train = TrainConfig(**meta["train"])
-    rule = StopRule(args.epochs, args.budget, args.patience)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng"]
-    params = {k: to_device(v, xp) for k, v in arrays.items() if k.startswith("lstm") or k.startswith("out.")}
-    best = {k[len("best."):]: to_device(v, xp) for k, v in arrays.items() if k.startswith("best.")}
-    adam = AdamState.from_arrays({k: to_device(v, xp) for k, v in arrays.items() if k.startswith("adam.")})
-    progress = Progress.from_dict(meta["progress"])
+        raise ModelFileError(f"{path}: not a training checkpoint")
+    try:
+        options = RunOptions(**meta["options"])
+        if args.input:
+            options = replace(options, input=args.input, target=args.target)
+        model = ModelConfig.from_dict(meta["model"])
+        train = TrainConfig(**meta["train"])
+        rule = stop_rule(args, meta["rule"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng"]
+        params = check_params(path, arrays, model)
+        best = check_params(path, {k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")}, model)
+        adam = AdamState.from_arrays({k: v for k, v in arrays.items() if k.startswith("adam.")})
+        progress = Progress.from_dict(meta["progress"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
+    adam.m = {k: to_device(v, xp) for k, v in adam.m.items()}
+    adam.v = {k: to_device(v, xp) for k, v in adam.v.items()}
     print(f"resuming {folder} after epoch {progress.epoch} (best val ESR {progress.best_esr:.4g})")
-    return Setup(options, model, train, rule, params, adam, progress, rng, best or None)
+    return Setup(options, model, train, rule, {k: to_device(v, xp) for k, v in params.items()}, adam, progress, rng,
+                 {k: to_device(v, xp) for k, v in best.items()})
 
 
-def validate_options(options: RunOptions):
-    if options.batch < 1:
-        raise ValueError(f"--batch must be at least 1, got {options.batch}")
-    if not options.segment > 0:
-        raise ValueError(f"--segment must be a positive number of seconds, got {options.segment}")
-    if options.processes < 1:
-        raise ValueError(f"--processes must be at least 1, got {options.processes}")
-
-
-def train(folder: Path, setup: Setup, xp) -> int:
-    options, model, train_config = setup.options, setup.model, setup.train
-    segment = segment_samples(options.segment, load_rate(options.input), train_config.tbptt)
-    x_train, y_train, x_val, y_val, pair = load_data(options, train_config.warmup, segment)
-    windows = window_count(x_train.size, segment, train_config.warmup)
-    print(f"pair: {pair.input.size / pair.rate:.1f} s at {pair.rate} Hz; training on {x_train.size / pair.rate:.1f} s "
-          f"({windows} windows of {train_config.warmup} + {segment} samples), validating on "
-          f"{x_val.size / pair.rate:.1f} s")
+def train(folder: Path, setup: Setup, data: Data, xp) -> int:
+    options, model, train_config, segment = setup.options, setup.model, setup.train, data.segment
+    pair, x_val, y_val = data.pair, data.x_val, data.y_val
+    windows = window_count(data.x_train.size, segment, train_config.warmup)
+    print(f"pair: {pair.input.size / pair.rate:.1f} s at {pair.rate} Hz; training on "
+          f"{data.x_train.size / pair.rate:.1f} s ({windows} windows of {train_config.warmup} + {segment} samples), "
+          f"validating on {x_val.size / pair.rate:.1f} s")
     params_count = sum(int(np.prod(v.shape)) for v in setup.params.values())
     device = "GPU (CuPy)" if is_gpu(xp) else f"CPU, {options.processes} process(es)"
     print(f"model: LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip {'on' if model.skip else 'off'}, "
@@ -314,9 +364,9 @@ def train(folder: Path, setup: Setup, xp) -> int:
         return float(esr(y, y_val))
 
     def make_batches():
-        return epoch_batches(x_train, y_train, segment, train_config.warmup, options.batch, setup.rng)
+        return epoch_batches(data.x_train, data.y_train, segment, train_config.warmup, options.batch, setup.rng)
 
-    bar = ProgressBar(windows * segment)
+    bar = ProgressBar(windows * (train_config.warmup + segment))
 
     def on_epoch(progress: Progress, improved: bool):
         bar.close()
@@ -334,8 +384,10 @@ def train(folder: Path, setup: Setup, xp) -> int:
               f"({db(row['val_esr']):6.1f} dB){mark}  {row['samples_per_s'] / 1e3:7.0f}k samples/s  "
               f"{row['seconds']:6.1f} s", flush=True)
 
-    if setup.rule.budget is not None and setup.progress.seconds >= setup.rule.budget:
-        print(f"the budget of {setup.rule.budget:g} s is already used up by this run")
+    already = setup.rule.reached(setup.progress)
+    if already:
+        print(f"this run has already stopped ({already}): raise --epochs, --budget or --patience to go on")
+        return 0
     trainer = None
     workspace = Workspace()
     step = lambda p, a, x, y, t: train_window(p, model, a, x, y, t, workspace)  # noqa: E731
@@ -365,19 +417,9 @@ def save_checkpoint(folder: Path, setup: Setup, best_params: dict, rate: int, ex
     arrays.update({f"best.{k}": v for k, v in best_params.items()})
     arrays.update(setup.adam.to_arrays())
     meta = {"kind": "checkpoint", "version": __version__, "model": setup.model.to_dict(), "sample_rate": rate,
-            "rng": setup.rng.bit_generator.state, "progress": setup.progress.to_dict(), **extra_meta}
+            "rng": setup.rng.bit_generator.state, "progress": setup.progress.to_dict(),
+            "rule": asdict(setup.rule), **extra_meta}
     save_npz_atomic(folder / "checkpoint.npz", arrays, meta)
-
-
-def load_rate(path) -> int:
-    import soundfile as sf
-
-    if not Path(path).is_file():
-        raise AudioError(f"{path}: no such file")
-    try:
-        return int(sf.info(str(path)).samplerate)
-    except Exception as exc:
-        raise AudioError(f"{path}: cannot be read as audio ({exc})") from None
 
 
 def db(value: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,31 @@ def read_audio(path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
-def write_audio_atomic(path, samples: np.ndarray, rate: int, subtype: str | None = None):
-    """Write ``samples`` (N,) or (N, C) to ``path`` through a temporary file and a rename,
-    so a crash never leaves a truncated file where a good one was expected."""
+@contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside ``path``; when the block succeeds it is renamed onto
+    ``path``, when it fails it is removed. A crash never leaves a truncated file where a
+    good one was expected, and the file gets the permissions a new file would (mkstemp's
+    are owner-only)."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
     try:
-        sf.write(temporary, samples, rate, subtype=subtype)
+        yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_audio_atomic(path, samples: np.ndarray, rate: int, subtype: str | None = None):
+    """Write ``samples`` (N,) or (N, C) to ``path`` through atomic_output."""
+    with atomic_output(path) as temporary:
+        sf.write(temporary, samples, rate, subtype=subtype)

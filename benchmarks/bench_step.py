@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a chec
 
 from lstm_core.adam import AdamState  # noqa: E402
 from lstm_core.backend import get_xp, gpu_unavailable_reason, is_gpu, to_device  # noqa: E402
-from lstm_core.losses import ESR_EPS  # noqa: E402
+from lstm_core.losses import SILENCE_POWER  # noqa: E402
 from lstm_core.model import ModelConfig, init_params  # noqa: E402
 from lstm_core.parallel import ParallelTrainer, available_cores  # noqa: E402
 from lstm_core.training import TrainConfig, slice_loss, train_window  # noqa: E402
@@ -134,9 +134,9 @@ def torch_esr_loss(torch, y, target):
     err = y - target
     err_f = err[1:] - a * err[:-1]                                  # (T - 1, B)
     target_f = target[1:] - a * target[:-1]
-    esr = (err_f * err_f).sum() / ((target_f * target_f).sum() + ESR_EPS)
+    esr = (err_f * err_f).sum() / (target_f * target_f).sum().clamp(min=SILENCE_POWER * target_f.numel())
     mean_err = err.mean(dim=0)                                      # (B,)
-    dc = (mean_err * mean_err).sum() / (target.shape[1] * ((target * target).mean() + ESR_EPS))
+    dc = (mean_err * mean_err).sum() / (target.shape[1] * (target * target).mean().clamp(min=SILENCE_POWER))
     return esr + LOSS.dc_weight * dc
 
 
@@ -347,8 +347,9 @@ RESULTS_INTRO = """# Training-step benchmark results
 Appended by `python benchmarks/bench_step.py --write`. Each table gives the samples per
 second of one training step (forward, backward through a window of T time steps, and one
 Adam update; T * B samples a step) of a one-layer LSTM (input 1, H units, skip on,
-pre-emphasised ESR + DC loss): ours (`lstm_core.training.train_window`, NumPy or CuPy)
-against PyTorch (`nn.LSTM` + `nn.Linear`, `torch.optim.Adam`) on the same machine.
+pre-emphasised ESR + DC loss): ours (`lstm_core.training.train_window` on NumPy in one
+process; "NumPy xN", the batch shared by one process per core through
+`lstm_core.parallel.ParallelTrainer`, as train.py trains; CuPy where a GPU is) against PyTorch (`nn.LSTM` + `nn.Linear`, `torch.optim.Adam`) on the same machine.
 The median of the timed runs is shown, with the spread (max - min) as % of the median.
 
 Only the ratios within one run mean much: the systems take turns within a run, but from

@@ -218,6 +218,8 @@ def main(argv=None) -> int:
     overrides = {}
     for item in args.set:
         name, _, value = item.partition("=")
+        if name not in ("lr", "tbptt", "warmup", "batch", "segment", "hidden"):
+            sys.exit(f"--set {item}: unknown setting {name!r}")
         overrides[name] = int(value) if name in ("tbptt", "warmup", "batch", "hidden") else float(value)
     torch = None
     if "recipe" in args.systems:

@@ -1,8 +1,11 @@
 """lstm_core: a from-scratch LSTM for audio effects, on NumPy or CuPy.
 
 Files, one idea each: backend (NumPy or CuPy), lstm (the layer, forward and truncated
-BPTT), output (read-out and skip), model (the stack), losses, adam, gradcheck, training
-(a window's update and a fit over arrays), cuda_kernels (the fused GPU step kernels).
+BPTT), cuda_kernels (the fused GPU step kernels), output (read-out and skip), model (the
+stack), losses, adam, gradcheck, training (one window's updates, the defaults), parallel
+(a batch shared across processes), workspace (buffers kept between windows), loop (epochs,
+validation, stopping), inference (running a model over long audio), checkpoint (model
+and checkpoint files), example (a two-second first look).
 """
 
 __version__ = "0.1.0"

@@ -40,6 +40,9 @@ def save_npz_atomic(path, arrays: dict, meta: dict):
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez(stream, **payload)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)          # a new file's permissions, not mkstemp's 0600
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -62,6 +65,8 @@ def load_npz(path) -> tuple[dict, dict]:
         meta = json.loads(str(arrays.pop(JSON_KEY)))
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: its {JSON_KEY} is damaged ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: its {JSON_KEY} is damaged (not an object)")
     return arrays, meta
 
 
@@ -75,15 +80,13 @@ def save_model(path, params: dict, config: ModelConfig, rate: int, extra: dict |
 def load_model(path) -> tuple[dict, ModelConfig, dict]:
     """(params as float32 host arrays, config, meta) of a model.npz. Raises ModelFileError."""
     arrays, meta = load_npz(path)
-    if meta.get("format") != FORMAT or "model" not in meta:
+    if meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise ModelFileError(f"{path}: not a model file of this project")
     try:
         config = ModelConfig.from_dict(meta["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: its model config is damaged ({exc})") from None
-    params = check_params(path, {k: v for k, v in arrays.items() if "." in k and not k.startswith(("adam.", "best."))},
-                          config)
-    return params, config, meta
+    return check_params(path, arrays, config), config, meta
 
 
 def check_params(path, params: dict, config: ModelConfig) -> dict:
@@ -95,6 +98,8 @@ def check_params(path, params: dict, config: ModelConfig) -> dict:
     checked = {}
     for name, shape in expected.items():
         value = params[name]
+        if value.dtype.kind != "f":
+            raise ModelFileError(f"{path}: {name} holds {value.dtype} values, not floating point")
         if value.shape != shape:
             raise ModelFileError(f"{path}: {name} has shape {value.shape}, the config says {shape}")
         if not np.isfinite(value).all():

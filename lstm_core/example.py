@@ -2,7 +2,7 @@
 
     python -m lstm_core.example
 
-Arrays only, no files: the training issue's ``train.py`` does the same for WAV pairs.
+Arrays only, no files: ``train.py`` does the same for WAV pairs.
 """
 
 from __future__ import annotations

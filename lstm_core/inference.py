@@ -9,7 +9,8 @@ Two ways, one exact and one fast:
   audio that precedes it, so its state has converged to what the sequential run would
   have reached (an LSTM forgets its initial state within a few thousand samples). The
   first chunk of a stream starts at its beginning and is exact. The difference from the
-  sequential result is measured in the tests and benchmarks (it stays below -80 dB).
+  sequential result is checked below -80 dB in the tests (tests/test_inference.py, and
+  on a trained model in tests/test_training.py; -134 dB on a 3-minute file, README).
 
 Arrays in, arrays out: x is (N,) float32 on the host (or (N, C), a stream per column, for
 the sequential way), and so is the result.
@@ -60,7 +61,7 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
         history: the audio just before x in the same stream (its last ``overlap``
             samples are used), or None when x starts the stream (zero state at x[0]).
     """
-    history = np.zeros(0, np.float32) if history is None else history[-overlap:]
+    history = np.zeros(0, np.float32) if history is None or overlap == 0 else history[-overlap:]
     n = x.size
     parts = max(1, min(parts, n // max(1, overlap // 4) or 1))
     length = -(-n // parts)                                  # samples a chunk delivers

@@ -33,6 +33,16 @@ class StopRule:
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"--patience must be at least 1, got {self.patience}")
 
+    def reached(self, progress: "Progress") -> str | None:
+        """Why a run at ``progress`` should stop ("epochs", "budget", "patience"), or None."""
+        if self.budget is not None and progress.seconds >= self.budget:
+            return "budget"
+        if progress.epoch >= self.epochs:
+            return "epochs"
+        if self.patience is not None and progress.epoch - progress.best_epoch >= self.patience:
+            return "patience"
+        return None
+
 
 @dataclass
 class Progress:
@@ -72,7 +82,8 @@ def fit(params: dict, adam, train, progress: Progress, rule: StopRule, xp, make_
         on_batch: (samples_done, seconds, loss) -> None, after each batch (progress bars;
             reading the loss, a device array, as a number synchronises with the GPU).
 
-    Returns why it stopped: "epochs", "budget" or "patience".
+    Returns why it stopped: "epochs", "budget" or "patience". (The caller checks
+    rule.reached(progress) first: fit always trains at least one epoch.)
     """
     started = time.perf_counter() - progress.seconds
     while True:
@@ -105,9 +116,6 @@ def fit(params: dict, adam, train, progress: Progress, rule: StopRule, xp, make_
         })
         if on_epoch:
             on_epoch(progress, improved)
-        if out_of_time or (rule.budget is not None and progress.seconds >= rule.budget):
-            return "budget"
-        if progress.epoch >= rule.epochs:
-            return "epochs"
-        if rule.patience is not None and progress.epoch - progress.best_epoch >= rule.patience:
-            return "patience"
+        reason = "budget" if out_of_time else rule.reached(progress)
+        if reason:
+            return reason

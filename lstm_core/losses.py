@@ -25,6 +25,10 @@ from typing import NamedTuple
 from .backend import array_module
 
 ESR_EPS = 1e-10
+# The training losses' denominators are at least this mean square per sample (-70 dBFS):
+# a slice of digital silence (rests are common in real recordings) would otherwise divide
+# by almost nothing, and one huge gradient would upset Adam's scale for thousands of steps.
+SILENCE_POWER = 1e-7
 
 
 class LossNorms(NamedTuple):
@@ -32,8 +36,8 @@ class LossNorms(NamedTuple):
     across processes computes them once for the whole batch: each part's loss and
     gradient, divided by the whole batch's norms, then add up exactly to the whole's.
 
-    energy: sum of the (pre-emphasised) target squared, plus ESR_EPS.
-    dc_energy: mean of the target squared, plus ESR_EPS (the DC term's denominator).
+    energy: sum of the (pre-emphasised) target squared, at least SILENCE_POWER per sample.
+    dc_energy: mean of the target squared, at least SILENCE_POWER (the DC term's denominator).
     count: the number of loss-carrying samples of the whole batch (for MSE).
     columns: B of the whole batch (the DC term averages over columns).
     """
@@ -51,9 +55,12 @@ def pre_emphasis(signal, coefficient: float):
 
 def loss_norms(target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95) -> LossNorms:
     """The norms of ``target`` (T, B) as a whole batch (0-d arrays on its device)."""
+    xp = array_module(target)
     ref = target[warmup:]
     ref_f = pre_emphasis(ref, pre_emphasis_coef) if pre_emphasis_coef else ref
-    return LossNorms((ref_f * ref_f).sum() + ESR_EPS, (ref * ref).mean() + ESR_EPS, ref.size, ref.shape[1])
+    energy = xp.maximum((ref_f * ref_f).sum(), SILENCE_POWER * ref_f.size)
+    dc_energy = xp.maximum((ref * ref).mean(), SILENCE_POWER)
+    return LossNorms(energy, dc_energy, ref.size, ref.shape[1])
 
 
 def mse_loss(y, target, warmup: int = 0, norms: LossNorms | None = None):

@@ -46,7 +46,7 @@ from .backend import array_module, is_gpu
 from . import cuda_kernels
 from .workspace import empty
 
-PARAM_NAMES = ("W_x", "W_h", "b")
+PARAM_NAMES = ("W_x", "W_h", "b")     # a layer's parameters, as model.layer_params names them
 
 
 def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
@@ -80,7 +80,7 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
     Z[:T, H + I] = 1.0
     A = empty(workspace, "A", (T + 1, G + H, B), dtype, xp)   # A[t] = [o | i | f | g | c_{t-1}]
     A[0, G:] = c0
-    tanh_c = xp.empty((T, H, B), dtype=dtype)
+    tanh_c = empty(workspace, "tanh_c", (T, H, B), dtype, xp)
 
     if kernels is None:
         _forward_loop_numpy(xp, W, Z, A, tanh_c)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, asdict
 import numpy as np
 
 from .backend import array_module
+from .lstm import PARAM_NAMES as LSTM_PARAM_NAMES
 from .lstm import lstm_backward, lstm_forward
 from .output import output_backward, output_forward
 
@@ -79,7 +80,7 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32)
 
 
 def layer_params(params: dict, layer: int) -> dict:
-    return {name: params[f"lstm{layer}.{name}"] for name in ("W_x", "W_h", "b")}
+    return {name: params[f"lstm{layer}.{name}"] for name in LSTM_PARAM_NAMES}
 
 
 def zero_state(config: ModelConfig, batch: int, xp=np, dtype=np.float32):

@@ -14,9 +14,6 @@ from __future__ import annotations
 from .backend import array_module
 from .workspace import empty
 
-PARAM_NAMES = ("W", "b")
-
-
 def output_forward(h, params, x, skip: bool):
     """y (T, B) from h (T, H, B); x[:, 0] (the audio channel) is added when ``skip``."""
     y = (params["W"] @ h)[:, 0, :] + params["b"]

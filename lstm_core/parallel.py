@@ -10,14 +10,18 @@ batch's: the result equals the serial ``training.train_window`` up to rounding.
 
 Everything crosses between processes through shared memory (the window's inputs, the
 parameters, the gradients); the pipe carries only a few numbers per TBPTT slice.
-Workers are started once (``spawn``, safe with BLAS thread pools) and kept for the run.
-Every process limits BLAS to one thread, so the processes do not fight over the cores.
+Workers are started once (``spawn``, safe with BLAS thread pools) and kept for the run;
+as with any ``spawn`` start, a script that uses ParallelTrainer needs the
+``if __name__ == "__main__":`` guard. BLAS runs on one thread in every process while they
+share the cores (in the main process only during train_window).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
 import traceback
 from multiprocessing import get_context, shared_memory
 
@@ -37,13 +41,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _limit_blas_threads():
-    """Limit BLAS to one thread in this process; returns the limiter (None without threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=1, user_api="blas")
+class _OneBlasThread:
+    """A context manager: BLAS on one thread inside it (a no-op without threadpoolctl).
+    The libraries are looked up once; entering and leaving is then cheap."""
+
+    def __init__(self):
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            self._controller = None
+        else:
+            self._controller = ThreadpoolController()
+
+    def __call__(self):
+        if self._controller is None:
+            return contextlib.nullcontext()
+        return self._controller.limit(limits=1, user_api="blas")
 
 
 class _FlatParams:
@@ -95,7 +108,7 @@ class ParallelTrainer:
         self.dtype = np.dtype(dtype)
         self.max_columns = math.ceil(max_batch / processes)
         self._layout = _shard_layout(config, max_steps, self.max_columns)
-        self._blas = _limit_blas_threads()
+        self._one_blas_thread = _OneBlasThread()
         self._workspace = Workspace()
         self._memory, self._workers, self._shards = [], [], []
         itemsize = self.dtype.itemsize
@@ -113,7 +126,7 @@ class ParallelTrainer:
                 worker.start()
                 child.close()
                 self._workers.append((worker, parent))
-                self._shards.append(_ShardViews(config, block.buf, self._layout, max_steps, self.max_columns, self.dtype))
+                self._shards.append(_ShardViews(config, block.buf, self._layout, self.dtype))
         except BaseException:
             self.close()
             raise
@@ -130,6 +143,10 @@ class ParallelTrainer:
     def train_window(self, params: dict, adam: AdamState, x, target, train: TrainConfig):
         """Same contract as training.train_window: updates params and adam in place and
         returns the mean loss of the window's slices (a 0-d array)."""
+        with self._one_blas_thread():           # only while sharing the cores with the workers
+            return self._train_window(params, adam, x, target, train)
+
+    def _train_window(self, params: dict, adam: AdamState, x, target, train: TrainConfig):
         T, _, B = x.shape
         if T > self.max_steps or B > self.max_columns * self.processes:
             raise ValueError(f"window ({T}, {B}) exceeds the trainer's ({self.max_steps}, "
@@ -181,9 +198,6 @@ class ParallelTrainer:
             block.close()
             block.unlink()
         self._memory = []
-        if self._blas is not None:
-            self._blas.restore_original_limits()
-            self._blas = None
 
     def __enter__(self):
         return self
@@ -195,7 +209,7 @@ class ParallelTrainer:
 class _ShardViews:
     """A worker's shared block seen as arrays: x (T, I, Bk), target (T, Bk), grads, loss."""
 
-    def __init__(self, config, buffer, layout, max_steps, max_columns, dtype):
+    def __init__(self, config, buffer, layout, dtype):
         total = np.ndarray((layout["total"],), dtype, buffer)
         self._x = total[layout["x"] : layout["target"]]
         self._target = total[layout["target"] : layout["grads"]]
@@ -210,27 +224,33 @@ class _ShardViews:
         return self._target[: T * columns].reshape(T, columns)
 
 
+class WorkerError(RuntimeError):
+    """A worker process failed or vanished; the message says what to do."""
+
+
 def _receive(pipe):
     try:
         message = pipe.recv()
     except (EOFError, OSError):
-        raise RuntimeError("a training worker process stopped unexpectedly (out of memory, or killed?); "
-                           "run again with one process") from None
+        raise WorkerError("a training worker process stopped unexpectedly (out of memory, or killed?); "
+                          "run again with --processes 1") from None
     if message[0] == "error":
-        raise RuntimeError(f"a training worker failed:\n{message[1]}")
+        raise WorkerError(f"a training worker failed ({message[1].strip().splitlines()[-1]}); "
+                          f"run with --processes 1 to see where")
     return message[1]
 
 
 def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_columns, dtype_str):
     """A worker's life: wait for a window, warm up, then one gradient per slice."""
-    _limit_blas_threads()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the main process's to handle
+    limit = _OneBlasThread()()
+    limit.__enter__()                                 # for the worker's whole life
     config = ModelConfig.from_dict(config_dict)
     dtype = np.dtype(dtype_str)
     block = shared_memory.SharedMemory(name=block_name)
     param_block = shared_memory.SharedMemory(name=param_name)
     try:
-        shard = _ShardViews(config, block.buf, _shard_layout(config, max_steps, max_columns), max_steps,
-                            max_columns, dtype)
+        shard = _ShardViews(config, block.buf, _shard_layout(config, max_steps, max_columns), dtype)
         params = _FlatParams(config, np.ndarray((_FlatParams.size(config),), dtype, param_block.buf)).views
         x = target = state = train = None
         workspace = Workspace()

@@ -1,4 +1,4 @@
-"""One update's worth of training, and running a trained model over a long signal.
+"""One window's worth of training: warm-up, then an Adam update per TBPTT slice.
 
 A training window is warm-up + K * tbptt steps of B parallel segments:
 

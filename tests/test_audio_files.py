@@ -30,3 +30,18 @@ def test_missing_and_unreadable_files_get_one_clear_error(tmp_path):
     junk.write_bytes(b"not audio at all")
     with pytest.raises(AudioError, match="junk.wav: cannot be read as audio"):
         read_audio(junk)
+
+
+@pytest.mark.parametrize("name,subtype", [
+    ("a.wav", "PCM_24"), ("a.flac", "PCM_16"), ("a.aiff", "PCM_16"), ("a.ogg", "VORBIS"), ("a.wav", "FLOAT"),
+])
+def test_formats_read_as_float32(tmp_path, name, subtype):
+    t = np.arange(8000) / 8000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    sf.write(str(tmp_path / name), tone, 8000, subtype=subtype)
+    data, rate = read_audio(tmp_path / name)
+    assert rate == 8000 and data.dtype == np.float32 and data.shape[1] == 1
+    lossy = subtype == "VORBIS"
+    assert abs(data.shape[0] - 8000) <= (2048 if lossy else 0)
+    if not lossy:
+        assert np.abs(data[:, 0] - tone).max() < 1e-3

@@ -13,6 +13,7 @@ from lstm_core.checkpoint import save_model
 from lstm_core.model import ModelConfig, init_params
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))                          # process.py's constants
 
 
 def run(script, *args, cwd=None):
@@ -44,7 +45,14 @@ def pair(tmp_path):
     (["dry.wav"], "give both INPUT and TARGET"),
     (["dry.wav", "wet.wav", "--device", "gpu"], "--device gpu"),
     (["dry.wav", "wet.wav", "--batch", "0"], "--batch must be at least 1"),
-    (["dry.wav", "wet.wav", "--segment", "30"], "too short"),
+    (["dry.wav", "wet.wav", "--segment", "30"], "fewer than one window"),
+    (["dry.wav", "wet.wav", "--segment", "inf"], "--segment must be a positive number"),
+    (["dry.wav", "wet.wav", "--tbptt", "0"], "--tbptt must be at least 1"),
+    (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
+    (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
+    (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
+    (["dry.wav", "wet.wav", "--val-fraction", "1e-9"], "left for validation"),
+    (["dry.wav", "wet.wav", "--epochs", "0"], "--epochs must be at least 1"),
 ])
 def test_train_rejects_bad_input(pair, args, match):
     if "gpu" in args:
@@ -54,6 +62,21 @@ def test_train_rejects_bad_input(pair, args, match):
             pytest.skip("a GPU is usable here")
     code, _, stderr = run("train.py", *args, "--out", pair / "run", cwd=pair)
     assert_one_line_error(code, stderr, match)
+    assert not (pair / "run").exists()                  # nothing left behind by a refused run
+
+
+def test_train_reports_unusable_folders_and_checkpoints(pair):
+    (pair / "a_file").write_text("")
+    code, _, stderr = run("train.py", "dry.wav", "wet.wav", "--out", pair / "a_file" / "run", cwd=pair)
+    assert_one_line_error(code, stderr, "a_file")
+    code, _, stderr = run("train.py", "--resume", pair / "nowhere", cwd=pair)
+    assert_one_line_error(code, stderr, "no checkpoint.npz to resume from")
+    (pair / "bad").mkdir()
+    from lstm_core.checkpoint import save_npz_atomic
+
+    save_npz_atomic(pair / "bad" / "checkpoint.npz", {"x": np.zeros(2)}, {"kind": "checkpoint"})
+    code, _, stderr = run("train.py", "--resume", pair / "bad", cwd=pair)
+    assert_one_line_error(code, stderr, "the checkpoint is damaged")
 
 
 def test_train_never_overwrites_a_run_without_force(pair):
@@ -63,6 +86,11 @@ def test_train_never_overwrites_a_run_without_force(pair):
     code, _, stderr = run("train.py", "dry.wav", "wet.wav", "--out", run_dir, cwd=pair)
     assert_one_line_error(code, stderr, "already holds model.npz")
     assert (run_dir / "model.npz").read_bytes() == b"precious"
+    (run_dir / "model.npz").unlink()
+    (run_dir / "history.csv").write_text("mine")
+    code, _, stderr = run("train.py", "dry.wav", "wet.wav", "--out", run_dir, cwd=pair)
+    assert_one_line_error(code, stderr, "already holds history.csv")
+    assert (run_dir / "history.csv").read_text() == "mine"
 
 
 @pytest.fixture
@@ -106,3 +134,24 @@ def test_process_writes_rate_and_subtype_and_matches_the_model(pair, model_file)
     expected, _ = process_sequential(params, config, x_read)
     assert np.abs(y - np.clip(expected, -1, 1)).max() <= 1.5 / 32768
     assert "real time" in stdout
+
+
+def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
+    """Default (parallel) mode on a stereo float file whose channels differ, longer than one
+    block: each channel, with its own history across blocks, matches its exact run."""
+    import process
+    from lstm_core.checkpoint import load_model
+    from lstm_core.inference import process_sequential
+
+    rng = np.random.default_rng(3)
+    n = int(process.BLOCK_SECONDS * 11025) + 7000
+    x = np.stack([0.3 * np.sin(np.arange(n) * 0.02), 0.2 * rng.standard_normal(n)], axis=1).astype(np.float32)
+    sf.write(pair / "stereo.wav", x, 11025, subtype="FLOAT")
+    code, _, stderr = run("process.py", model_file, pair / "stereo.wav", pair / "out.wav")
+    assert code == 0, stderr
+    y, _ = sf.read(str(pair / "out.wav"), dtype="float32")
+    params, config, _ = load_model(model_file)
+    for channel in range(2):
+        exact, _ = process_sequential(params, config, x[:, channel])
+        error = np.sum((y[:, channel] - exact) ** 2) / np.sum(exact ** 2)
+        assert 10 * np.log10(error) < -80, channel

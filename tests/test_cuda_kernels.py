@@ -1,5 +1,6 @@
 """The fused CUDA step kernels: they compile (NVRTC, no GPU needed), and their math,
-compiled for the host, equals the NumPy path. The GPU itself is tested in test_backends."""
+compiled for the host, equals the NumPy path. On a GPU, the whole suite's ``xp`` fixture
+runs these kernels in CuPy."""
 
 import numpy as np
 import pytest

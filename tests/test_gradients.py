@@ -86,3 +86,13 @@ def test_layer_gradients_with_gradient_from_a_later_window(xp, rng, T):
     grads, dx, (dh0, dc0) = lstm_backward(w_h, cache, w_hT, w_cT)
     errors = check_gradients(loss, dict(params, x=x, h0=h0, c0=c0), dict(grads, x=dx, h0=dh0, c0=dc0))
     assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_losses_stay_bounded_on_digital_silence(xp):
+    """A slice of silent target must not divide by almost nothing (see SILENCE_POWER)."""
+    from lstm_core.losses import esr_loss
+
+    target = xp.zeros((256, 3))
+    y = xp.full((256, 3), 1e-4)                       # a model output just above silence
+    loss, dy = esr_loss(y, target, pre_emphasis_coef=0.95, dc_weight=1.0)
+    assert float(loss) < 1.0 and float(abs(dy).max()) < 10.0   # with a 1e-10 floor: ~3e2 and ~3e3

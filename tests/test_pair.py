@@ -92,6 +92,18 @@ def test_delay_is_found_and_compensated(tmp_path, delay):
     assert np.corrcoef(pair.input[core], pair.target[core])[0, 1] > 0.99
 
 
+def test_delay_in_a_long_file_uses_its_loudest_stretch():
+    """Files longer than ANALYSIS_SAMPLES are correlated on their loudest stretch."""
+    from audio_io.align import ANALYSIS_SAMPLES
+
+    rng = np.random.default_rng(6)
+    n = ANALYSIS_SAMPLES + 300_000
+    x = np.zeros(n, np.float32)
+    x[-400_000:] = 0.3 * rng.standard_normal(400_000)         # silence first, the music at the end
+    y = np.roll(x, 31) + 0.001 * rng.standard_normal(n).astype(np.float32)
+    assert estimate_delay(x, y, 500) == 31
+
+
 def test_shift_lines_the_target_up():
     x = np.arange(10.0)
     a, b = shift(x, np.roll(x, 3), 3)                   # the target lags by 3 samples

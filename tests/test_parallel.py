@@ -13,7 +13,7 @@ from helpers import make_model, make_window
 @pytest.mark.parametrize("loss", ["esr", "mse"])
 def test_two_processes_equal_one(rng, loss):
     config, params = make_model(rng, np, hidden=5, layers=2, spread=0.3)
-    x, target, _, _ = make_window(rng, np, config, T=26, B=7)     # 7 columns: shares of 4 and 3
+    x, target, _, _ = make_window(rng, np, config, T=26, B=7)     # 7 columns: 3 here, 4 in the worker
     train = TrainConfig(lr=1e-2, warmup=6, tbptt=10, loss=loss, dc_weight=0.5)
 
     serial_params = {k: v.copy() for k, v in params.items()}

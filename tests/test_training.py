@@ -92,18 +92,26 @@ def test_overdrive_into_lowpass(tmp_path):
     assert 10 * np.log10(np.sum((fast - exact) ** 2) / np.sum(exact ** 2)) < -80
 
 
-def test_resume_continues_the_history(tmp_path):
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    """2 epochs, then --resume to 4, ends exactly where 4 epochs in one go end: weights,
+    best weights, Adam, RNG and history all come back from the checkpoint."""
     rate = 11025
     dry = music_like(8, rate, seed=15)
     write_pair(tmp_path, dry, effects.demo_effect(dry, rate), rate)
-    train("dry.wav", "wet.wav", "--epochs", 2, "--out", "run", cwd=tmp_path)
+    common = ["--processes", 1, "--patience", 100]
+    train("dry.wav", "wet.wav", "--epochs", 4, "--out", "straight", *common, cwd=tmp_path)
+    train("dry.wav", "wet.wav", "--epochs", 2, "--out", "run", *common, cwd=tmp_path)
     first = history(tmp_path / "run")
     out = train("--resume", "run", "--epochs", 4, cwd=tmp_path)
     assert "resuming" in out
-    rows = history(tmp_path / "run")
+    rows, straight = history(tmp_path / "run"), history(tmp_path / "straight")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert rows[:2] == first                                             # the old rows kept as they were
+    assert [r["val_esr"] for r in rows] == [r["val_esr"] for r in straight]
     assert float(rows[3]["seconds"]) > float(rows[1]["seconds"])        # time keeps counting on
-    with np.load(tmp_path / "run" / "checkpoint.npz", allow_pickle=False) as data:
-        meta = json.loads(str(data["config.json"]))
-        assert meta["progress"]["epoch"] == 4 and int(data["adam.step"]) > 0
+    with np.load(tmp_path / "run" / "model.npz") as resumed, np.load(tmp_path / "straight" / "model.npz") as once:
+        for name in once.files:
+            if name != "config.json":
+                assert np.array_equal(resumed[name], once[name]), name
+    out = train("--resume", "run", cwd=tmp_path)                         # the stored rule: 4 epochs, done
+    assert "already stopped (epochs)" in out and len(history(tmp_path / "run")) == 4
