@@ -115,3 +115,16 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
                 assert np.array_equal(resumed[name], once[name]), name
     out = train("--resume", "run", cwd=tmp_path)                         # the stored rule: 4 epochs, done
     assert "already stopped (epochs)" in out and len(history(tmp_path / "run")) == 4
+
+
+def test_demo_runs_and_writes_its_pair(tmp_path):
+    """The README's first command, cut short: the demo pair is generated, written and learned."""
+    out = train("--demo", "--budget", 4, "--out", "run", cwd=tmp_path)
+    run_dir = tmp_path / "run"
+    for name in ("demo_input.wav", "demo_target.wav", "model.npz", "checkpoint.npz", "history.csv",
+                 "val_prediction.wav"):
+        assert (run_dir / name).is_file(), name
+    assert sf.info(str(run_dir / "demo_input.wav")).samplerate == 44100
+    rows = history(run_dir)
+    assert float(rows[-1]["seconds"]) < 20                      # the budget stops it
+    assert model_esr(run_dir) < 0.1 and "best val ESR" in out.splitlines()[-1]
