@@ -38,7 +38,7 @@ from audio_io import effects  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
 from lstm_core.adam import AdamState  # noqa: E402
-from lstm_core.inference import process_parallel  # noqa: E402
+from lstm_core.inference import join_chunks, process_parallel, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig, init_params  # noqa: E402
 from lstm_core.parallel import ParallelTrainer, available_cores  # noqa: E402
@@ -143,21 +143,10 @@ def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float) -> list:
 
 
 def recipe_validate(torch, forward, x_val, parts: int = 32, overlap: int = 8192) -> np.ndarray:
-    """The recipe model over the validation audio in parallel chunks, as ours is validated."""
-    n = x_val.size
-    length = -(-n // parts)
-    starts = [max(0, c * length - overlap) for c in range(parts)]
-    steps = max(min(n, (c + 1) * length) - s for c, s in enumerate(starts))
-    window = np.zeros((steps, parts, 1), np.float32)
-    for c, s in enumerate(starts):
-        piece = x_val[s : s + steps]
-        window[: piece.size, c, 0] = piece
-    y_window = forward(torch.from_numpy(window), None)[0].numpy()
-    y = np.empty(n, np.float32)
-    for c, s in enumerate(starts):
-        first, last = c * length, min(n, (c + 1) * length)
-        y[first:last] = y_window[first - s : last - s, c]
-    return y
+    """The recipe model over the validation audio in the same parallel chunks as ours."""
+    window, plan = split_into_chunks(x_val, parts, overlap)                 # (steps, P)
+    y_window = forward(torch.from_numpy(window[:, :, None]), None)[0].numpy()
+    return join_chunks(y_window, plan)
 
 
 def best_within(points: list, budget: float) -> float:

@@ -61,6 +61,17 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
         history: the audio just before x in the same stream (its last ``overlap``
             samples are used), or None when x starts the stream (zero state at x[0]).
     """
+    window, plan = split_into_chunks(x, parts, overlap, history)
+    y_window = to_numpy(run(params, config, to_device(window[:, None, :], xp))[0])
+    return join_chunks(y_window, plan)
+
+
+def split_into_chunks(x: np.ndarray, parts: int, overlap: int, history: np.ndarray | None = None):
+    """The chunks of process_parallel as one batch: (window (steps, P) float32, plan).
+
+    Chunk c delivers x[c L : (c+1) L] and starts ``overlap`` samples earlier (in x or in
+    ``history``), or at the stream's start; the zero padding after the end is harmless
+    for a causal model. ``plan`` is what join_chunks needs to undo this."""
     history = np.zeros(0, np.float32) if history is None or overlap == 0 else history[-overlap:]
     n = x.size
     parts = max(1, min(parts, n // max(1, overlap // 4) or 1))
@@ -69,11 +80,16 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
     stream = np.concatenate([history.astype(np.float32), x.astype(np.float32)])
     starts = [max(0, offset + c * length - overlap) for c in range(parts)]
     steps = max(offset + min(n, (c + 1) * length) - s for c, s in enumerate(starts))
-    window = np.zeros((steps, 1, parts), np.float32)         # zero padding after the end is harmless
+    window = np.zeros((steps, parts), np.float32)
     for c, s in enumerate(starts):
         piece = stream[s : s + steps]
-        window[: piece.size, 0, c] = piece
-    y_window = to_numpy(run(params, config, to_device(window, xp))[0])
+        window[: piece.size, c] = piece
+    return window, (starts, length, n, offset)
+
+
+def join_chunks(y_window: np.ndarray, plan) -> np.ndarray:
+    """The output (N,) of the chunks' outputs y_window (steps, P), in order."""
+    starts, length, n, offset = plan
     y = np.empty(n, np.float32)
     for c, s in enumerate(starts):
         first, last = c * length, min(n, (c + 1) * length)
