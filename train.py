@@ -357,7 +357,11 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
           f"{params_count} parameters; training on {device}")
 
     best_params = setup.best_params or {k: v.copy() for k, v in setup.params.items()}
-    extra_meta = {"options": asdict(options), "train": train_config.to_dict(), "segment_samples": segment}
+    facts = {"seconds": pair.input.size / pair.rate, "train_seconds": data.x_train.size / pair.rate,
+             "val_seconds": x_val.size / pair.rate, "delay": int(pair.delay), "aligned": bool(pair.aligned),
+             "notes": list(pair.notes)}
+    extra_meta = {"options": asdict(options), "train": train_config.to_dict(), "segment_samples": segment,
+                  "pair": facts, "device": device, "parameters": params_count}
 
     def validate(params):
         y = process_parallel(params, model, x_val, xp, parts=32, overlap=8192)
