@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,19 @@ FORMAT = "lstm-audio-effects model"
 
 class ModelFileError(ValueError):
     """A model or checkpoint file cannot be used; the message names the file and why."""
+
+
+@dataclass
+class ModelFile:
+    """A model as read from any file it can live in (ours, .nam, AIDA-X .json): see model_files.py."""
+
+    params: dict                       # float32 host arrays, our names (lstm0.W_x, ..., out.b)
+    config: ModelConfig
+    sample_rate: int | None            # what the file says it was trained at, if it says
+    meta: dict                         # what the file says about itself (name, val_esr, date, ...)
+    kind: str                          # "npz" (ours), "nam" or "aidax"
+    initial_state: tuple | None = None  # (h, c), each (L, H): where a stream starts; None: zeros
+    notes: list = field(default_factory=list)   # what the reader noticed, for the user
 
 
 def save_npz_atomic(path, arrays: dict, meta: dict):

@@ -14,6 +14,10 @@ Two ways, one exact and one fast:
 
 Arrays in, arrays out: x is (N,) float32 on the host (or (N, C), a stream per column, for
 the sequential way), and so is the result.
+
+Two extras serve models from other tools (model_files.py): ``initial``, the state (h, c),
+each (L, H), that every stream starts from instead of zeros (a .nam file carries one), and
+``controls``, constant values for a conditioned model's inputs after the audio (a knob).
 """
 
 from __future__ import annotations
@@ -42,28 +46,71 @@ def run(params: dict, config: ModelConfig, x, state=None):
     return y, state
 
 
-def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, state=None):
+def start_state(config: ModelConfig, batch: int, xp=np, initial=None):
+    """(h, c), each (L, H, B): ``initial`` ((h, c), each (L, H)) in every column, or zeros."""
+    if initial is None:
+        return zero_state(config, batch, xp)
+    shape = (config.num_layers, config.hidden_size, batch)
+    return tuple(to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(part, np.float32)[:, :, None], shape)), xp)
+                 for part in initial)
+
+
+def model_input(audio: np.ndarray, config: ModelConfig, controls=()) -> np.ndarray:
+    """x (T, I, B) float32 for the model: the audio (T, B) as input 0, then one constant
+    row per control value (a conditioned model's knobs)."""
+    controls = tuple(controls or ())
+    if len(controls) != config.input_size - 1:
+        if config.input_size == 1:
+            raise ValueError(f"the model takes audio only, but {len(controls)} control value(s) were given")
+        raise ValueError(f"the model takes {config.input_size - 1} control value(s) besides the audio (a conditioned "
+                         f"model, such as a knob position), {len(controls)} given")
+    T, B = audio.shape
+    x = np.empty((T, config.input_size, B), np.float32)
+    x[:, 0, :] = audio
+    for row, value in enumerate(controls, start=1):
+        x[:, row, :] = value
+    return x
+
+
+def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, state=None, initial=None,
+                       controls=()):
     """Exact: x (N,) or (N, C) -> (y of the same shape, state). Each column of a 2-D x is
     its own stream (a channel). ``params`` must live on ``xp``'s device; pass the returned
-    state to the next call to continue the same streams."""
-    columns = x.reshape(x.shape[0], 1, -1)
-    y, state = run(params, config, to_device(columns, xp, np.float32), state)
+    state to the next call to continue the same streams (``initial`` is used only when
+    ``state`` is None)."""
+    columns = x.reshape(x.shape[0], -1)
+    if state is None:
+        state = start_state(config, columns.shape[1], xp, initial)
+    y, state = run(params, config, to_device(model_input(columns, config, controls), xp), state)
     return to_numpy(y).reshape(x.shape), state
 
 
 def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
-                     overlap: int = 8192, history: np.ndarray | None = None) -> np.ndarray:
+                     overlap: int = 8192, history: np.ndarray | None = None, initial=None,
+                     controls=()) -> np.ndarray:
     """Fast: x (N,) -> y (N,) from ``parts`` chunks run as one batch.
 
     Args:
         parts: number of chunks (the batch size); fewer are used for short inputs.
         overlap: warm-up samples before each chunk.
         history: the audio just before x in the same stream (its last ``overlap``
-            samples are used), or None when x starts the stream (zero state at x[0]).
+            samples are used), or None when x starts the stream (``initial`` state, or
+            zeros, at x[0]).
+        initial: (h, c), each (L, H): the state every chunk starts from, or None (zeros).
+        controls: values of a conditioned model's inputs after the audio.
     """
     window, plan = split_into_chunks(x, parts, overlap, history)
-    y_window = to_numpy(run(params, config, to_device(window[:, None, :], xp))[0])
+    state = start_state(config, window.shape[1], xp, initial)
+    y_window = to_numpy(run(params, config, to_device(model_input(window, config, controls), xp), state)[0])
     return join_chunks(y_window, plan)
+
+
+def rest_state(params: dict, config: ModelConfig, samples: int, controls=()):
+    """(h, c), each (L, H) float32 on the host: the state after ``samples`` of silence from
+    zero state, where a real-time plugin starts its stream (the .nam format stores it)."""
+    _, (h, c) = process_sequential(params, config, np.zeros(samples, np.float32), array_module(params["out.W"]),
+                                   controls=controls)
+    return to_numpy(h)[:, :, 0], to_numpy(c)[:, :, 0]
 
 
 def split_into_chunks(x: np.ndarray, parts: int, overlap: int, history: np.ndarray | None = None):

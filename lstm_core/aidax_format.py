@@ -1,0 +1,185 @@
+"""AIDA-X / RTNeural Keras-style .json model files: read and write.
+
+The file is one JSON object:
+
+    {"in_shape": [null, null, I], "in_skip": 0 or 1,
+     "layers": [{"type": "lstm", "activation": "", "shape": [null, null, H],
+                 "weights": [W (I, G), U (H, G), b (G,)]},
+                ...more lstm layers (input size H)...,
+                {"type": "dense", "activation": "", "shape": [null, null, 1],
+                 "weights": [W_d (H, 1), b_d (1,)]}],
+     "input_batch": [...], "output_batch": [...], "metadata": {...}}
+
+W is PyTorch's W_ih transposed, U is W_hh transposed, b the summed bias, gates in the
+order i, f, g, o. With "in_skip": 1 the input sample is added to the output (our skip);
+a missing in_skip means 0. The state starts at zero. A conditioned model has I > 1: the
+audio first, then its knob values. ``input_batch`` / ``output_batch`` are a short input
+and the model's output for it (computed in float32), so an implementation can check
+itself: we write them on export and check them on import.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import ModelFile, ModelFileError, check_params
+from .model import ModelConfig
+from .torch_layout import from_torch_layout, to_torch_layout
+
+CHECK_SAMPLES = 2048           # length of the input_batch we write
+CHECK_TOLERANCE = 1e-4         # relative error allowed when reproducing a file's output_batch
+LSTM_ACTIVATIONS = ("", "tanh")
+DENSE_ACTIVATIONS = ("", "linear")
+
+
+def check_signal(samples: int = CHECK_SAMPLES) -> np.ndarray:
+    """A short, deterministic test input (samples,): a rising sweep with a loud attack and a
+    quiet tail, so that the check vectors exercise the model's range and its memory."""
+    t = np.arange(samples) / samples
+    sweep = np.sin(2 * np.pi * (5 * t + 60 * t ** 2))
+    envelope = 0.9 * np.exp(-3 * t) + 0.05
+    return (envelope * sweep).astype(np.float32)
+
+
+def aidax_document(params: dict, config: ModelConfig, sample_rate: int | None, metadata: dict,
+                   input_batch: np.ndarray, output_batch: np.ndarray) -> dict:
+    """The AIDA-X JSON object for our model, with its check vectors (input_batch (N, I) or
+    (N,), output_batch (N,)) as computed by the caller."""
+    layers, head_W, head_b = to_torch_layout(params, config)
+    H = config.hidden_size
+    entries = [{"type": "lstm", "activation": "", "shape": [None, None, H],
+                "weights": [_floats(layer["W_ih"].T), _floats(layer["W_hh"].T), _floats(layer["bias"])]}
+               for layer in layers]
+    entries.append({"type": "dense", "activation": "", "shape": [None, None, 1],
+                    "weights": [_floats(head_W.T), _floats(head_b)]})
+    return {
+        "in_shape": [None, None, config.input_size],
+        "in_skip": int(config.skip),
+        "layers": entries,
+        "input_batch": _floats(input_batch),
+        "output_batch": _floats(output_batch),
+        "metadata": aidax_metadata(metadata, sample_rate),
+    }
+
+
+def aidax_metadata(facts: dict, sample_rate: int | None) -> dict:
+    metadata = {"name": facts.get("name"), "samplerate": int(sample_rate) if sample_rate else None,
+                "esr": None if facts.get("val_esr") is None else float(facts["val_esr"]),
+                "date": facts.get("date") or datetime.now().isoformat(timespec="seconds"),
+                "source": f"lstm-audio-effects {__version__}"}
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def read_aidax(path, document) -> tuple[ModelFile, tuple | None]:
+    """(ModelFile, check vectors (input_batch (N, I), output_batch (N,)) or None) from the
+    parsed JSON of an AIDA-X file. Raises ModelFileError."""
+    if not isinstance(document, dict) or not isinstance(document.get("layers"), list):
+        raise ModelFileError(f"{path}: not an AIDA-X/RTNeural model (no \"layers\" list)")
+    inputs = _in_size(path, document.get("in_shape"))
+    skip = document.get("in_skip", 0)
+    if isinstance(skip, bool) or skip not in (0, 1):
+        raise ModelFileError(f"{path}: \"in_skip\" is {skip!r}; only 0 and 1 are defined")
+    entries = document["layers"]
+    if not entries:
+        raise ModelFileError(f"{path}: \"layers\" is empty")
+    for index, entry in enumerate(entries):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        wanted = "dense" if index == len(entries) - 1 else "lstm"
+        if kind != wanted:
+            found = f"a {str(kind).upper()} layer" if kind else "a layer with no type"
+            place = "last" if wanted == "dense" else f"number {index}"
+            raise ModelFileError(f"{path}: layer {place} is {found}; only models of LSTM layers followed by one "
+                                 f"dense output layer can be read here")
+    lstm_entries, dense = entries[:-1], entries[-1]
+    if not lstm_entries:
+        raise ModelFileError(f"{path}: no LSTM layer before the dense layer")
+    H = _hidden_size(path, lstm_entries)
+    config = ModelConfig(input_size=inputs, hidden_size=H, num_layers=len(lstm_entries), skip=bool(skip))
+    layers = []
+    for index, entry in enumerate(lstm_entries):
+        if entry.get("activation", "") not in LSTM_ACTIVATIONS:
+            raise ModelFileError(f"{path}: LSTM layer {index} has activation {entry['activation']!r}; only the "
+                                 f"standard tanh LSTM is supported")
+        W, U, b = _weights(path, entry, index, [(inputs if index == 0 else H, 4 * H), (H, 4 * H), (4 * H,)])
+        layers.append({"W_ih": W.T, "W_hh": U.T, "bias": b})
+    if dense.get("activation", "") not in DENSE_ACTIVATIONS:
+        raise ModelFileError(f"{path}: the dense layer has activation {dense['activation']!r}; only a linear output "
+                             f"layer is supported")
+    W_d, b_d = _weights(path, dense, len(lstm_entries), [(H, 1), (1,)])
+    params = check_params(path, from_torch_layout(layers, W_d.T, b_d), config)
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    rate = metadata.get("samplerate", metadata.get("sample_rate", document.get("samplerate")))
+    rate = int(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0 else None
+    meta = {"name": metadata.get("name"), "val_esr": metadata.get("esr"), "date": metadata.get("date"),
+            "metadata": metadata}
+    notes = [] if rate else [f"{path}: names no sample rate (metadata \"samplerate\"): use it at the rate it was "
+                             f"trained at"]
+    return ModelFile(params, config, rate, meta, "aidax", None, notes), _check_vectors(path, document, inputs)
+
+
+def _in_size(path, in_shape) -> int:
+    if not isinstance(in_shape, list) or not in_shape:
+        raise ModelFileError(f"{path}: no \"in_shape\" (expected [null, null, inputs])")
+    size = in_shape[-1]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ModelFileError(f"{path}: \"in_shape\" {in_shape} does not end in a number of inputs")
+    return size
+
+
+def _hidden_size(path, lstm_entries) -> int:
+    sizes = []
+    for index, entry in enumerate(lstm_entries):
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not shape or isinstance(shape[-1], bool) or not isinstance(shape[-1], int) \
+                or shape[-1] < 1:
+            raise ModelFileError(f"{path}: LSTM layer {index} has no valid \"shape\" (expected [null, null, H])")
+        sizes.append(shape[-1])
+    if len(set(sizes)) > 1:
+        raise ModelFileError(f"{path}: LSTM layers of different sizes {sizes}; this project's models use one hidden "
+                             f"size for every layer")
+    return sizes[0]
+
+
+def _weights(path, entry, index: int, shapes: list) -> list:
+    """The layer's weight arrays (float64), checked against ``shapes``."""
+    weights = entry.get("weights")
+    if not isinstance(weights, list) or len(weights) != len(shapes):
+        raise ModelFileError(f"{path}: layer {index} ({entry.get('type')}) should hold {len(shapes)} weight arrays, "
+                             f"holds {len(weights) if isinstance(weights, list) else 'none'}")
+    arrays = []
+    for number, (value, shape) in enumerate(zip(weights, shapes)):
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ModelFileError(f"{path}: layer {index} ({entry.get('type')}) weight array {number} is not a "
+                                 f"regular array of numbers") from None
+        if array.shape != shape:
+            raise ModelFileError(f"{path}: layer {index} ({entry.get('type')}) weight array {number} has shape "
+                                 f"{array.shape}, expected {shape}: wrong weight count for its layer sizes")
+        if not np.isfinite(array).all():
+            raise ModelFileError(f"{path}: layer {index} ({entry.get('type')}) holds NaN or infinite weights")
+        arrays.append(array)
+    return arrays
+
+
+def _check_vectors(path, document, inputs: int):
+    """(input_batch (N, I) float32, output_batch (N,) float32), or None when the file has none."""
+    if "input_batch" not in document or "output_batch" not in document:
+        return None
+    try:
+        x = np.array(document["input_batch"], dtype=np.float32).reshape(-1, inputs)
+        y = np.array(document["output_batch"], dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise ModelFileError(f"{path}: \"input_batch\"/\"output_batch\" are not arrays of numbers for a model with "
+                             f"{inputs} input(s)") from None
+    if x.shape[0] != y.size:
+        raise ModelFileError(f"{path}: \"input_batch\" has {x.shape[0]} steps and \"output_batch\" {y.size}")
+    return x, y
+
+
+def _floats(array) -> list:
+    """Nested lists of the float32 values (exact as JSON doubles, so they load back bit for bit)."""
+    return np.asarray(array, np.float32).astype(np.float64).tolist()

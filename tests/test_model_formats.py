@@ -1,0 +1,204 @@
+"""The plugin formats (.nam and AIDA-X .json): round trips through our exporter, and files
+built here by hand from the published layouts, checked against a plain reference LSTM
+written in this file (PyTorch's gate order, float64, one sample at a time)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lstm_core.aidax_format import CHECK_TOLERANCE
+from lstm_core.checkpoint import ModelFile, ModelFileError, save_model
+from lstm_core.inference import process_sequential, rest_state
+from lstm_core.model import ModelConfig, init_params
+from lstm_core.model_files import check_vector_error, export_document, read_model
+from plugin_files import (hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error,
+                          write_json)
+
+
+@pytest.mark.parametrize("layer_count", [1, 2])
+def test_hand_built_nam_matches_reference(tmp_path, layer_count):
+    rng = np.random.default_rng(10 + layer_count)
+    H = 5
+    layers, head_W, head_b = random_torch_layers(rng, 1, H, layer_count)
+    h0 = (0.5 * rng.standard_normal((layer_count, H))).astype(np.float32)
+    c0 = (0.5 * rng.standard_normal((layer_count, H))).astype(np.float32)
+    model = read_model(write_json(tmp_path / "hand.nam", hand_nam(layers, head_W, head_b, h0, c0)))
+    assert model.config == ModelConfig(1, H, layer_count, skip=False)
+    assert model.sample_rate == 48000 and model.meta["val_esr"] == 0.02 and model.meta["name"] == "by hand"
+    x = make_signal()
+    y, _ = process_sequential(model.params, model.config, x, initial=model.initial_state)
+    reference = reference_lstm(x[:, None], layers, head_W, head_b, False, h0, c0)
+    assert relative_error(y, reference) < 1e-5
+    # the initial state matters at the start: from zeros, the first samples differ
+    y_zero, _ = process_sequential(model.params, model.config, x)
+    assert np.abs(y_zero[:5] - reference[:5]).max() > 1e-3
+
+
+@pytest.mark.parametrize("layer_count,skip", [(1, 1), (2, 0)])
+def test_hand_built_aidax_matches_reference(tmp_path, layer_count, skip):
+    rng = np.random.default_rng(20 + layer_count)
+    H = 6
+    layers, head_W, head_b = random_torch_layers(rng, 1, H, layer_count)
+    model = read_model(write_json(tmp_path / "hand.json", hand_aidax(layers, head_W, head_b, skip=skip)))
+    assert model.config == ModelConfig(1, H, layer_count, skip=bool(skip))
+    assert model.sample_rate == 44100
+    x = make_signal()
+    y, _ = process_sequential(model.params, model.config, x)
+    assert relative_error(y, reference_lstm(x[:, None], layers, head_W, head_b, bool(skip))) < 1e-5
+
+
+def test_conditioned_aidax_with_a_constant_knob(tmp_path):
+    rng = np.random.default_rng(30)
+    layers, head_W, head_b = random_torch_layers(rng, 2, 4, 1)
+    model = read_model(write_json(tmp_path / "knob.json", hand_aidax(layers, head_W, head_b, inputs=2, skip=1)))
+    assert model.config.input_size == 2
+    x = make_signal()
+    for knob in (0.0, 0.8):
+        y, _ = process_sequential(model.params, model.config, x, controls=(knob,))
+        x_and_knob = np.stack([x, np.full_like(x, knob)], axis=1)
+        assert relative_error(y, reference_lstm(x_and_knob, layers, head_W, head_b, True)) < 1e-5
+    with pytest.raises(ValueError, match="control value"):
+        process_sequential(model.params, model.config, x)
+
+
+def test_aidax_check_vectors_are_reproduced(tmp_path):
+    """A file's output_batch (computed here in float32 by the reference) is reproduced from
+    its input_batch; a file whose vectors do not match is refused."""
+    rng = np.random.default_rng(40)
+    layers, head_W, head_b = random_torch_layers(rng, 1, 8, 2)
+    x = make_signal(512, seed=3)
+    y32 = reference_lstm(x[:, None], layers, head_W, head_b, True).astype(np.float32)
+    vectors = ([[float(v)] for v in x], [float(v) for v in y32])
+    model = read_model(write_json(tmp_path / "checked.json", hand_aidax(layers, head_W, head_b, vectors=vectors)))
+    error = check_vector_error(model, x[:, None], y32)
+    assert error < CHECK_TOLERANCE
+    assert any("reproduces its check vectors" in note for note in model.notes)
+    wrong = (vectors[0], [v * 1.01 for v in vectors[1]])
+    with pytest.raises(ModelFileError, match="does not reproduce"):
+        read_model(write_json(tmp_path / "wrong.json", hand_aidax(layers, head_W, head_b, vectors=wrong)))
+
+
+# ----------------------------------------------------------------------------- round trips
+
+def trained_looking_model(config, seed):
+    """Our model with weights spread out (a fresh init is too close to a wire to test)."""
+    rng = np.random.default_rng(seed)
+    params = init_params(config, rng)
+    return {k: (v + 0.3 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("suffix", [".nam", ".json"])
+@pytest.mark.parametrize("layer_count", [1, 2])
+@pytest.mark.parametrize("hidden", [3, 12, 16, 32])
+def test_round_trip(tmp_path, suffix, layer_count, hidden):
+    skip = suffix == ".json" and hidden % 2 == 0          # .nam cannot hold a skip; AIDA-X takes both
+    config = ModelConfig(hidden_size=hidden, num_layers=layer_count, skip=skip)
+    params = trained_looking_model(config, hidden * 10 + layer_count)
+    ours = ModelFile(params, config, 44100, {"val_esr": 0.0123, "date": "2026-11-24T12:00:00"}, "npz")
+    path = write_json(tmp_path / f"model{suffix}", export_document(ours, tmp_path / f"model{suffix}", "round trip"))
+    back = read_model(path)
+    assert back.config == config and back.sample_rate == 44100
+    assert back.meta["name"] == "round trip" and math.isclose(back.meta["val_esr"], 0.0123)
+    for name, value in params.items():
+        assert back.params[name].dtype == np.float32
+        assert np.array_equal(back.params[name], value), name                 # bit for bit
+    x = make_signal(800, seed=hidden)
+    if suffix == ".nam":
+        # the file starts from the state after a second of silence, as NAM's trainer does
+        initial = rest_state(params, config, 44100)
+        for mine, theirs in zip(initial, back.initial_state):
+            assert np.array_equal(mine, theirs)
+    else:
+        initial = None
+    y_ours, _ = process_sequential(params, config, x, initial=initial)
+    y_back, _ = process_sequential(back.params, back.config, x, initial=back.initial_state)
+    assert np.abs(y_back - y_ours).max() <= 1e-6 * max(1.0, np.abs(y_ours).max())
+
+
+def test_nam_round_trip_keeps_the_files_initial_state(tmp_path):
+    """.nam -> ours -> .nam writes the same weights list, initial state included."""
+    rng = np.random.default_rng(50)
+    layers, head_W, head_b = random_torch_layers(rng, 1, 4, 2)
+    h0, c0 = (0.3 * rng.standard_normal((2, 4))).astype(np.float32), (0.3 * rng.standard_normal((2, 4))).astype(np.float32)
+    original = hand_nam(layers, head_W, head_b, h0, c0)
+    model = read_model(write_json(tmp_path / "in.nam", original))
+    again = export_document(model, tmp_path / "out.nam")
+    assert np.array_equal(np.array(again["weights"], np.float32), np.array(original["weights"], np.float32))
+
+
+def test_nam_export_of_a_skip_model_says_what_to_do(tmp_path):
+    config = ModelConfig(hidden_size=4, skip=True)
+    model = ModelFile(init_params(config, np.random.default_rng(0)), config, 44100, {}, "npz")
+    with pytest.raises(ModelFileError, match="--no-skip"):
+        export_document(model, tmp_path / "x.nam")
+
+
+def test_our_npz_reads_through_the_same_door(tmp_path):
+    config = ModelConfig(hidden_size=4, skip=False)
+    params = init_params(config, np.random.default_rng(0))
+    save_model(tmp_path / "model.npz", params, config, 22050, {"val_esr": 0.5})
+    model = read_model(tmp_path / "model.npz")
+    assert model.kind == "npz" and model.sample_rate == 22050 and model.initial_state is None
+    assert all(np.array_equal(model.params[k], params[k]) for k in params)
+
+
+# ----------------------------------------------------------------------------- bad files
+
+def good_nam():
+    rng = np.random.default_rng(60)
+    layers, head_W, head_b = random_torch_layers(rng, 1, 3, 1)
+    return hand_nam(layers, head_W, head_b, np.zeros((1, 3)), np.zeros((1, 3)))
+
+
+def good_aidax():
+    rng = np.random.default_rng(61)
+    return hand_aidax(*random_torch_layers(rng, 1, 3, 1))
+
+
+def damaged(document, change):
+    document = json.loads(json.dumps(document))
+    change(document)
+    return document
+
+
+BAD_FILES = {
+    "truncated.nam": (lambda: json.dumps(good_nam())[:500], "not valid JSON"),
+    "truncated.json": (lambda: json.dumps(good_aidax())[:300], "not valid JSON"),
+    "count.nam": (lambda: json.dumps(damaged(good_nam(), lambda d: d["weights"].pop())), "weights, but an LSTM"),
+    "count.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][0]["weights"][1].pop())),
+                   "wrong weight count"),
+    "ragged.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][0]["weights"][1][0].pop())),
+                    "not a regular array"),
+    "shape.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][0].update(shape=[None, None, 4]))),
+                   "has shape"),
+    "wavenet.nam": (lambda: json.dumps(damaged(good_nam(), lambda d: d.update(architecture="WaveNet"))),
+                    "a WaveNet model"),
+    "gru.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][0].update(type="gru"))),
+                 "a GRU layer"),
+    "nan.nam": (lambda: json.dumps(damaged(good_nam(), lambda d: d["weights"].__setitem__(3, float("nan")))),
+                "NaN"),
+    "nan.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][1]["weights"][1].__setitem__(
+        0, float("nan")))), "NaN"),
+    "empty.nam": (lambda: "", "not valid JSON"),
+    "list.json": (lambda: "[1, 2, 3]", "not an AIDA-X"),
+    "skip2.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d.update(in_skip=2))), "in_skip"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_files_get_a_clear_error(tmp_path, name):
+    text, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_text(text())
+    with pytest.raises(ModelFileError) as caught:
+        read_model(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_unknown_extension_and_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="unknown model format"):
+        read_model(tmp_path / "model.onnx")
+    with pytest.raises(ModelFileError, match="no such file"):
+        read_model(tmp_path / "gone.nam")
