@@ -1,12 +1,15 @@
 """Apply a trained model to an audio file of any length.
 
     python process.py model.npz guitar_di.wav guitar_amped.wav
+    python process.py amp.nam guitar_di.wav guitar_amped.wav      # a Neural Amp Modeler LSTM
+    python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
 
 The file is read and written in blocks, so memory does not grow with its length. By
 default each block runs as parallel chunks that each warm up on the audio before them
 (fast; within -80 dB of the exact result, see README); --sequential runs the exact,
 sample-by-sample recurrence. Each channel of a multi-channel file is processed as its
-own stream.
+own stream. A model from another tool starts each stream from the state its file
+carries (a .nam file's initial state; zeros otherwise).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import soundfile as sf
 
 from audio_io.files import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
-from lstm_core.checkpoint import ModelFileError, load_model
+from lstm_core.checkpoint import ModelFileError
 from lstm_core.inference import process_parallel, process_sequential
+from lstm_core.model_files import read_model
 
 BLOCK_SECONDS = 10.0        # audio read per block
 OVERLAP = 8192              # warm-up samples of each parallel chunk
@@ -30,8 +34,10 @@ PARTS_CPU, PARTS_GPU = 64, 1024
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Apply a trained model (model.npz) to an audio file.")
-    p.add_argument("model", help="a model.npz written by train.py")
+    p = argparse.ArgumentParser(description="Apply a trained model (model.npz, .nam or AIDA-X .json) to an audio "
+                                            "file.")
+    p.add_argument("model", help="a model.npz written by train.py, a Neural Amp Modeler LSTM (.nam) or an AIDA-X / "
+                                 "RTNeural LSTM (.json)")
     p.add_argument("input", help="the audio to process (any format soundfile reads)")
     p.add_argument("output", help="where to write the result (format from the extension: .wav, .flac, ...)")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
@@ -39,6 +45,9 @@ def parse_args(argv):
     p.add_argument("--sequential", action="store_true",
                    help="the exact sample-by-sample recurrence (slower) instead of parallel chunks")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--knob", type=float, action="append", default=[], metavar="VALUE",
+                   help="for a conditioned model (inputs besides the audio, such as a gain knob): the constant value "
+                        "of its next input, usually 0 to 1; give it once per input")
     return p.parse_args(argv)
 
 
@@ -66,7 +75,10 @@ def main(argv=None):
     source, destination = Path(args.input), Path(args.output)
     try:
         xp = get_xp(args.device)
-        params, config, meta = load_model(args.model)
+        model = read_model(args.model)
+        config = model.config
+        for note in model.notes:
+            print(f"note: {note}")
         if not source.is_file():
             fail(f"{source}: no such file")
         if destination.exists() and destination.resolve() == source.resolve():
@@ -80,14 +92,18 @@ def main(argv=None):
         except Exception as exc:
             fail(f"{source}: cannot be read as audio ({exc})")
         fmt, subtype = output_subtype(info, destination)
-        if config.input_size != 1:
-            fail(f"{args.model}: the model takes {config.input_size} inputs per sample; process.py feeds audio only")
-        rate = meta.get("sample_rate")
+        if len(args.knob) != config.input_size - 1:
+            if config.input_size == 1:
+                fail(f"{args.model}: the model takes audio only: leave out --knob")
+            fail(f"{args.model}: a conditioned model with {config.input_size - 1} input(s) besides the audio: give "
+                 f"--knob VALUE {config.input_size - 1} time(s) (given {len(args.knob)})")
+        rate = model.sample_rate
         if rate and rate != info.samplerate:
             print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "
                   f"will sound different; resample the input to {rate} Hz for the trained sound", file=sys.stderr)
-        params = {k: to_device(v, xp) for k, v in params.items()}
-        seconds, clipped = process_file(params, config, xp, source, destination, info, fmt, subtype, args.sequential)
+        params = {k: to_device(v, xp) for k, v in model.params.items()}
+        seconds, clipped = process_file(params, config, xp, source, destination, info, fmt, subtype, args.sequential,
+                                        model.initial_state, args.knob)
     except (ModelFileError, BackendError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk
@@ -101,8 +117,10 @@ def main(argv=None):
     return 0
 
 
-def process_file(params, config, xp, source: Path, destination: Path, info, fmt, subtype, sequential: bool):
-    """Stream source -> destination block by block; returns (seconds, clipped samples)."""
+def process_file(params, config, xp, source: Path, destination: Path, info, fmt, subtype, sequential: bool,
+                 initial=None, controls=()):
+    """Stream source -> destination block by block; returns (seconds, clipped samples).
+    ``initial``: the state (h, c), each (L, H), streams start from; ``controls``: knob values."""
     block = max(OVERLAP, int(BLOCK_SECONDS * info.samplerate))
     parts = PARTS_GPU if is_gpu(xp) else PARTS_CPU
     started, clipped = time.perf_counter(), 0
@@ -118,12 +136,12 @@ def process_file(params, config, xp, source: Path, destination: Path, info, fmt,
                 if not np.isfinite(x).all():
                     raise ValueError(f"{source}: holds NaN or infinite samples")
                 if sequential:
-                    y, state = process_sequential(params, config, x, xp, state)
+                    y, state = process_sequential(params, config, x, xp, state, initial, controls)
                 else:
                     y = np.empty_like(x)
                     for channel in range(x.shape[1]):
                         y[:, channel] = process_parallel(params, config, x[:, channel], xp, parts, OVERLAP,
-                                                         history[channel])
+                                                         history[channel], initial, controls)
                         previous = x[:, channel] if history[channel] is None else \
                             np.concatenate([history[channel], x[:, channel]])
                         history[channel] = previous[-OVERLAP:]

@@ -3,6 +3,7 @@
     python train.py dry.wav wet.wav              # writes runs/wet-<date-time>/model.npz
     python train.py                              # the built-in demo (same as --demo)
     python train.py --resume runs/wet-...        # continue an interrupted run
+    python train.py dry.wav wet.wav --init amp.nam   # fine-tune a model (ours, .nam or AIDA-X .json)
 
 Everything of substance lives in the packages (audio_io reads and checks the pair and
 cuts windows; lstm_core trains); this file reads the options, makes the run folder,
@@ -32,12 +33,14 @@ from lstm_core.inference import process_parallel
 from lstm_core.loop import HISTORY_COLUMNS, Progress, StopRule, fit
 from lstm_core.losses import esr
 from lstm_core.model import ModelConfig, init_params
+from lstm_core.model_files import read_model
 from lstm_core.parallel import ParallelTrainer, WorkerError, available_cores
 from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples,
                                  train_window)
 from lstm_core.workspace import Workspace
 
 DEFAULTS = TrainConfig()
+DEFAULT_MODEL = ModelConfig()
 DEMO_SECONDS = 40
 DEMO_BUDGET = 60.0       # seconds: the demo shows learning within about a minute
 DEFAULT_EPOCHS = 1000
@@ -63,6 +66,7 @@ class RunOptions:
     align: bool
     processes: int            # CPU processes sharing each batch (1: no workers)
     device: str
+    init: str | None = None   # the model the weights started from (--init), if any
 
 
 def parse_args(argv):
@@ -79,11 +83,13 @@ def parse_args(argv):
     p.add_argument("--force", action="store_true", help="allow writing into a run folder that already holds "
                    "a model or checkpoint")
     g = p.add_argument_group("model")
-    g.add_argument("--hidden", type=int, default=32, help="LSTM hidden size H (default 32)")
-    g.add_argument("--layers", type=int, default=1, help="stacked LSTM layers (default 1)")
-    g.add_argument("--skip", action=argparse.BooleanOptionalAction, default=True,
+    g.add_argument("--hidden", type=int, help=f"LSTM hidden size H (default {DEFAULT_MODEL.hidden_size})")
+    g.add_argument("--layers", type=int, help=f"stacked LSTM layers (default {DEFAULT_MODEL.num_layers})")
+    g.add_argument("--skip", action=argparse.BooleanOptionalAction,
                    help="add the input sample to the output (default on; --no-skip for effects whose output "
-                        "is far from the input, such as a strong low-pass)")
+                        "is far from the input, such as a strong low-pass, and for export to .nam)")
+    g.add_argument("--init", metavar="MODEL", help="start from this model's weights and architecture instead of "
+                   "random ones: a model.npz, a Neural Amp Modeler .nam or an AIDA-X .json file (fine-tuning)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help=f"stop after this many epochs in all (default {DEFAULT_EPOCHS})")
     g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time in all, "
@@ -239,6 +245,8 @@ def main(argv=None):
         fail("give both INPUT and TARGET (or neither, for the demo)")
     if args.demo and args.input:
         fail("--demo trains on generated audio: leave out INPUT and TARGET")
+    if args.init and args.resume:
+        fail("--resume continues from the run's own checkpoint: leave out --init")
     args.demo = args.demo or (args.input is None and not args.resume)
     try:
         xp = get_xp(args.device)
@@ -255,6 +263,10 @@ def main(argv=None):
                 print(f"demo: wrote {demo_input} and {demo_target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
                 setup.options = replace(setup.options, input=demo_input, target=demo_target)
                 data = load_data(setup.options, setup.train)
+            rate = getattr(args, "init_rate", None)
+            if rate and rate != data.pair.rate:
+                print(f"warning: {args.init} was trained at {rate} Hz and the pair is {data.pair.rate} Hz: its "
+                      f"weights fit another rate, so fine-tuning starts further from the goal")
         return train(folder, setup, data, xp)
     except (AudioError, ModelFileError, BackendError, WorkerError, ValueError) as exc:
         fail(str(exc))
@@ -279,7 +291,7 @@ def check_flags(args):
     """Stop on a flag outside its range, naming the flag."""
     positive = {"--hidden": args.hidden, "--layers": args.layers, "--tbptt": args.tbptt, "--batch": args.batch}
     for flag, value in positive.items():
-        if value < 1:
+        if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
@@ -307,12 +319,39 @@ def fresh_setup(args, xp) -> Setup:
     check_flags(args)
     processes = args.processes if args.processes is not None else (1 if is_gpu(xp) else available_cores())
     options = RunOptions(args.input, args.target, args.val_input, args.val_target, args.val_fraction, args.segment,
-                         args.batch, args.seed, args.channel, args.trim, args.align, processes, args.device)
-    model = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, skip=args.skip)
+                         args.batch, args.seed, args.channel, args.trim, args.align, processes, args.device, args.init)
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
     rng = np.random.default_rng(args.seed)
-    params = {k: to_device(v, xp) for k, v in init_params(model, rng).items()}
+    if args.init:
+        model, params = initial_model(args)
+    else:
+        model = ModelConfig(hidden_size=args.hidden or DEFAULT_MODEL.hidden_size,
+                            num_layers=args.layers or DEFAULT_MODEL.num_layers,
+                            skip=DEFAULT_MODEL.skip if args.skip is None else args.skip)
+        params = init_params(model, rng)
+    params = {k: to_device(v, xp) for k, v in params.items()}
     return Setup(options, model, train, stop_rule(args), params, AdamState(), Progress(), rng)
+
+
+def initial_model(args) -> tuple[ModelConfig, dict]:
+    """(config, params) of the --init model; its architecture stands, so model flags must agree."""
+    loaded = read_model(args.init)
+    config = loaded.config
+    for note in loaded.notes:
+        print(f"note: {note}")
+    given = {"--hidden": (args.hidden, config.hidden_size), "--layers": (args.layers, config.num_layers),
+             "--skip": (args.skip, config.skip)}
+    for flag, (value, stored) in given.items():
+        if value is not None and value != stored:
+            raise ValueError(f"--init {args.init} brings its own architecture (hidden {config.hidden_size}, layers "
+                             f"{config.num_layers}, skip {'on' if config.skip else 'off'}): leave out {flag}")
+    if config.input_size != 1:
+        raise ValueError(f"{args.init}: a conditioned model ({config.input_size - 1} input(s) besides the audio, such "
+                         f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")
+    print(f"init: starting from {args.init} (LSTM H={config.hidden_size} x {config.num_layers} layer(s), skip "
+          f"{'on' if config.skip else 'off'}{f', {loaded.sample_rate} Hz' if loaded.sample_rate else ''})")
+    args.init_rate = loaded.sample_rate
+    return config, loaded.params
 
 
 def resume_setup(folder: Path, args, xp) -> Setup:

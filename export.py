@@ -1,0 +1,73 @@
+"""Export a trained model to the files real-time plugins load.
+
+    python export.py runs/amp-.../model.npz amp.nam     # Neural Amp Modeler (train with --no-skip)
+    python export.py runs/amp-.../model.npz amp.json    # AIDA-X / RTNeural (Keras-style JSON)
+
+MODEL may also be a .nam or AIDA-X .json file, to convert between the two. The format
+comes from OUTPUT's extension; what a format cannot express (a skip connection in .nam)
+stops with a message saying what to do instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from audio_io.files import atomic_output
+from lstm_core.checkpoint import ModelFileError
+from lstm_core.model_files import export_document, read_model
+
+FORMATS = {".nam": "Neural Amp Modeler", ".json": "AIDA-X / RTNeural"}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="Export a model to a plugin format: .nam (Neural Amp Modeler) or .json "
+                                            "(AIDA-X / RTNeural).")
+    p.add_argument("model", help="a model.npz written by train.py (or a .nam / AIDA-X .json file)")
+    p.add_argument("output", help="the file to write: NAME.nam or NAME.json")
+    p.add_argument("--name", help="the model's name in the file's metadata (default: OUTPUT's name)")
+    p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    return p.parse_args(argv)
+
+
+def fail(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    source, destination = Path(args.model), Path(args.output)
+    if destination.suffix.lower() not in FORMATS:
+        fail(f"{destination}: the extension picks the format: .nam (Neural Amp Modeler) or .json (AIDA-X / RTNeural)")
+    if destination.exists() and destination.resolve() == source.resolve():
+        fail(f"{destination} is the model file itself: write the export somewhere else")
+    if destination.exists() and not args.force:
+        fail(f"{destination} exists: choose another name or pass --force to replace it")
+    if not destination.parent.is_dir():
+        fail(f"{destination.parent}: no such folder")
+    try:
+        model = read_model(source)
+        try:
+            document = export_document(model, destination, args.name)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{source}: {exc}") from None
+        with atomic_output(destination) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+            json.dump(document, stream)
+    except ModelFileError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename or destination}: {exc.strerror or exc}")
+    for note in model.notes:
+        print(f"note: {note}")
+    config = model.config
+    print(f"{destination}: {FORMATS[destination.suffix.lower()]} model, LSTM H={config.hidden_size} x "
+          f"{config.num_layers} layer(s), skip {'on' if config.skip else 'off'}, "
+          f"{model.sample_rate or 'unknown'} Hz")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""export.py, and process.py / train.py --init with .nam and AIDA-X files, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lstm_core.checkpoint import load_model, save_model
+from lstm_core.model import ModelConfig, init_params
+from lstm_core.model_files import read_model
+from plugin_files import hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error
+from test_cli import assert_one_line_error, run
+
+RATE = 11025
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A hand-built .nam (non-zero initial state), a conditioned AIDA-X file, an input WAV,
+    and one of our models with and one without the skip."""
+    rng = np.random.default_rng(7)
+    layers, head_W, head_b = random_torch_layers(rng, 1, 6, 1)
+    h0, c0 = (0.4 * rng.standard_normal((1, 6))).astype(np.float32), (0.4 * rng.standard_normal((1, 6))).astype(np.float32)
+    (tmp_path / "amp.nam").write_text(json.dumps(hand_nam(layers, head_W, head_b, h0, c0, sample_rate=RATE)))
+    knob_layers = random_torch_layers(rng, 2, 5, 1)
+    (tmp_path / "pedal.json").write_text(json.dumps(hand_aidax(*knob_layers, inputs=2, skip=1)))
+    x = make_signal(3000, seed=1)
+    sf.write(tmp_path / "in.wav", x, RATE, subtype="FLOAT")
+    for skip in (True, False):
+        config = ModelConfig(hidden_size=4, skip=skip)
+        save_model(tmp_path / f"ours_skip{int(skip)}.npz", init_params(config, np.random.default_rng(1)), config, RATE,
+                   {"val_esr": 0.01})
+    return {"dir": tmp_path, "x": x, "nam": (layers, head_W, head_b, h0, c0), "knob": knob_layers}
+
+
+def test_process_runs_a_hand_built_nam_from_its_initial_state(files):
+    folder = files["dir"]
+    code, out, err = run("process.py", folder / "amp.nam", folder / "in.wav", folder / "out.wav", "--sequential")
+    assert code == 0, err
+    y, rate = sf.read(folder / "out.wav", dtype="float32")
+    layers, head_W, head_b, h0, c0 = files["nam"]
+    assert rate == RATE
+    assert relative_error(y, reference_lstm(files["x"][:, None], layers, head_W, head_b, False, h0, c0)) < 1e-5
+
+
+def test_process_a_conditioned_model_with_a_knob(files):
+    folder = files["dir"]
+    code, _, err = run("process.py", folder / "pedal.json", folder / "in.wav", folder / "out.wav")
+    assert_one_line_error(code, err, "--knob")
+    code, _, err = run("process.py", folder / "pedal.json", folder / "in.wav", folder / "out.wav", "--knob", "0.3",
+                       "--sequential")
+    assert code == 0, err
+    y, _ = sf.read(folder / "out.wav", dtype="float32")
+    x_and_knob = np.stack([files["x"], np.full_like(files["x"], 0.3)], axis=1)
+    assert relative_error(y, reference_lstm(x_and_knob, *files["knob"], True)) < 1e-5
+
+
+def test_export_writes_both_formats_and_they_process_alike(files):
+    folder = files["dir"]
+    code, out, err = run("export.py", folder / "ours_skip1.npz", folder / "ours.json", "--name", "my pedal")
+    assert code == 0 and "AIDA-X" in out, err
+    document = json.loads((folder / "ours.json").read_text())
+    assert document["in_skip"] == 1 and document["metadata"]["name"] == "my pedal"
+    assert document["metadata"]["samplerate"] == RATE and document["metadata"]["esr"] == 0.01
+    assert len(document["input_batch"]) == len(document["output_batch"]) > 1000
+    code, out, err = run("export.py", folder / "ours_skip0.npz", folder / "ours.nam")
+    assert code == 0, err
+    assert json.loads((folder / "ours.nam").read_text())["sample_rate"] == RATE
+    for name in ("ours_skip1.npz", "ours.json"):
+        code, _, err = run("process.py", folder / name, folder / "in.wav", folder / f"{name}.wav")
+        assert code == 0, err
+    a, _ = sf.read(folder / "ours_skip1.npz.wav", dtype="float32")
+    b, _ = sf.read(folder / "ours.json.wav", dtype="float32")
+    assert np.array_equal(a, b)
+
+
+def test_export_refusals(files):
+    folder = files["dir"]
+    code, _, err = run("export.py", folder / "ours_skip1.npz", folder / "x.nam")
+    assert_one_line_error(code, err, "--no-skip")
+    assert not (folder / "x.nam").exists()
+    code, _, err = run("export.py", folder / "ours_skip1.npz", folder / "x.onnx")
+    assert_one_line_error(code, err, ".nam")
+    before = (folder / "amp.nam").read_bytes()
+    code, _, err = run("export.py", folder / "ours_skip0.npz", folder / "amp.nam")
+    assert_one_line_error(code, err, "exists")
+    assert (folder / "amp.nam").read_bytes() == before
+    (folder / "broken.nam").write_text((folder / "amp.nam").read_text()[:200])
+    code, _, err = run("export.py", folder / "broken.nam", folder / "y.json")
+    assert_one_line_error(code, err, "broken.nam: not valid JSON")
+    code, _, err = run("process.py", folder / "broken.nam", folder / "in.wav", folder / "out.wav")
+    assert_one_line_error(code, err, "broken.nam: not valid JSON")
+
+
+def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
+    folder = files["dir"]
+    rng = np.random.default_rng(2)
+    x = (0.3 * rng.standard_normal(RATE * 3)).astype(np.float32)
+    sf.write(folder / "dry.wav", x, RATE)
+    sf.write(folder / "wet.wav", np.tanh(2 * x), RATE)
+    code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--hidden", "8",
+                       "--out", folder / "refused")
+    assert_one_line_error(code, err, "leave out --hidden")
+    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--epochs", "1",
+                         "--lr", "1e-9", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--out",
+                         folder / "tuned")
+    assert code == 0, err
+    assert "init: starting from" in out
+    params, config, meta = load_model(folder / "tuned" / "model.npz")
+    start = read_model(folder / "amp.nam")
+    assert config == start.config and meta["options"]["init"] == str(folder / "amp.nam")
+    for name, value in start.params.items():
+        assert np.abs(params[name] - value).max() < 1e-6, name          # lr 1e-9: still the file's weights
+    code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "pedal.json", "--out",
+                       folder / "refused2")
+    assert_one_line_error(code, err, "conditioned")
