@@ -35,8 +35,8 @@ from lstm_core.losses import esr
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.model_files import read_model
 from lstm_core.parallel import ParallelTrainer, WorkerError, available_cores
-from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples,
-                                 train_window)
+from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, GPU_BATCH, GPU_SEGMENT_SECONDS, TrainConfig,
+                                 device_defaults, segment_samples, train_window)
 from lstm_core.workspace import Workspace
 
 DEFAULTS = TrainConfig()
@@ -97,10 +97,11 @@ def parse_args(argv):
     g.add_argument("--patience", type=int,
                    help=f"stop when the val ESR has not improved for this many epochs (default {DEFAULT_PATIENCE})")
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"Adam learning rate (default {DEFAULTS.lr:g})")
-    g.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"windows per batch (default {DEFAULT_BATCH})")
-    g.add_argument("--segment", type=float, default=DEFAULT_SEGMENT_SECONDS,
+    g.add_argument("--batch", type=int, help=f"windows per batch (default {DEFAULT_BATCH} on the CPU, "
+                   f"{GPU_BATCH} on the GPU)")
+    g.add_argument("--segment", type=float,
                    help=f"seconds of loss-carrying audio per window, rounded to whole --tbptt slices "
-                        f"(default {DEFAULT_SEGMENT_SECONDS})")
+                        f"(default {DEFAULT_SEGMENT_SECONDS} on the CPU, {GPU_SEGMENT_SECONDS} on the GPU)")
     g.add_argument("--warmup", type=int, default=DEFAULTS.warmup,
                    help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup})")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
@@ -299,7 +300,7 @@ def check_flags(args):
         raise ValueError(f"--warmup must be 0 or more samples, got {args.warmup}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise ValueError(f"--lr must be a positive number, got {args.lr}")
-    if not (math.isfinite(args.segment) and args.segment > 0):
+    if args.segment is not None and not (math.isfinite(args.segment) and args.segment > 0):
         raise ValueError(f"--segment must be a positive number of seconds, got {args.segment}")
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(f"--val-fraction must be between 0 and 1, got {args.val_fraction}")
@@ -318,8 +319,11 @@ def stop_rule(args, stored: dict | None = None) -> StopRule:
 def fresh_setup(args, xp) -> Setup:
     check_flags(args)
     processes = args.processes if args.processes is not None else (1 if is_gpu(xp) else available_cores())
-    options = RunOptions(args.input, args.target, args.val_input, args.val_target, args.val_fraction, args.segment,
-                         args.batch, args.seed, args.channel, args.trim, args.align, processes, args.device, args.init)
+    window_defaults = device_defaults("gpu" if is_gpu(xp) else "cpu")
+    segment = window_defaults["segment"] if args.segment is None else args.segment
+    batch = window_defaults["batch"] if args.batch is None else args.batch
+    options = RunOptions(args.input, args.target, args.val_input, args.val_target, args.val_fraction, segment,
+                         batch, args.seed, args.channel, args.trim, args.align, processes, args.device, args.init)
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
     rng = np.random.default_rng(args.seed)
     if args.init:

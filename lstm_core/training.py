@@ -24,6 +24,23 @@ LOSSES = ("esr", "mse")
 DEFAULT_BATCH = 40                 # windows per batch
 DEFAULT_SEGMENT_SECONDS = 0.5      # loss-carrying audio per window
 
+# On a GPU a step of 512 windows costs about what a step of 40 does (the time goes to the
+# T sequential kernel launches, not to arithmetic), so the GPU takes big batches, and
+# shorter windows so that a few minutes of audio still fill them. Chosen by that reasoning;
+# not yet measured on a GPU (benchmarks/cpu_vs_gpu.py --part quality measures it).
+GPU_BATCH = 512
+GPU_SEGMENT_SECONDS = 0.25
+
+
+def device_defaults(device: str) -> dict:
+    """The window settings train.py uses where the user gives none: {"batch", "segment"
+    (seconds)} for ``device`` "cpu" or "gpu"."""
+    if device == "gpu":
+        return {"batch": GPU_BATCH, "segment": GPU_SEGMENT_SECONDS}
+    if device == "cpu":
+        return {"batch": DEFAULT_BATCH, "segment": DEFAULT_SEGMENT_SECONDS}
+    raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+
 
 def segment_samples(seconds: float, rate: int, tbptt: int) -> int:
     """The window's loss-carrying length in samples: ``seconds`` rounded to whole TBPTT
