@@ -5,7 +5,8 @@ BPTT), cuda_kernels (the fused GPU step kernels), output (read-out and skip), mo
 stack), losses, adam, gradcheck, training (one window's updates, the defaults), parallel
 (a batch shared across processes), workspace (buffers kept between windows), loop (epochs,
 validation, stopping), inference (running a model over long audio), checkpoint (model
-and checkpoint files), example (a two-second first look).
+and checkpoint files), model_files (any model file in, plugin formats out: torch_layout,
+nam_format, aidax_format), example (a two-second first look).
 """
 
 __version__ = "0.1.0"
