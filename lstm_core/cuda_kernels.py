@@ -1,11 +1,24 @@
-"""CUDA source of the fused LSTM step kernels, and their compilation through CuPy.
+"""CUDA source of the LSTM kernels, and their compilation through CuPy.
 
-One kernel per time step forward and one per time step backward; each thread owns one
-(hidden unit j, batch column b) pair and does all the elementwise work of that step for
-it, so a step costs one recurrent matmul plus one launch. Arrays are feature-major, as
-everywhere in ``lstm_core``: a (G, B) gate block holds the rows [o | i | f | g], each
-(H, B), and the flat index of (row r, column b) is ``r * B + b``, so neighbouring threads
-touch neighbouring addresses.
+Two ways to run a window's recurrence on the GPU; lstm.py uses the one chosen with
+:func:`use_loop` ("step" by default):
+
+* step kernels ("step"): one kernel per time step forward and one per time step
+  backward; each thread owns one (hidden unit j, batch column b) pair and does all the
+  elementwise work of that step for it, so a step costs one recurrent matmul (cuBLAS)
+  plus one launch: 2 launches a step.
+* window kernels ("window"): one launch runs the whole window's recurrence, forward or
+  backward. Batch columns are independent, so one thread block owns one column for all
+  T steps; its threads share that column's state in shared memory and meet at a
+  __syncthreads() twice a step, instead of the whole GPU meeting at a kernel boundary.
+  Thread r computes gate row r's dot product itself (the weights are read through the
+  cache: every block reads the same few kilobytes). No launch per step, no host work.
+  Which is faster depends on H and B: benchmarks/cpu_vs_gpu.py measures both. The step
+  kernels stay as the reference the window kernels are tested against.
+
+Arrays are feature-major, as everywhere in ``lstm_core``: a (G, B) gate block holds the
+rows [o | i | f | g], each (H, B), and the flat index of (row r, column b) is
+``r * B + b``, so neighbouring threads of the step kernels touch neighbouring addresses.
 
 The sources are plain strings, written once with ``real`` as the element type and
 instantiated for float (training) and double (checks). They are compiled in three
@@ -16,8 +29,38 @@ on the CPU against the NumPy path (the math).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 FORWARD_NAME = "lstm_step_forward"
 BACKWARD_NAME = "lstm_step_backward"
+WINDOW_FORWARD_NAME = "lstm_window_forward"
+WINDOW_BACKWARD_NAME = "lstm_window_backward"
+LOOPS = ("step", "window")
+MAX_THREADS = 1024          # per block: the window kernels need G = 4H of them, so H <= 256
+
+
+class Kernels(NamedTuple):
+    """The compiled kernels lstm.py launches; the window pair is None when not in use."""
+
+    forward_step: object
+    backward_step: object
+    forward_window: object = None
+    backward_window: object = None
+
+
+_loop = "step"
+
+
+def use_loop(kind: str):
+    """Choose how the GPU runs a window's recurrence: "step" or "window" (module doc)."""
+    global _loop
+    if kind not in LOOPS:
+        raise ValueError(f"the GPU loop must be one of {LOOPS}, got {kind!r}")
+    _loop = kind
+
+
+def current_loop() -> str:
+    return _loop
 
 _PRELUDE = r"""
 typedef REAL real;
@@ -85,6 +128,118 @@ extern "C" __global__ void NAME(
 }
 """
 
+# Forward of a whole window, one block per batch column b, blockDim.x = max(G, H + I + 1).
+#   W      (G, K)         [W_h | W_x | b], K = H + I + 1
+#   Z      (T + 1, K, B)  in: Z[0, :H] = h0, Z[t, H:H+I] = x_t, Z[t, H+I] = 1; out: Z[t+1, :H] = h_t
+#   A      (T + 1, G + H, B)  in: A[0, G:] = c0; out: A[t, :G] activations, A[t+1, G:] = c_t
+#   tanh_c (T, H, B)      out
+# The same buffers, filled the same way, as the step kernels' loop in lstm.py.
+_WINDOW_FORWARD = r"""
+extern "C" __global__ void NAME(
+    const real* __restrict__ W, real* __restrict__ Z, real* __restrict__ A, real* __restrict__ tanh_c,
+    const int T, const int H, const int I, const int B)
+{
+    extern __shared__ unsigned char shared_bytes[];
+    real* z = (real*)shared_bytes;            // (K)  [h_{t-1}; x_t; 1] of this column
+    const int K = H + I + 1, G = 4 * H;
+    real* act = z + K;                        // (G)  this step's activations
+    real* c = act + G;                        // (H)  the cell state
+    const int b = blockIdx.x, r = threadIdx.x;
+    if (r < K) z[r] = Z[r * B + b];
+    if (r < H) c[r] = A[(G + r) * B + b];
+    __syncthreads();
+    for (int t = 0; t < T; ++t) {
+        real* A_t = A + (size_t)t * (G + H) * B;
+        if (r < G) {
+            const real* w = W + (size_t)r * K;
+            real a = (real)0;
+            for (int k = 0; k < K; ++k) a += w[k] * z[k];
+            a = r < 3 * H ? sigmoid_(a) : tanh(a);
+            act[r] = a;
+            A_t[r * B + b] = a;
+        }
+        __syncthreads();                      // every gate is known, and every z read
+        if (r < H) {
+            const real o = act[r], i = act[H + r], f = act[2 * H + r], g = act[3 * H + r];
+            const real c_t = f * c[r] + i * g;
+            const real tc = tanh(c_t);
+            const real h = o * tc;
+            c[r] = c_t;
+            z[r] = h;
+            A[((size_t)(t + 1) * (G + H) + G + r) * B + b] = c_t;
+            tanh_c[((size_t)t * H + r) * B + b] = tc;
+            Z[((size_t)(t + 1) * K + r) * B + b] = h;
+        } else if (r < H + I && t + 1 < T) {
+            z[r] = Z[((size_t)(t + 1) * K + r) * B + b];      // x_{t+1}
+        }
+        __syncthreads();                      // the new z is complete
+    }
+}
+"""
+
+# Backward of a whole window, one block per batch column b, blockDim.x = max(G, H + I).
+#   W_T      (H + I, G)     [W_h | W_x]^T
+#   dh_out   (T, H, B)      gradient reaching each h_t from above
+#   A, tanh_c               what the forward kept
+#   DZ       (T + 1, H + I, B)  in: DZ[T, :H] = dh_T; out: DZ[t] = W_T da_t
+#   dc_carry (H, B)         in: dc_T; out: dc0
+#   da       (T, G, B)      out
+_WINDOW_BACKWARD = r"""
+extern "C" __global__ void NAME(
+    const real* __restrict__ W_T, const real* __restrict__ dh_out, const real* __restrict__ A,
+    const real* __restrict__ tanh_c, real* __restrict__ DZ, real* __restrict__ dc_carry, real* __restrict__ da,
+    const int T, const int H, const int I, const int B)
+{
+    extern __shared__ unsigned char shared_bytes[];
+    const int G = 4 * H, J = H + I;
+    real* da_s = (real*)shared_bytes;         // (G)  this step's da
+    real* dh_rec = da_s + G;                  // (H)  gradient reaching h_t from step t+1
+    real* dc = dh_rec + H;                    // (H)  gradient reaching c_t from step t+1
+    const int b = blockIdx.x, r = threadIdx.x;
+    const real one = (real)1;
+    if (r < H) {
+        dh_rec[r] = DZ[((size_t)T * J + r) * B + b];
+        dc[r] = dc_carry[r * B + b];
+    }
+    __syncthreads();
+    for (int t = T - 1; t >= 0; --t) {
+        if (r < H) {
+            const real* A_t = A + (size_t)t * (G + H) * B;
+            const real o = A_t[r * B + b], i = A_t[(H + r) * B + b];
+            const real f = A_t[(2 * H + r) * B + b], g = A_t[(3 * H + r) * B + b];
+            const real c_prev = A_t[(G + r) * B + b];
+            const real tc = tanh_c[((size_t)t * H + r) * B + b];
+            const real dh = dh_out[((size_t)t * H + r) * B + b] + dh_rec[r];
+            const real dc_t = dc[r] + dh * o * (one - tc * tc);
+            const real d_o = dh * tc * o * (one - o);
+            const real d_i = dc_t * g * i * (one - i);
+            const real d_f = dc_t * c_prev * f * (one - f);
+            const real d_g = dc_t * i * (one - g * g);
+            da_s[r] = d_o;
+            da_s[H + r] = d_i;
+            da_s[2 * H + r] = d_f;
+            da_s[3 * H + r] = d_g;
+            real* da_t = da + (size_t)t * G * B;
+            da_t[r * B + b] = d_o;
+            da_t[(H + r) * B + b] = d_i;
+            da_t[(2 * H + r) * B + b] = d_f;
+            da_t[(3 * H + r) * B + b] = d_g;
+            dc[r] = dc_t * f;
+        }
+        __syncthreads();                      // da_t is complete, dh_rec read
+        if (r < J) {
+            const real* w = W_T + (size_t)r * G;
+            real s = (real)0;
+            for (int k = 0; k < G; ++k) s += w[k] * da_s[k];
+            DZ[((size_t)t * J + r) * B + b] = s;
+            if (r < H) dh_rec[r] = s;
+        }
+        __syncthreads();                      // dh_rec is complete, da_s read
+    }
+    if (r < H) dc_carry[r * B + b] = dc[r];
+}
+"""
+
 REALS = {"float32": "float", "float64": "double"}
 
 
@@ -99,6 +254,8 @@ def kernel_source(dtype_name: str) -> str:
         _PRELUDE.replace("REAL", real)
         + _FORWARD.replace("NAME", kernel_name(FORWARD_NAME, dtype_name))
         + _BACKWARD.replace("NAME", kernel_name(BACKWARD_NAME, dtype_name))
+        + _WINDOW_FORWARD.replace("NAME", kernel_name(WINDOW_FORWARD_NAME, dtype_name))
+        + _WINDOW_BACKWARD.replace("NAME", kernel_name(WINDOW_BACKWARD_NAME, dtype_name))
     )
 
 
@@ -111,18 +268,31 @@ def launch_shape(H: int, B: int):
     return (blocks,), (THREADS_PER_BLOCK,)
 
 
+def window_launch(H: int, I: int, B: int, itemsize: int):
+    """(grid, block, shared bytes) of both window kernels: a block per column, enough
+    threads for every gate row and every entry of [h; x; 1]."""
+    threads = max(4 * H, H + I + 1)
+    shared = (H + I + 1 + 4 * H + H) * itemsize
+    return (B,), (threads,), shared
+
+
+def window_fits(H: int, I: int) -> bool:
+    return max(4 * H, H + I + 1) <= MAX_THREADS
+
+
 _compiled: dict = {}
 
 
-def compile_kernels(xp, dtype_name: str):
-    """(forward, backward) RawKernels for ``dtype_name``, compiled once per process.
+def compile_kernels(xp, dtype_name: str, loop: str | None = None) -> Kernels:
+    """The Kernels for ``dtype_name`` and ``loop`` (default: the one chosen with use_loop),
+    compiled once per process.
 
     ``xp`` is CuPy (handed over by the caller, so that only backend.py imports it).
     """
+    loop = loop or _loop
     if dtype_name not in _compiled:
         module = xp.RawModule(code=kernel_source(dtype_name))
-        _compiled[dtype_name] = (
-            module.get_function(kernel_name(FORWARD_NAME, dtype_name)),
-            module.get_function(kernel_name(BACKWARD_NAME, dtype_name)),
-        )
-    return _compiled[dtype_name]
+        _compiled[dtype_name] = Kernels(*(module.get_function(kernel_name(name, dtype_name)) for name in
+                                          (FORWARD_NAME, BACKWARD_NAME, WINDOW_FORWARD_NAME, WINDOW_BACKWARD_NAME)))
+    kernels = _compiled[dtype_name]
+    return kernels if loop == "window" else kernels._replace(forward_window=None, backward_window=None)

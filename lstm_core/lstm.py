@@ -56,8 +56,9 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
         x: (T, I, B) input sequence.
         params: dict with W_x (G, I), W_h (G, H), b (G,).
         h0, c0: (H, B) initial state.
-        kernels: fused (forward, backward) step kernels; None picks them by backend
-            (CuPy's compiled kernels on a GPU, the NumPy loop on the CPU).
+        kernels: cuda_kernels.Kernels to launch; None picks by backend (CuPy's compiled
+            kernels, for the loop chosen with cuda_kernels.use_loop, on a GPU; the NumPy
+            loop on the CPU).
         workspace: reuse its buffers (see workspace.py: this invalidates the caches of
             earlier runs with the same workspace); None allocates new ones.
 
@@ -84,8 +85,10 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
 
     if kernels is None:
         _forward_loop_numpy(xp, W, Z, A, tanh_c)
+    elif kernels.forward_window is not None and cuda_kernels.window_fits(H, I):
+        _forward_window(kernels.forward_window, W, Z, A, tanh_c)
     else:
-        _forward_loop_fused(xp, kernels[0], W, Z, A, tanh_c)
+        _forward_loop_fused(xp, kernels.forward_step, W, Z, A, tanh_c)
 
     h = Z[1:, :H]
     cache = (W, Z, A, tanh_c, kernels, workspace)
@@ -138,6 +141,14 @@ def _forward_loop_fused(xp, kernel, W, Z, A, tanh_c):
         kernel(grid, block, (A[t, :G], A[t, G:], A[t + 1, G:], tanh_c[t], Z[t + 1, :H], H32, B32))
 
 
+def _forward_window(kernel, W, Z, A, tanh_c):
+    """The whole recurrence in one launch: a block per batch column (cuda_kernels)."""
+    T, H, B = tanh_c.shape
+    I = Z.shape[1] - H - 1
+    grid, block, shared = cuda_kernels.window_launch(H, I, B, W.itemsize)
+    kernel(grid, block, (W, Z, A, tanh_c, np.int32(T), np.int32(H), np.int32(I), np.int32(B)), shared_mem=shared)
+
+
 def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
     """Backpropagate through the window the cache came from (truncated BPTT).
 
@@ -167,8 +178,10 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
 
     if kernels is None:
         _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
+    elif kernels.backward_window is not None and cuda_kernels.window_fits(H, I):
+        _backward_window(xp, kernels.backward_window, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
     else:
-        _backward_loop_fused(xp, kernels[1], W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
+        _backward_loop_fused(xp, kernels.backward_step, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
 
     dW = _sum_outer_products(xp, da, Z[:T])                 # (G, K)
     grads = {"W_h": dW[:, :H], "W_x": dW[:, H : H + I], "b": dW[:, H + I]}
@@ -236,6 +249,15 @@ def _backward_loop_fused(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
     for t in range(T - 1, -1, -1):
         kernel(grid, block, (dh_out[t], DZ[t + 1, :H], dc_carry, A[t, :G], A[t, G:], tanh_c[t], da[t], H32, B32))
         xp.matmul(W_T, da[t], out=DZ[t])
+
+
+def _backward_window(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
+    """The whole reverse recurrence in one launch: a block per batch column (cuda_kernels)."""
+    T, H, B = tanh_c.shape
+    I = DZ.shape[1] - H
+    grid, block, shared = cuda_kernels.window_launch(H, I, B, W_T.itemsize)
+    kernel(grid, block, (W_T, xp.ascontiguousarray(dh_out), A, tanh_c, DZ, dc_carry, da, np.int32(T), np.int32(H),
+                         np.int32(I), np.int32(B)), shared_mem=shared)
 
 
 def _sum_outer_products(xp, da, Z):

@@ -18,18 +18,22 @@ def test_kernels_compile_with_nvrtc(dtype_name):
         ptx = compile_to_ptx(cuda_kernels.kernel_source(dtype_name), "lstm_step.cu")
     except NvrtcMissing as exc:
         pytest.skip(str(exc))
-    for base in (cuda_kernels.FORWARD_NAME, cuda_kernels.BACKWARD_NAME):
+    for base in (cuda_kernels.FORWARD_NAME, cuda_kernels.BACKWARD_NAME, cuda_kernels.WINDOW_FORWARD_NAME,
+                 cuda_kernels.WINDOW_BACKWARD_NAME):
         assert f".entry {cuda_kernels.kernel_name(base, dtype_name)}" in ptx
 
 
 @pytest.mark.skipif(bool(compiler_missing()), reason=compiler_missing() or "ok")
+@pytest.mark.parametrize("loop,I,H", [("step", 2, 7), ("window", 2, 7), ("window", 6, 1)])
 @pytest.mark.parametrize("dtype_name,tol", [("float64", 1e-12), ("float32", 2e-5)])
-def test_fused_path_equals_numpy_path(rng, dtype_name, tol):
-    """The fused loop of lstm.py, with the kernels compiled for the CPU, against the NumPy
-    loop: forward outputs, final state, and every gradient. The launch shape leaves idle
-    threads in the last block (H * B is not a multiple of the block size)."""
+def test_fused_path_equals_numpy_path(rng, dtype_name, tol, loop, I, H):
+    """lstm.py's GPU loops, with the kernels compiled for the CPU, against the NumPy loop:
+    forward outputs, final state, and every gradient. The step kernels' launch shape
+    leaves idle threads in the last block (H * B is not a multiple of the block size); the
+    window kernels run a thread per CUDA thread with real barriers (host_cuda.py); with
+    H = 1, I = 6 a block has more threads for [h; x; 1] (8) than gate rows (4)."""
     dtype = np.dtype(dtype_name)
-    T, I, H, B = 9, 2, 7, 5
+    T, B = 9, 5
     params = {"W_x": rng.standard_normal((4 * H, I)), "W_h": 0.6 * rng.standard_normal((4 * H, H)),
               "b": rng.standard_normal(4 * H)}
     params = {k: v.astype(dtype) for k, v in params.items()}
@@ -37,7 +41,7 @@ def test_fused_path_equals_numpy_path(rng, dtype_name, tol):
                                  [(T, I, B), (H, B), (H, B), (T, H, B), (H, B), (H, B)])
 
     h_ref, (hT_ref, cT_ref), cache_ref = lstm_forward(x, params, h0, c0)
-    h_fused, (hT_fused, cT_fused), cache_fused = lstm_forward(x, params, h0, c0, kernels=host_kernels(dtype_name))
+    h_fused, (hT_fused, cT_fused), cache_fused = lstm_forward(x, params, h0, c0, kernels=host_kernels(dtype_name, loop))
     for ref, fused in [(h_ref, h_fused), (hT_ref, hT_fused), (cT_ref, cT_fused)]:
         assert np.abs(ref - fused).max() < tol
 

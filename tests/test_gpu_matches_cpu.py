@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstm_core import cuda_kernels
 from lstm_core.adam import AdamState
 from lstm_core.backend import gpu_unavailable_reason, to_device, to_numpy
 from lstm_core.inference import process_parallel
@@ -38,8 +39,16 @@ def both(params):
     return params, {k: to_device(v, cupy) for k, v in params.items()}
 
 
-@pytest.mark.parametrize("hidden,layers", [(16, 1), (32, 2), (64, 1)])
-def test_forward_and_gradients_match(hidden, layers):
+@pytest.fixture(params=cuda_kernels.LOOPS)
+def loop(request):
+    """Each test runs with the step kernels and with the window kernels."""
+    cuda_kernels.use_loop(request.param)
+    yield request.param
+    cuda_kernels.use_loop("step")
+
+
+@pytest.mark.parametrize("hidden,layers", [(16, 1), (32, 2), (64, 1), (128, 1)])
+def test_forward_and_gradients_match(hidden, layers, loop):
     import cupy
 
     config = ModelConfig(hidden_size=hidden, num_layers=layers)
@@ -58,7 +67,7 @@ def test_forward_and_gradients_match(hidden, layers):
     assert relative_difference(dx_gpu, dx_cpu) < TOLERANCE
 
 
-def test_training_window_updates_match():
+def test_training_window_updates_match(loop):
     import cupy
 
     config = ModelConfig(hidden_size=32)
@@ -75,7 +84,7 @@ def test_training_window_updates_match():
         assert relative_difference(gpu[name], cpu[name]) < TOLERANCE, name
 
 
-def test_offline_inference_matches():
+def test_offline_inference_matches(loop):
     import cupy
 
     config = ModelConfig(hidden_size=32)
