@@ -206,20 +206,26 @@ def synthetic_window(T: int, B: int, rng: np.random.Generator):
     return x, target
 
 
-def measure(systems: list, H: int, B: int, T: int, repeats: int) -> dict:
+def measure(systems: list, H: int, B: int, T: int, repeats: int, budget: float | None = None) -> dict:
     """{system name: [samples/s of each timed step]}, the systems taking turns.
 
-    Round 0 warms up (kernel compilation, first allocations, caches) and is not counted."""
+    Round 0 warms up (kernel compilation, first allocations, caches) and is not counted.
+    ``budget``: seconds of timed steps after which a system sits out the remaining rounds
+    (it always gets at least one timed step); None: every system runs ``repeats`` steps."""
     x, target = synthetic_window(T, B, np.random.default_rng(B))
     steps = {system.name: system.make_step(H, x, target) for system in systems}
     rates = {name: [] for name in steps}
+    spent = {name: 0.0 for name in steps}
     for round_ in range(repeats + 1):
         for name, step in steps.items():
+            if round_ > 1 and budget is not None and spent[name] >= budget:
+                continue
             start = time.perf_counter()
             step()
             seconds = time.perf_counter() - start
             if round_ > 0:
                 rates[name].append(T * B / seconds)
+                spent[name] += seconds
     for step in steps.values():
         getattr(step, "close", lambda: None)()
     return rates

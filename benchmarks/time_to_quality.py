@@ -22,6 +22,7 @@ Both see the same data, the same validation audio, the same budgets, in the same
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import shlex
@@ -38,11 +39,14 @@ from audio_io import effects  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
 from lstm_core.adam import AdamState  # noqa: E402
+from lstm_core.backend import is_gpu, to_device  # noqa: E402
 from lstm_core.inference import join_chunks, process_parallel, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig, init_params  # noqa: E402
 from lstm_core.parallel import ParallelTrainer, available_cores  # noqa: E402
-from lstm_core.training import DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples  # noqa: E402
+from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, TrainConfig, segment_samples,  # noqa: E402
+                                 train_window)
+from lstm_core.workspace import Workspace  # noqa: E402
 
 RATE = 44100
 SECONDS = 60                   # of material: the last 20 % validates
@@ -64,8 +68,10 @@ EFFECT_TEXT = {
 }
 
 
-def material(effect: str, seed: int = 1):
-    dry = music_like(SECONDS, RATE, seed)
+def material(effect: str, seed: int = 1, seconds: float = SECONDS):
+    """(x_train, y_train, x_val, y_val): ``seconds`` of generated music through the effect,
+    the last 20 % held out."""
+    dry = music_like(seconds, RATE, seed)
     wet = EFFECTS[effect](dry).astype(np.float32)
     return split_validation(dry, wet, 0.2)
 
@@ -83,23 +89,39 @@ class Clock:
         self.seconds += time.perf_counter() - self._started
 
 
-def run_ours(x_train, y_train, x_val, y_val, budget: float, overrides: dict) -> list:
-    """[(training seconds, val ESR)] after each epoch, with train.py's defaults."""
+def run_ours(x_train, y_train, x_val, y_val, budget: float, overrides: dict, xp=np, processes: int | None = None,
+             validation_parts: int = 32) -> list:
+    """[(training seconds, val ESR)] after each epoch, with train.py's defaults.
+
+    On the CPU (xp numpy) the batch is shared by ``processes`` processes (default: every
+    core) through ParallelTrainer, as train.py does; with processes=1, or on the GPU (xp
+    cupy), train_window runs in this process with one Workspace, as train.py does there.
+    The clock waits for the GPU after every batch, and stops while validating."""
     train = TrainConfig(**{k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__})
     batch = overrides.get("batch", DEFAULT_BATCH)
     segment = segment_samples(overrides.get("segment", DEFAULT_SEGMENT_SECONDS), RATE, train.tbptt)
     config = ModelConfig(hidden_size=overrides.get("hidden", 32))
     rng = np.random.default_rng(0)
-    params, adam, clock, points = init_params(config, rng), AdamState(), Clock(), []
-    with ParallelTrainer(config, available_cores(), train.warmup + segment, batch) as trainer:
+    params = {name: to_device(value, xp) for name, value in init_params(config, rng).items()}
+    adam, clock, points = AdamState(), Clock(), []
+    processes = 1 if is_gpu(xp) else (processes or available_cores())
+    synchronize = xp.cuda.Device().synchronize if is_gpu(xp) else (lambda: None)
+    with contextlib.ExitStack() as stack:
+        if processes > 1:
+            trainer = stack.enter_context(ParallelTrainer(config, processes, train.warmup + segment, batch))
+            step = trainer.train_window
+        else:
+            workspace = Workspace()
+            step = lambda p, a, x, y, t: train_window(p, config, a, x, y, t, workspace)  # noqa: E731
         while clock.seconds < budget:
             clock.start()
             for x, y in epoch_batches(x_train, y_train, segment, train.warmup, batch, rng):
-                trainer.train_window(params, adam, x, y, train)
+                step(params, adam, to_device(x, xp), to_device(y, xp), train)
+                synchronize()
                 if clock.seconds + time.perf_counter() - clock._started >= budget:
                     break
             clock.stop()
-            prediction = process_parallel(params, config, x_val, parts=32, overlap=8192)
+            prediction = process_parallel(params, config, x_val, xp, parts=validation_parts, overlap=8192)
             points.append((clock.seconds, float(esr(prediction, y_val))))
     return points
 
