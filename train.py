@@ -132,7 +132,7 @@ def fail(message: str, code: int = 2):
 # ----------------------------------------------------------------------------- the run folder
 
 RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", "demo_input.wav",
-             "demo_target.wav")
+             "demo_target.wav", "report.html", "curves.png", "prediction.png")
 
 
 def run_folder(args) -> Path:
@@ -453,10 +453,23 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
             trainer.close()
     y_best = process_parallel(best_params, model, x_val, xp, parts=32, overlap=8192)
     write_audio_atomic(folder / "val_prediction.wav", y_best, pair.rate, "FLOAT")
+    write_run_report(folder)
     progress = setup.progress
     print(f"best val ESR {progress.best_esr:.4g} ({db(progress.best_esr):.1f} dB) at epoch {progress.best_epoch}; "
           f"{progress.epoch} epochs, {progress.seconds:.1f} s ({reason}); model: {folder / 'model.npz'}")
     return 0
+
+
+def write_run_report(folder: Path):
+    """report.html for the run; never fails the run: the model and checkpoint are already
+    written, so a report that cannot be made costs one line."""
+    try:
+        from run_report import write_report
+
+        print(f"report: {write_report(folder)}")
+    except Exception as exc:                     # noqa: BLE001 - anything at all: the run has succeeded
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"report: not written ({reason}); try again with  python report.py {folder}")
 
 
 def save_checkpoint(folder: Path, setup: Setup, best_params: dict, rate: int, extra_meta: dict):

@@ -124,7 +124,7 @@ def test_demo_runs_and_writes_its_pair(tmp_path):
     out = train("--demo", "--budget", 4, "--out", "run", cwd=tmp_path)
     run_dir = tmp_path / "run"
     for name in ("demo_input.wav", "demo_target.wav", "model.npz", "checkpoint.npz", "history.csv",
-                 "val_prediction.wav"):
+                 "val_prediction.wav", "report.html", "curves.png", "prediction.png"):
         assert (run_dir / name).is_file(), name
     assert sf.info(str(run_dir / "demo_input.wav")).samplerate == 44100
     rows = history(run_dir)

@@ -1,0 +1,117 @@
+"""The report's plots, as PNG bytes (matplotlib, drawn off-screen with the Agg canvas).
+
+    curves      training loss and validation ESR per epoch, log scale, best epoch marked
+    prediction  a short stretch around a transient: target and prediction overlaid, the
+                error below; and the spectra of target, prediction and error
+    comparison  several runs' validation ESR curves on one plot
+
+Figures are built with the object API (Figure + FigureCanvasAgg), never pyplot, so
+nothing depends on a display or on global state.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .run import Run, ValidationAudio
+
+DPI = 100
+STRETCH_SECONDS = 0.04           # the waveform overlay's length
+SPECTRUM_FRAME = 4096            # samples per FFT frame of the spectra
+
+
+def png_bytes(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def curves_figure(run: Run) -> Figure:
+    epochs = [row["epoch"] for row in run.history]
+    figure = Figure(figsize=(8, 4), layout="constrained")
+    axes = figure.add_subplot()
+    axes.semilogy(epochs, [row["train_loss"] for row in run.history], label="training loss", color="tab:gray")
+    axes.semilogy(epochs, [row["val_esr"] for row in run.history], label="validation ESR", color="tab:blue",
+                  marker="o" if len(epochs) < 40 else None, markersize=3)
+    best = run.best_epoch
+    axes.axvline(best, color="tab:green", linestyle="--", linewidth=1)
+    axes.plot([best], [run.val_esr], marker="*", markersize=14, color="tab:green", linestyle="none",
+              label=f"best: {run.val_esr:.3g} at epoch {best}")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss / ESR (log scale)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    axes.set_title("Learning curves")
+    return figure
+
+
+def transient_start(target: np.ndarray, rate: int) -> int:
+    """Where the stretch to show begins: a little before the largest jump in the target's
+    short-time energy (a note's attack, where models most often differ)."""
+    hop = max(1, rate // 200)                                    # 5 ms frames
+    frames = target[: target.size // hop * hop].reshape(-1, hop)
+    if frames.shape[0] < 3:
+        return 0
+    energy = np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
+    jump = int(np.argmax(np.diff(energy))) + 1
+    length = int(STRETCH_SECONDS * rate)
+    return int(np.clip(jump * hop - length // 4, 0, max(0, target.size - length)))
+
+
+def spectrum_db(signal: np.ndarray) -> np.ndarray:
+    """Average magnitude spectrum in dB (Hann-windowed frames, half-overlapping)."""
+    frame = min(SPECTRUM_FRAME, signal.size)
+    window = np.hanning(frame)
+    starts = range(0, signal.size - frame + 1, frame // 2)
+    power = np.mean([np.abs(np.fft.rfft(window * signal[s : s + frame])) ** 2 for s in starts], axis=0)
+    return 10 * np.log10(power / (window.sum() ** 2 / 4) + 1e-20)
+
+
+def prediction_figure(audio: ValidationAudio) -> Figure:
+    rate = audio.rate
+    start = transient_start(audio.target, rate)
+    stop = min(audio.target.size, start + int(STRETCH_SECONDS * rate))
+    t_ms = 1000.0 * np.arange(start, stop) / rate
+    target, prediction = audio.target[start:stop], audio.prediction[start:stop]
+    figure = Figure(figsize=(10, 8), layout="constrained")
+    wave, error, spectra = figure.subplots(3, 1, height_ratios=[2, 1, 2])
+    wave.plot(t_ms, target, label="target", color="black", linewidth=1.2)
+    wave.plot(t_ms, prediction, label="prediction", color="tab:orange", linewidth=1, linestyle="--")
+    wave.set_title(f"Prediction against target around a transient ({t_ms[0] / 1000:.2f} s into the validation audio)")
+    wave.set_ylabel("amplitude")
+    wave.legend(loc="upper right")
+    wave.grid(True, alpha=0.3)
+    error.plot(t_ms, prediction - target, color="tab:red", linewidth=1)
+    error.set_ylabel("error")
+    error.set_xlabel("time (ms)")
+    error.grid(True, alpha=0.3)
+    frequencies = np.fft.rfftfreq(min(SPECTRUM_FRAME, audio.target.size), 1.0 / rate)
+    for signal, label, color in ((audio.target, "target", "black"), (audio.prediction, "prediction", "tab:orange"),
+                                 (audio.prediction - audio.target, "error", "tab:red")):
+        spectra.semilogx(frequencies[1:], spectrum_db(signal)[1:], label=label, color=color, linewidth=1)
+    spectra.set_xlim(20, rate / 2)
+    spectra.set_xlabel("frequency (Hz)")
+    spectra.set_ylabel("level (dBFS)")
+    spectra.set_title("Spectra of the whole validation audio: where the error is (lows, highs, noise floor)")
+    spectra.legend(loc="lower left")
+    spectra.grid(True, which="both", alpha=0.3)
+    return figure
+
+
+def comparison_figure(runs: list) -> Figure:
+    figure = Figure(figsize=(9, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for run in runs:
+        axes.semilogy([row["seconds"] for row in run.history], [row["val_esr"] for row in run.history],
+                      label=f"{run.name} ({run.val_esr:.3g})")
+    axes.set_xlabel("training time (s)")
+    axes.set_ylabel("validation ESR (log scale)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small")
+    axes.set_title("Validation ESR against training time")
+    return figure

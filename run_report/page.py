@@ -1,0 +1,164 @@
+"""The HTML pages: one run's report, and a comparison of runs. Self-contained: every image
+is a PNG and every clip a 16-bit WAV, embedded as base64 data URIs; no script, no network,
+one file that opens offline in any browser and can be mailed as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import statistics
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio_io.files import atomic_output
+
+from .figures import comparison_figure, curves_figure, png_bytes, prediction_figure, transient_start
+from .run import Run, ReportError, load_run, validation_audio
+from .verdict import advice, db, grade
+
+CLIP_SECONDS = 5.0
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
+.verdict { font-size: 1.3em; padding: 0.8em 1em; border-radius: 6px; background: #f2f6fa; border-left: 6px solid VAR; }
+.verdict b { font-size: 1.2em; }
+img { max-width: 100%; border: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; } td, th { padding: 0.25em 0.8em; text-align: left; }
+td[data-value] { white-space: nowrap; }
+tr:nth-child(even) { background: #f6f6f6; } th { border-bottom: 1px solid #999; }
+.players div { margin: 0.4em 0; display: flex; align-items: center; } .players span { width: 8em; }
+.note { color: #a33; }
+"""
+GRADE_COLORS = {"great": "#2a9d4a", "good": "#6bb536", "acceptable": "#e0a800", "poor": "#e06c00",
+                "something went wrong": "#c62828"}
+
+
+def write_report(folder) -> Path:
+    """Write report.html, curves.png and prediction.png into the run folder; returns the
+    page's path. Raises ReportError (missing or damaged run files) or OSError."""
+    run = load_run(folder)
+    audio, audio_missing = validation_audio(run)
+    curves = png_bytes(curves_figure(run))
+    prediction = png_bytes(prediction_figure(audio)) if audio is not None else None
+    _write_bytes(run.folder / "curves.png", curves)
+    if prediction is not None:
+        _write_bytes(run.folder / "prediction.png", prediction)
+    page = report_html(run, curves, prediction, audio, audio_missing)
+    path = run.folder / "report.html"
+    _write_bytes(path, page.encode("utf-8"))
+    return path
+
+
+def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_missing: str) -> str:
+    name, meaning = grade(run.val_esr)
+    tips = advice(run.val_esr, run.meta, run.history[-1]["epoch"], run.best_epoch)
+    parts = [f"<h1>What the model learned: {_e(run.name)}</h1>",
+             f"<p class='sub'>{_e(str(run.meta.get('date', '')))} &middot; {_e(str(run.folder))}</p>",
+             f"<div class='verdict' style='border-left-color: {GRADE_COLORS[name]}'>Validation ESR "
+             f"<b id='val-esr' data-value='{run.val_esr!r}'>{run.val_esr:.4g}</b> ({db(run.val_esr):.1f} dB): "
+             f"<b>{_e(name)}</b>, {_e(meaning)}.</div>"]
+    if tips:
+        parts.append("<h3>What to try next</h3><ul>" + "".join(f"<li>{_e(tip)}</li>" for tip in tips) + "</ul>")
+    parts.append("<p class='sub'>ESR is the energy of the error over the energy of the target (pre-emphasised in "
+                 "training, plain here). For amp and pedal captures: below 0.01 great, below 0.035 good, below 0.1 "
+                 "may sound acceptable, 0.3 or more: something went wrong, often misalignment.</p>")
+    parts.append("<h2>Learning curves</h2>" + _img(curves, "training loss and validation ESR per epoch"))
+    parts.append("<h2>Prediction against target</h2>")
+    if audio is None:
+        parts.append(f"<p class='note'>No waveform, spectra or audio: {_e(audio_missing)}.</p>")
+    else:
+        parts.append(_img(prediction, "waveform overlay, error and spectra"))
+        parts.append("<h2>Listen: A/B</h2>" + _players(audio))
+    parts.append("<h2>The run</h2>" + _facts_table(run))
+    return _page(f"Report: {run.name}", "\n".join(parts))
+
+
+def _players(audio) -> str:
+    length = min(audio.target.size, int(CLIP_SECONDS * audio.rate))
+    start = int(np.clip(transient_start(audio.target, audio.rate) - audio.rate, 0, audio.target.size - length))
+    rows = [f"<p class='sub'>The same {length / audio.rate:.1f} s of the validation audio, from "
+            f"{start / audio.rate:.2f} s, at its own level.</p><div class='players'>"]
+    for label, signal in (("input (dry)", audio.input), ("target", audio.target), ("prediction", audio.prediction)):
+        clip = _wav_bytes(signal[start : start + length], audio.rate)
+        rows.append(f"<div><span>{label}</span><audio controls preload='none' src='data:audio/wav;base64,"
+                    f"{base64.b64encode(clip).decode()}'></audio></div>")
+    return "".join(rows) + "</div>"
+
+
+def _facts_table(run: Run) -> str:
+    meta, options = run.meta, run.meta.get("options") or {}
+    pair, model, train = meta.get("pair") or {}, meta.get("model") or {}, meta.get("train") or {}
+    rate = meta.get("sample_rate")
+    delay = pair.get("delay")
+    rows = [
+        ("input", Path(options.get("input", "?")).name),
+        ("target", Path(options.get("target", "?")).name),
+        ("sample rate", f"{rate} Hz"),
+        ("length", f"{pair['seconds']:.1f} s (training {pair['train_seconds']:.1f} s, validation "
+                   f"{pair['val_seconds']:.1f} s)" if "seconds" in pair else "?"),
+        ("channel", "mixed down to mono" if options.get("channel") is None else f"channel {options['channel']}"),
+        ("delay found", "?" if delay is None else f"{delay} sample(s) ({1000 * delay / rate:.2f} ms), "
+                                                  f"{'compensated (--align)' if pair.get('aligned') else 'not compensated'}"),
+        ("model", f"LSTM, {model.get('num_layers')} layer(s) of {model.get('hidden_size')} units, skip "
+                  f"{'on' if model.get('skip') else 'off'}, {meta.get('parameters', '?')} parameters"),
+        ("started from", Path(options["init"]).name if options.get("init") else "random weights"),
+        ("training", f"lr {train.get('lr')}, batch {options.get('batch')}, segment {options.get('segment')} s, "
+                     f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}, loss {train.get('loss')}"),
+        ("epochs", f"{run.history[-1]['epoch']} (best {run.best_epoch})"),
+        ("time", f"{run.history[-1]['seconds']:.1f} s"),
+        ("samples/s", f"{statistics.median(row['samples_per_s'] for row in run.history):,.0f} (median of epochs)"),
+        ("device", meta.get("device", "?")),
+    ]
+    return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def write_comparison(folders: list, out) -> Path:
+    """One page comparing the runs in ``folders``, best validation ESR first. Raises ReportError."""
+    if not folders:
+        raise ReportError("give at least one run folder")
+    runs = sorted((load_run(folder) for folder in folders), key=lambda run: run.val_esr)
+    head = ("<tr><th>#</th><th>run</th><th>val ESR</th><th>dB</th><th>grade</th><th>model</th><th>parameters</th>"
+            "<th>lr</th><th>batch</th><th>TBPTT</th><th>epochs</th><th>time</th></tr>")
+    rows = []
+    for rank, run in enumerate(runs, start=1):
+        model, train, options = run.meta.get("model") or {}, run.meta.get("train") or {}, run.meta.get("options") or {}
+        rows.append(f"<tr class='run'><td>{rank}</td><td>{_e(run.name)}</td><td data-value='{run.val_esr!r}'>"
+                    f"{run.val_esr:.4g}</td><td>{db(run.val_esr):.1f}</td><td>{_e(grade(run.val_esr)[0])}</td>"
+                    f"<td>H={model.get('hidden_size')} x {model.get('num_layers')}, skip "
+                    f"{'on' if model.get('skip') else 'off'}</td><td>{run.meta.get('parameters', '?')}</td>"
+                    f"<td>{train.get('lr')}</td><td>{options.get('batch')}</td><td>{train.get('tbptt')}</td>"
+                    f"<td>{run.history[-1]['epoch']}</td><td>{run.history[-1]['seconds']:.0f} s</td></tr>")
+    body = (f"<h1>Comparing {len(runs)} runs</h1><p class='sub'>Best validation ESR first.</p>"
+            f"<table>{head}{''.join(rows)}</table>"
+            + _img(png_bytes(comparison_figure(runs)), "validation ESR of every run against training time"))
+    out = Path(out)
+    _write_bytes(out, _page("Comparing runs", body).encode("utf-8"))
+    return out
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{STYLE.replace('VAR', '#888')}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f"<p><img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(png).decode()}'></p>"
+
+
+def _wav_bytes(signal: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(signal, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def _write_bytes(path: Path, data: bytes):
+    with atomic_output(path) as temporary:
+        Path(temporary).write_bytes(data)
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)

@@ -1,0 +1,113 @@
+"""A run folder as train.py left it: the model's facts, the history, the validation audio.
+
+    model.npz            weights and facts (lstm_core.checkpoint.load_model)
+    history.csv          one row per epoch: epoch, train_loss, val_esr, samples_per_s, seconds
+    val_prediction.wav   the best model's output for the validation audio
+
+The validation input and target are read again from the pair the run names (its options
+say which files, channel, trim, alignment and split), exactly as train.py cut them; when
+those files are gone the report goes on without audio and says why.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audio_io.files import AudioError, read_audio
+from audio_io.pair import load_pair
+from audio_io.windows import split_validation
+from lstm_core.checkpoint import ModelFileError, load_model
+from lstm_core.loop import HISTORY_COLUMNS
+
+
+class ReportError(ValueError):
+    """A report cannot be made; the message names the file and the problem (one line)."""
+
+
+@dataclass
+class Run:
+    folder: Path
+    meta: dict                   # model.npz's facts
+    history: list                # one dict per epoch, HISTORY_COLUMNS, as numbers
+    val_esr: float               # the best validation ESR (the model file's)
+
+    @property
+    def name(self) -> str:
+        return self.folder.resolve().name
+
+    @property
+    def best_epoch(self) -> int:
+        return int(self.meta.get("epoch") or min(self.history, key=lambda row: row["val_esr"])["epoch"])
+
+
+@dataclass
+class ValidationAudio:
+    input: np.ndarray            # (N,) float32
+    target: np.ndarray           # (N,)
+    prediction: np.ndarray       # (N,)
+    rate: int
+
+
+def load_run(folder) -> Run:
+    """The run in ``folder``. Raises ReportError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: no such run folder")
+    try:
+        _, _, meta = load_model(folder / "model.npz")
+    except ModelFileError as exc:
+        raise ReportError(str(exc)) from None
+    history = read_history(folder / "history.csv")
+    val_esr = meta.get("val_esr")
+    if not isinstance(val_esr, (int, float)) or not math.isfinite(val_esr):
+        raise ReportError(f"{folder / 'model.npz'}: holds no validation ESR (not written by train.py?)")
+    return Run(folder, meta, history, float(val_esr))
+
+
+def read_history(path: Path) -> list:
+    """history.csv as a list of dicts of numbers. Raises ReportError."""
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file (the run has not finished an epoch, or this is not a run folder)")
+    try:
+        with open(path, newline="", encoding="utf-8") as stream:
+            reader = csv.DictReader(stream)
+            missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ReportError(f"{path}: damaged: columns missing: {', '.join(missing)}")
+            rows = [{c: (int(row[c]) if c == "epoch" else float(row[c])) for c in HISTORY_COLUMNS} for row in reader]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        if isinstance(exc, ReportError):
+            raise
+        raise ReportError(f"{path}: damaged: {exc}") from None
+    if not rows:
+        raise ReportError(f"{path}: no epochs recorded")
+    if not all(math.isfinite(v) for row in rows for v in row.values()):
+        raise ReportError(f"{path}: damaged: holds values that are not finite numbers")
+    return rows
+
+
+def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
+    """(the validation input, target and prediction, "") or (None, why they are missing)."""
+    options = run.meta.get("options") or {}
+    try:
+        if options.get("val_input") and options.get("val_target"):
+            pair = load_pair(options["val_input"], options["val_target"], options.get("channel"),
+                             options.get("trim", False), options.get("align", False))
+            x, y = pair.input, pair.target
+        else:
+            pair = load_pair(options["input"], options["target"], options.get("channel"), options.get("trim", False),
+                             options.get("align", False))
+            _, _, x, y = split_validation(pair.input, pair.target, options.get("val_fraction", 0.2))
+        predicted, rate = read_audio(run.folder / "val_prediction.wav")
+    except (AudioError, KeyError, TypeError) as exc:
+        return None, f"the validation audio could not be read again ({exc})"
+    prediction = predicted[:, 0]
+    if rate != pair.rate or prediction.size != y.size:
+        return None, (f"val_prediction.wav ({prediction.size} samples at {rate} Hz) does not match the validation "
+                      f"part of the pair ({y.size} samples at {pair.rate} Hz): were the files changed since the run?")
+    return ValidationAudio(x, y, prediction, pair.rate), ""

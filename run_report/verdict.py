@@ -1,0 +1,55 @@
+"""The verdict on a validation ESR: a grade in plain words, and what to try next.
+
+The thresholds are the community's rule of thumb for amp and pedal captures (the error-
+to-signal ratio of the validation audio): below 0.01 great, below 0.035 good, below 0.1
+it may sound acceptable, at or above 0.3 something went wrong, most often the two files
+are misaligned.
+"""
+
+from __future__ import annotations
+
+import math
+
+GRADES = (                       # (upper bound, grade, what it means)
+    (0.01, "great", "hard to tell apart from the real thing"),
+    (0.035, "good", "close; a careful listener may hear a difference"),
+    (0.1, "acceptable", "may sound acceptable, but the difference is audible"),
+    (0.3, "poor", "clearly different from the target"),
+    (math.inf, "something went wrong", "the model did not learn the effect"),
+)
+
+
+def db(esr: float) -> float:
+    """The ESR in decibels (10 log10), floored at -120 dB."""
+    return 10.0 * math.log10(max(esr, 1e-12))
+
+
+def grade(esr: float) -> tuple[str, str]:
+    """(grade, meaning) for a validation ESR."""
+    for bound, name, meaning in GRADES:
+        if esr < bound:
+            return name, meaning
+    return GRADES[-1][1], GRADES[-1][2]
+
+
+def advice(esr: float, meta: dict, epochs: int, best_epoch: int) -> list[str]:
+    """What to try next, most likely first; empty when the result is great."""
+    if esr < 0.01:
+        return []
+    tips = []
+    pair = meta.get("pair") or {}
+    delay = int(pair.get("delay") or 0)
+    if esr >= 0.3 or (delay > 2 and not pair.get("aligned")):
+        tips.append(f"Check the alignment: the target lags the input by {delay} samples"
+                    + (" (not compensated): retrain with --align." if delay > 2 and not pair.get("aligned")
+                       else ". A misaligned pair is the commonest reason a capture trains badly."))
+    if best_epoch >= epochs - 2:
+        tips.append("Train longer: the validation ESR was still improving when the run stopped "
+                    "(raise --budget or --epochs, or continue with --resume).")
+    model = meta.get("model") or {}
+    if int(model.get("hidden_size", 32)) < 64:
+        tips.append(f"Try a larger model: --hidden {2 * int(model.get('hidden_size', 32))}.")
+    if model.get("skip") is False:
+        tips.append("Try the skip connection (--skip), which lets the LSTM learn only the difference "
+                    "from the dry signal.")
+    return tips

@@ -1,0 +1,193 @@
+"""The run report: train.py writes it, every embedded image and clip decodes, the ESR on
+the page is the model file's, the comparison is ordered, and bad run folders get one line."""
+
+import base64
+import io
+import shutil
+import struct
+import sys
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lstm_core.checkpoint import load_model, load_npz, save_npz_atomic
+from run_report.verdict import grade
+from test_cli import ROOT, assert_one_line_error, run
+
+RATE = 11025
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Embedded(HTMLParser):
+    """Collects the page's data-URI images and clips, and the element holding the ESR."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.clips, self.esr, self.rows = [], [], None, []
+        self._in_esr = self._in_run_row = False
+        self._cells = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        src = attrs.get("src", "")
+        if tag == "img":
+            self.images.append(src)
+        if tag == "audio":
+            self.clips.append(src)
+        if attrs.get("id") == "val-esr":
+            self.esr = {"value": attrs["data-value"], "text": ""}
+            self._in_esr = True
+        if tag == "tr" and attrs.get("class") == "run":
+            self._in_run_row, self._cells = True, []
+
+    def handle_endtag(self, tag):
+        if tag == "b":
+            self._in_esr = False
+        if tag == "tr" and self._in_run_row:
+            self.rows.append(self._cells)
+            self._in_run_row = False
+
+    def handle_data(self, data):
+        if self._in_esr:
+            self.esr["text"] += data
+        if self._in_run_row:
+            self._cells.append(data)
+
+
+def parse(path):
+    parser = Embedded()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def data_uri(src, mime):
+    prefix = f"data:{mime};base64,"
+    assert src.startswith(prefix), src[:40]
+    return base64.b64decode(src[len(prefix):])
+
+
+def png_size(data):
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short real run of train.py on a generated pair whose target lags by 3 samples."""
+    folder = tmp_path_factory.mktemp("report")
+    rng = np.random.default_rng(9)
+    x = (0.3 * rng.standard_normal(RATE * 3)).astype(np.float32)
+    wet = np.concatenate([np.zeros(3, np.float32), np.tanh(2 * x[:-3])])
+    sf.write(folder / "dry.wav", x, RATE)
+    sf.write(folder / "wet.wav", wet, RATE)
+    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--epochs", "3", "--segment", "0.2",
+                         "--warmup", "200", "--processes", "1", "--out", folder / "run")
+    assert code == 0, err
+    return folder, out
+
+
+def test_train_py_writes_a_self_contained_report(trained):
+    folder, out = trained
+    page = folder / "run" / "report.html"
+    assert f"report: {page}" in out
+    text = page.read_text(encoding="utf-8")
+    assert "<script" not in text and "http://" not in text and "https://" not in text
+    embedded = parse(page)
+    assert len(embedded.images) == 2
+    for src in embedded.images:
+        width, height = png_size(data_uri(src, "image/png"))
+        assert width > 200 and height > 200
+    for name in ("curves.png", "prediction.png"):
+        assert png_size((folder / "run" / name).read_bytes())[0] > 200
+    _, _, meta = load_model(folder / "run" / "model.npz")
+    val_samples = round(meta["pair"]["val_seconds"] * RATE)
+    assert len(embedded.clips) == 3                                   # input, target, prediction
+    for src in embedded.clips:
+        samples, rate = sf.read(io.BytesIO(data_uri(src, "audio/wav")))
+        assert rate == RATE and samples.shape == (min(val_samples, 5 * RATE),)
+    assert "3 sample(s)" in text                                      # the delay found is reported
+
+
+def test_the_esr_on_the_page_is_the_model_files(trained):
+    folder, _ = trained
+    _, _, meta = load_model(folder / "run" / "model.npz")
+    esr = parse(folder / "run" / "report.html").esr
+    assert float(esr["value"]) == meta["val_esr"]
+    assert esr["text"] == f"{meta['val_esr']:.4g}"
+
+
+def copy_run(source, target, val_esr):
+    """A copy of a run whose model file claims another val ESR (for the comparison)."""
+    shutil.copytree(source, target)
+    arrays, meta = load_npz(target / "model.npz")
+    meta["val_esr"] = val_esr
+    save_npz_atomic(target / "model.npz", arrays, meta)
+    return target
+
+
+def test_comparison_lists_every_run_best_first(trained, tmp_path):
+    folder, _ = trained
+    runs = [copy_run(folder / "run", tmp_path / name, esr) for name, esr in
+            (("mid", 0.02), ("worst", 0.4), ("best", 0.001))]
+    code, out, err = run("report.py", *runs, "--out", tmp_path / "compare.html")
+    assert code == 0, err
+    rows = parse(tmp_path / "compare.html").rows
+    assert [row[1] for row in rows] == ["best", "mid", "worst"]
+    assert [float(row[2]) for row in rows] == [0.001, 0.02, 0.4]
+    code, _, err = run("report.py", *runs, "--out", tmp_path / "compare.html")
+    assert_one_line_error(code, err, "exists")
+    code, _, err = run("report.py", *runs)
+    assert_one_line_error(code, err, "--out")
+
+
+def test_missing_or_damaged_history_is_one_line(trained, tmp_path):
+    folder, _ = trained
+    broken = copy_run(folder / "run", tmp_path / "broken", 0.01)
+    (broken / "history.csv").unlink()
+    code, _, err = run("report.py", broken)
+    assert_one_line_error(code, err, "history.csv: no such file")
+    (broken / "history.csv").write_text("epoch,train_loss\n1,oops\n")
+    code, _, err = run("report.py", broken)
+    assert_one_line_error(code, err, "history.csv: damaged")
+    (broken / "history.csv").write_bytes(b"\xff\xfe\x00garbage")
+    code, _, err = run("report.py", broken)
+    assert_one_line_error(code, err, "history.csv")
+    code, _, err = run("report.py", tmp_path / "nowhere")
+    assert_one_line_error(code, err, "no such run folder")
+
+
+def test_report_without_the_source_audio_still_has_curves(trained, tmp_path):
+    folder, _ = trained
+    moved = copy_run(folder / "run", tmp_path / "moved", 0.01)
+    arrays, meta = load_npz(moved / "model.npz")
+    meta["options"]["input"] = str(tmp_path / "gone.wav")
+    save_npz_atomic(moved / "model.npz", arrays, meta)
+    code, out, err = run("report.py", moved)
+    assert code == 0, err
+    embedded = parse(moved / "report.html")
+    assert len(embedded.images) == 1 and not embedded.clips
+    assert "gone.wav: no such file" in (moved / "report.html").read_text()
+
+
+def test_a_failing_report_never_fails_the_run(trained, monkeypatch, capsys):
+    folder, _ = trained
+    sys.path.insert(0, str(ROOT))
+    import run_report
+    import train
+
+    def broken(_folder):
+        raise RuntimeError("the disk is full\nsecond line")
+
+    monkeypatch.setattr(run_report, "write_report", broken)
+    train.write_run_report(folder / "run")                # must not raise
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [f"report: not written (the disk is full); try again with  python report.py {folder / 'run'}"]
+    assert (folder / "run" / "model.npz").is_file()
+
+
+@pytest.mark.parametrize("esr,expected", [(0.005, "great"), (0.02, "good"), (0.05, "acceptable"), (0.2, "poor"),
+                                          (0.3, "something went wrong"), (0.9, "something went wrong")])
+def test_grades(esr, expected):
+    assert grade(esr)[0] == expected
