@@ -4,7 +4,8 @@
     python process.py amp.nam guitar_di.wav guitar_amped.wav      # a Neural Amp Modeler LSTM
     python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
 
-The file is read and written in blocks, so memory does not grow with its length. By
+The file is read and written in blocks (10 s on the CPU, 5 minutes on the GPU), so memory
+does not grow with its length. By
 default each block runs as parallel chunks that each warm up on the audio before them
 (fast; within -80 dB of the exact result, see README); --sequential runs the exact,
 sample-by-sample recurrence. Each channel of a multi-channel file is processed as its
@@ -25,12 +26,8 @@ import soundfile as sf
 from audio_io.files import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.checkpoint import ModelFileError
-from lstm_core.inference import process_parallel, process_sequential
+from lstm_core.inference import BLOCK_SECONDS, OVERLAP, PARTS, process_parallel, process_sequential
 from lstm_core.model_files import read_model
-
-BLOCK_SECONDS = 10.0        # audio read per block
-OVERLAP = 8192              # warm-up samples of each parallel chunk
-PARTS_CPU, PARTS_GPU = 64, 1024
 
 
 def parse_args(argv):
@@ -121,8 +118,9 @@ def process_file(params, config, xp, source: Path, destination: Path, info, fmt,
                  initial=None, controls=()):
     """Stream source -> destination block by block; returns (seconds, clipped samples).
     ``initial``: the state (h, c), each (L, H), streams start from; ``controls``: knob values."""
-    block = max(OVERLAP, int(BLOCK_SECONDS * info.samplerate))
-    parts = PARTS_GPU if is_gpu(xp) else PARTS_CPU
+    device = "gpu" if is_gpu(xp) else "cpu"
+    block = max(OVERLAP, int(BLOCK_SECONDS[device] * info.samplerate))
+    parts = PARTS[device]
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
     with atomic_output(destination) as temporary:

@@ -27,7 +27,7 @@ heading naming the GPU, the CPU, the date and the command):
                 the run; both are said under the table. A PNG plots samples/s against B,
                 one panel per H, one line per backend.
     inference   x real time of a 3-minute 44.1 kHz mono signal (generated in memory)
-                through lstm_core.inference.process_parallel (64 chunks on the CPU, 1024 on
+                through lstm_core.inference.process_parallel (64 chunks on the CPU, 4096 on
                 the GPU, 8192 samples of warm-up each: process.py's settings), and through
                 nn.LSTM + Linear with the same weights over the same chunked window under
                 torch.no_grad(), on the CPU and on CUDA; the largest differences between
@@ -76,6 +76,7 @@ from bench_step import (CORES, PARALLEL, System, check_torch_loss, import_torch,
                         rerun_without_blas_overrides, torch_step)
 from lstm_core import cuda_kernels  # noqa: E402
 from lstm_core.backend import get_xp, gpu_unavailable_reason, is_gpu, to_device  # noqa: E402
+from lstm_core import inference  # noqa: E402
 from lstm_core.inference import STEPS_PER_CALL, join_chunks, process_parallel, split_into_chunks  # noqa: E402
 from lstm_core.model import ModelConfig, init_params  # noqa: E402
 from lstm_core.torch_layout import to_torch_layout  # noqa: E402
@@ -86,9 +87,9 @@ RESULTS = bench_step.RESULTS
 PLOT = Path(__file__).with_name("throughput_vs_batch.png")
 RATE = 44100
 
-# process.py's settings for parallel chunks (mirrored: process.py imports soundfile at the top).
-OVERLAP = 8192
-PARTS_CPU, PARTS_GPU = 64, 1024
+# process.py's settings for parallel chunks (one place: lstm_core.inference).
+OVERLAP = inference.OVERLAP
+PARTS_CPU, PARTS_GPU = inference.PARTS["cpu"], inference.PARTS["gpu"]
 
 FLOPS_PER_SAMPLE = 24         # x H^2: forward + backward of the recurrent products (module docstring)
 CPU_FLOPS_PER_CYCLE = 32      # per core, FP32: two AVX2 FMA units x 8 lanes x 2 flops

@@ -28,11 +28,29 @@ from .backend import array_module, to_device, to_numpy
 from .model import ModelConfig, model_forward, zero_state
 from .workspace import Workspace
 
-STEPS_PER_CALL = 2048      # time steps per forward call: bounds the memory of its buffers
+STEPS_PER_CALL = 2048      # time steps per forward call at most
+CALL_BYTES = 256 << 20     # ...and at most this much memory for one call's buffers (large batches)
+
+# Offline processing (process.py, and the benchmark), by device. The GPU takes long blocks
+# cut into many chunks: its time goes to the sequential steps (chunk length + overlap), not
+# to the width of the batch, so 4096 chunks of a 5-minute block cost about what 64 do.
+# Chosen by that reasoning; benchmarks/cpu_vs_gpu.py measures it on a GPU.
+OVERLAP = 8192             # warm-up samples before each parallel chunk
+PARTS = {"cpu": 64, "gpu": 4096}
+BLOCK_SECONDS = {"cpu": 10.0, "gpu": 300.0}
+
+
+def steps_per_call(config: ModelConfig, batch: int, itemsize: int = 4) -> int:
+    """Time steps one forward call runs: STEPS_PER_CALL, fewer when the batch is so wide
+    that the call's buffers (per layer and step: Z, A and tanh_c, 7H + I + 1 rows of B)
+    would pass CALL_BYTES."""
+    H = config.hidden_size
+    per_step = config.num_layers * (7 * H + config.input_size + 1) * batch * itemsize
+    return int(max(16, min(STEPS_PER_CALL, CALL_BYTES // per_step)))
 
 
 def run(params: dict, config: ModelConfig, x, state=None):
-    """The model over x (T, I, B) on x's device, STEPS_PER_CALL steps at a time.
+    """The model over x (T, I, B) on x's device, steps_per_call steps at a time.
     Returns (y (T, B), final state)."""
     xp = array_module(x)
     T, _, B = x.shape
@@ -40,9 +58,9 @@ def run(params: dict, config: ModelConfig, x, state=None):
         state = zero_state(config, B, xp, x.dtype)
     y = xp.empty((T, B), dtype=x.dtype)
     workspace = Workspace()                 # each call's buffers serve the next call
-    for start in range(0, T, STEPS_PER_CALL):
-        y[start : start + STEPS_PER_CALL], state, _ = model_forward(params, config, x[start : start + STEPS_PER_CALL],
-                                                                  state, workspace)
+    step = steps_per_call(config, B, x.dtype.itemsize)
+    for start in range(0, T, step):
+        y[start : start + step], state, _ = model_forward(params, config, x[start : start + step], state, workspace)
     return y, state
 
 

@@ -115,7 +115,7 @@ def test_tables_with_every_backend():
     inference = [(32, {name: [0.1] for name in cpu_vs_gpu.INFERENCE_SYSTEMS},
                   {pair: 1e-7 for pair in cpu_vs_gpu.compared_pairs(list(cpu_vs_gpu.INFERENCE_SYSTEMS))})]
     header, rows = tables(cpu_vs_gpu.inference_table(Args, inference, list(cpu_vs_gpu.INFERENCE_SYSTEMS)))[0]
-    assert header[2] == "PyTorch CPU (64 chunks)" and "CuPy (1024 chunks)" in header
+    assert header[2] == "PyTorch CPU (64 chunks)" and "CuPy (4096 chunks)" in header
     assert "max abs PyTorch CUDA - CuPy" in header and rows[0][1] == "1,800x"
     lines = cpu_vs_gpu.target_lines(Args, results, inference)
     assert any(line.startswith("CuPy / NumPy at H=32 B=1024") for line in lines)

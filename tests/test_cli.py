@@ -144,7 +144,7 @@ def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     from lstm_core.inference import process_sequential
 
     rng = np.random.default_rng(3)
-    n = int(process.BLOCK_SECONDS * 11025) + 7000
+    n = int(process.BLOCK_SECONDS["cpu"] * 11025) + 7000
     x = np.stack([0.3 * np.sin(np.arange(n) * 0.02), 0.2 * rng.standard_normal(n)], axis=1).astype(np.float32)
     sf.write(pair / "stereo.wav", x, 11025, subtype="FLOAT")
     code, _, stderr = run("process.py", model_file, pair / "stereo.wav", pair / "out.wav")

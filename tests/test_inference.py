@@ -44,3 +44,21 @@ def test_parallel_chunks_match_sequential_below_minus_80_db(rng):
     middle = process_parallel(params, config, x[20_000:], parts=8, overlap=2048, history=x[:20_000])
     error_db = 10 * np.log10(np.sum((middle - reference[20_000:]) ** 2) / np.sum(reference[20_000:] ** 2))
     assert error_db < -80
+
+
+def test_wide_batches_take_shorter_calls_with_the_same_result(rng, monkeypatch):
+    """run() cuts a wide batch into shorter forward calls to bound their buffers' memory;
+    the state carried between calls makes that invisible in the output."""
+    from lstm_core import inference
+
+    config, params = _model(rng)
+    x = (0.5 * rng.standard_normal((700, 1, 6))).astype(np.float32)
+    y_long, state_long = inference.run(params, config, x)
+    monkeypatch.setattr(inference, "CALL_BYTES", 1)
+    assert inference.steps_per_call(config, 6) == 16
+    y_short, state_short = inference.run(params, config, x)
+    assert np.abs(y_short - y_long).max() < 1e-6
+    assert all(np.abs(a - b).max() < 1e-6 for a, b in zip(state_short, state_long))
+    monkeypatch.setattr(inference, "CALL_BYTES", 256 << 20)
+    assert inference.steps_per_call(ModelConfig(hidden_size=128), 4096) == 256 * 2**20 // (898 * 4096 * 4)
+    assert inference.steps_per_call(ModelConfig(hidden_size=32), 64) == inference.STEPS_PER_CALL
