@@ -3,7 +3,7 @@
     curves      training loss and validation ESR per epoch, log scale, best epoch marked
     prediction  a short stretch around a transient: target and prediction overlaid, the
                 error below; and the spectra of target, prediction and error
-    comparison  several runs' validation ESR curves on one plot
+    comparison  several runs' validation ESR curves on one plot, each best marked
 
 Figures are built with the object API (Figure + FigureCanvasAgg), never pyplot, so
 nothing depends on a display or on global state.
@@ -35,8 +35,8 @@ def curves_figure(run: Run) -> Figure:
     epochs = [row["epoch"] for row in run.history]
     figure = Figure(figsize=(8, 4), layout="constrained")
     axes = figure.add_subplot()
-    axes.semilogy(epochs, [row["train_loss"] for row in run.history], label="training loss", color="tab:gray")
-    axes.semilogy(epochs, [row["val_esr"] for row in run.history], label="validation ESR", color="tab:blue",
+    axes.semilogy(epochs, finite_or_gap(run.history, "train_loss"), label="training loss", color="tab:gray")
+    axes.semilogy(epochs, finite_or_gap(run.history, "val_esr"), label="validation ESR", color="tab:blue",
                   marker="o" if len(epochs) < 40 else None, markersize=3)
     best = run.best_epoch
     axes.axvline(best, color="tab:green", linestyle="--", linewidth=1)
@@ -50,15 +50,28 @@ def curves_figure(run: Run) -> Figure:
     return figure
 
 
+def finite_or_gap(history: list, column: str) -> np.ndarray:
+    """A history column with NaN where an epoch diverged (the plot shows a gap)."""
+    values = np.array([row[column] for row in history], dtype=np.float64)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+LOUD_DB = 30.0                   # the transient is sought among frames this close to the loudest
+
+
 def transient_start(target: np.ndarray, rate: int) -> int:
     """Where the stretch to show begins: a little before the largest jump in the target's
-    short-time energy (a note's attack, where models most often differ)."""
+    short-time energy (a note's attack, where models most often differ). The jump is
+    measured in dB, but only into frames within LOUD_DB of the loudest, so a faint click
+    after silence does not beat a real attack."""
     hop = max(1, rate // 200)                                    # 5 ms frames
     frames = target[: target.size // hop * hop].reshape(-1, hop)
     if frames.shape[0] < 3:
         return 0
-    energy = np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
-    jump = int(np.argmax(np.diff(energy))) + 1
+    energy = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
+    rise = np.diff(energy)
+    rise[energy[1:] < energy.max() - LOUD_DB] = -np.inf
+    jump = int(np.argmax(rise)) + 1
     length = int(STRETCH_SECONDS * rate)
     return int(np.clip(jump * hop - length // 4, 0, max(0, target.size - length)))
 
@@ -91,9 +104,12 @@ def prediction_figure(audio: ValidationAudio) -> Figure:
     error.set_xlabel("time (ms)")
     error.grid(True, alpha=0.3)
     frequencies = np.fft.rfftfreq(min(SPECTRUM_FRAME, audio.target.size), 1.0 / rate)
-    for signal, label, color in ((audio.target, "target", "black"), (audio.prediction, "prediction", "tab:orange"),
-                                 (audio.prediction - audio.target, "error", "tab:red")):
-        spectra.semilogx(frequencies[1:], spectrum_db(signal)[1:], label=label, color=color, linewidth=1)
+    # The target is drawn wide and under the prediction, so it shows at the edges even where
+    # the two are equal (a good model): otherwise the prediction hides it.
+    for signal, label, color, width in ((audio.target, "target", "black", 2.5),
+                                        (audio.prediction, "prediction", "tab:orange", 0.8),
+                                        (audio.prediction - audio.target, "error", "tab:red", 0.8)):
+        spectra.semilogx(frequencies[1:], spectrum_db(signal)[1:], label=label, color=color, linewidth=width)
     spectra.set_xlim(20, rate / 2)
     spectra.set_xlabel("frequency (Hz)")
     spectra.set_ylabel("level (dBFS)")
@@ -107,8 +123,11 @@ def comparison_figure(runs: list) -> Figure:
     figure = Figure(figsize=(9, 4.5), layout="constrained")
     axes = figure.add_subplot()
     for run in runs:
-        axes.semilogy([row["seconds"] for row in run.history], [row["val_esr"] for row in run.history],
-                      label=f"{run.name} ({run.val_esr:.3g})")
+        seconds = [row["seconds"] for row in run.history]
+        line, = axes.semilogy(seconds, finite_or_gap(run.history, "val_esr"), label=f"{run.name} ({run.val_esr:.3g})")
+        best = [s for s, row in zip(seconds, run.history) if row["epoch"] == run.best_epoch]
+        axes.plot(best[:1], [run.val_esr] * len(best[:1]), marker="*", markersize=12, color=line.get_color(),
+                  linestyle="none")
     axes.set_xlabel("training time (s)")
     axes.set_ylabel("validation ESR (log scale)")
     axes.grid(True, which="both", alpha=0.3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import statistics
 from pathlib import Path
 
@@ -28,10 +29,11 @@ h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
 .verdict b { font-size: 1.2em; }
 img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; } td, th { padding: 0.25em 0.8em; text-align: left; }
-td[data-value] { white-space: nowrap; }
-tr:nth-child(even) { background: #f6f6f6; } th { border-bottom: 1px solid #999; }
+td[data-value], .compare td { white-space: nowrap; } .compare td.name { white-space: normal; }
+.compare td, .compare th { padding: 0.25em 0.5em; }
+tr:nth-child(even) { background: #f6f6f6; } thead th { border-bottom: 1px solid #999; }
 .players div { margin: 0.4em 0; display: flex; align-items: center; } .players span { width: 8em; }
-.note { color: #a33; }
+.note { color: #a33; } code { white-space: nowrap; font-family: ui-monospace, monospace; font-size: 0.95em; }
 """
 GRADE_COLORS = {"great": "#2a9d4a", "good": "#6bb536", "acceptable": "#e0a800", "poor": "#e06c00",
                 "something went wrong": "#c62828"}
@@ -55,18 +57,23 @@ def write_report(folder) -> Path:
 
 def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_missing: str) -> str:
     name, meaning = grade(run.val_esr)
-    tips = advice(run.val_esr, run.meta, run.history[-1]["epoch"], run.best_epoch)
+    diverged = run.diverged_epochs
+    tips = advice(run.val_esr, run.meta, run.history[-1]["epoch"], run.best_epoch, len(diverged))
     parts = [f"<h1>What the model learned: {_e(run.name)}</h1>",
              f"<p class='sub'>{_e(str(run.meta.get('date', '')))} &middot; {_e(str(run.folder))}</p>",
              f"<div class='verdict' style='border-left-color: {GRADE_COLORS[name]}'>Validation ESR "
              f"<b id='val-esr' data-value='{run.val_esr!r}'>{run.val_esr:.4g}</b> ({db(run.val_esr):.1f} dB): "
              f"<b>{_e(name)}</b>, {_e(meaning)}.</div>"]
     if tips:
-        parts.append("<h3>What to try next</h3><ul>" + "".join(f"<li>{_e(tip)}</li>" for tip in tips) + "</ul>")
+        parts.append("<h3>What to try next</h3><ul>" + "".join(f"<li>{_flags(_e(tip))}</li>" for tip in tips) + "</ul>")
     parts.append("<p class='sub'>ESR is the energy of the error over the energy of the target (pre-emphasised in "
                  "training, plain here). For amp and pedal captures: below 0.01 great, below 0.035 good, below 0.1 "
                  "may sound acceptable, 0.3 or more: something went wrong, often misalignment.</p>")
     parts.append("<h2>Learning curves</h2>" + _img(curves, "training loss and validation ESR per epoch"))
+    if diverged:
+        parts.append(f"<p class='note'>{len(diverged)} epoch(s) diverged: the loss or ESR was not a finite number "
+                     f"(epoch {', '.join(map(str, diverged))}); the curves have gaps there. The model file holds "
+                     f"the best epoch before.</p>")
     parts.append("<h2>Prediction against target</h2>")
     if audio is None:
         parts.append(f"<p class='note'>No waveform, spectra or audio: {_e(audio_missing)}.</p>")
@@ -84,7 +91,7 @@ def _players(audio) -> str:
             f"{start / audio.rate:.2f} s, at its own level.</p><div class='players'>"]
     for label, signal in (("input (dry)", audio.input), ("target", audio.target), ("prediction", audio.prediction)):
         clip = _wav_bytes(signal[start : start + length], audio.rate)
-        rows.append(f"<div><span>{label}</span><audio controls preload='none' src='data:audio/wav;base64,"
+        rows.append(f"<div><span>{label}</span><audio controls preload='metadata' src='data:audio/wav;base64,"
                     f"{base64.b64encode(clip).decode()}'></audio></div>")
     return "".join(rows) + "</div>"
 
@@ -94,25 +101,35 @@ def _facts_table(run: Run) -> str:
     pair, model, train = meta.get("pair") or {}, meta.get("model") or {}, meta.get("train") or {}
     rate = meta.get("sample_rate")
     delay = pair.get("delay")
+    notes = [str(note) for note in pair.get("notes") or []]
     rows = [
         ("input", Path(options.get("input", "?")).name),
         ("target", Path(options.get("target", "?")).name),
+        ("validation", f"{Path(options['val_input']).name} and {Path(options['val_target']).name}"
+                       if options.get("val_input") and options.get("val_target")
+                       else f"the last {100 * options.get('val_fraction', 0.2):g} % of the pair"),
         ("sample rate", f"{rate} Hz"),
         ("length", f"{pair['seconds']:.1f} s (training {pair['train_seconds']:.1f} s, validation "
                    f"{pair['val_seconds']:.1f} s)" if "seconds" in pair else "?"),
-        ("channel", "mixed down to mono" if options.get("channel") is None else f"channel {options['channel']}"),
-        ("delay found", "?" if delay is None else f"{delay} sample(s) ({1000 * delay / rate:.2f} ms), "
-                                                  f"{'compensated (--align)' if pair.get('aligned') else 'not compensated'}"),
+        ("channel", f"channel {options['channel']}" if options.get("channel") is not None
+                    else "mixed down to mono" if any("mixed down" in note for note in notes) else "mono"),
+        ("delay found", "?" if not isinstance(delay, int) or not rate else
+                        f"{delay} sample(s) ({1000 * delay / rate:.2f} ms), "
+                        f"{'compensated (--align)' if pair.get('aligned') else 'not compensated'}"),
         ("model", f"LSTM, {model.get('num_layers')} layer(s) of {model.get('hidden_size')} units, skip "
                   f"{'on' if model.get('skip') else 'off'}, {meta.get('parameters', '?')} parameters"),
         ("started from", Path(options["init"]).name if options.get("init") else "random weights"),
         ("training", f"lr {train.get('lr')}, batch {options.get('batch')}, segment {options.get('segment')} s, "
-                     f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}, loss {train.get('loss')}"),
+                     f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}"),
+        ("loss", f"{str(train.get('loss', '?')).upper()}, pre-emphasis {train.get('pre_emphasis')}, "
+                 f"DC weight {train.get('dc_weight')}"),
         ("epochs", f"{run.history[-1]['epoch']} (best {run.best_epoch})"),
-        ("time", f"{run.history[-1]['seconds']:.1f} s"),
+        ("time", f"{run.history[-1]['seconds']:.1f} s" + (f" (the best model after {meta['trained_seconds']:.1f} s)"
+                 if isinstance(meta.get("trained_seconds"), (int, float)) else "")),
         ("samples/s", f"{statistics.median(row['samples_per_s'] for row in run.history):,.0f} (median of epochs)"),
         ("device", meta.get("device", "?")),
     ]
+    rows += [("note", note) for note in notes]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
@@ -121,19 +138,19 @@ def write_comparison(folders: list, out) -> Path:
     if not folders:
         raise ReportError("give at least one run folder")
     runs = sorted((load_run(folder) for folder in folders), key=lambda run: run.val_esr)
-    head = ("<tr><th>#</th><th>run</th><th>val ESR</th><th>dB</th><th>grade</th><th>model</th><th>parameters</th>"
-            "<th>lr</th><th>batch</th><th>TBPTT</th><th>epochs</th><th>time</th></tr>")
+    head = ("<thead><tr><th>#</th><th>run</th><th>val ESR</th><th>dB</th><th>grade</th><th>model</th><th>parameters</th>"
+            "<th>lr</th><th>batch</th><th>TBPTT</th><th>epochs</th><th>time</th></tr></thead>")
     rows = []
     for rank, run in enumerate(runs, start=1):
         model, train, options = run.meta.get("model") or {}, run.meta.get("train") or {}, run.meta.get("options") or {}
-        rows.append(f"<tr class='run'><td>{rank}</td><td>{_e(run.name)}</td><td data-value='{run.val_esr!r}'>"
+        rows.append(f"<tr class='run'><td>{rank}</td><td class='name'>{_e(run.name)}</td><td data-value='{run.val_esr!r}'>"
                     f"{run.val_esr:.4g}</td><td>{db(run.val_esr):.1f}</td><td>{_e(grade(run.val_esr)[0])}</td>"
                     f"<td>H={model.get('hidden_size')} x {model.get('num_layers')}, skip "
                     f"{'on' if model.get('skip') else 'off'}</td><td>{run.meta.get('parameters', '?')}</td>"
                     f"<td>{train.get('lr')}</td><td>{options.get('batch')}</td><td>{train.get('tbptt')}</td>"
                     f"<td>{run.history[-1]['epoch']}</td><td>{run.history[-1]['seconds']:.0f} s</td></tr>")
     body = (f"<h1>Comparing {len(runs)} runs</h1><p class='sub'>Best validation ESR first.</p>"
-            f"<table>{head}{''.join(rows)}</table>"
+            f"<table class='compare'>{head}{''.join(rows)}</table>"
             + _img(png_bytes(comparison_figure(runs)), "validation ESR of every run against training time"))
     out = Path(out)
     _write_bytes(out, _page("Comparing runs", body).encode("utf-8"))
@@ -162,3 +179,8 @@ def _write_bytes(path: Path, data: bytes):
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def _flags(text: str) -> str:
+    """Command-line flags as code, so a line never breaks inside one ("-" / "-resume")."""
+    return re.sub(r"(?<![\w-])(--[a-z][a-z-]*(?: \d+(?:\.\d+)?)?)", r"<code>\1</code>", text)

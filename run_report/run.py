@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_io.files import AudioError, read_audio
+from audio_io.files import read_audio
 from audio_io.pair import load_pair
 from audio_io.windows import split_validation
 from lstm_core.checkpoint import ModelFileError, load_model
@@ -42,7 +42,14 @@ class Run:
 
     @property
     def best_epoch(self) -> int:
-        return int(self.meta.get("epoch") or min(self.history, key=lambda row: row["val_esr"])["epoch"])
+        finite = [row for row in self.history if math.isfinite(row["val_esr"])] or self.history
+        return int(self.meta.get("epoch") or min(finite, key=lambda row: row["val_esr"])["epoch"])
+
+    @property
+    def diverged_epochs(self) -> list:
+        """The epochs whose training loss or validation ESR was not a finite number."""
+        return [row["epoch"] for row in self.history
+                if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_esr"]))]
 
 
 @dataclass
@@ -86,28 +93,44 @@ def read_history(path: Path) -> list:
         raise ReportError(f"{path}: damaged: {exc}") from None
     if not rows:
         raise ReportError(f"{path}: no epochs recorded")
-    if not all(math.isfinite(v) for row in rows for v in row.values()):
-        raise ReportError(f"{path}: damaged: holds values that are not finite numbers")
+    # A diverged epoch records NaN or Inf as its loss and ESR: that is the run's story, kept
+    # (and told on the page). Epoch numbers, times and speeds are always finite numbers.
+    if not all(math.isfinite(row[c]) for row in rows for c in ("epoch", "samples_per_s", "seconds")):
+        raise ReportError(f"{path}: damaged: epochs, times or speeds that are not finite numbers")
     return rows
 
 
 def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
     """(the validation input, target and prediction, "") or (None, why they are missing)."""
     options = run.meta.get("options") or {}
+    if not (options.get("input") and options.get("target")):
+        return None, "model.npz does not name the pair it was trained on (not written by train.py?)"
     try:
         if options.get("val_input") and options.get("val_target"):
-            pair = load_pair(options["val_input"], options["val_target"], options.get("channel"),
-                             options.get("trim", False), options.get("align", False))
+            pair = load_pair(source(options["val_input"], run.folder), source(options["val_target"], run.folder),
+                             options.get("channel"), options.get("trim", False), options.get("align", False))
             x, y = pair.input, pair.target
         else:
-            pair = load_pair(options["input"], options["target"], options.get("channel"), options.get("trim", False),
-                             options.get("align", False))
+            pair = load_pair(source(options["input"], run.folder), source(options["target"], run.folder),
+                             options.get("channel"), options.get("trim", False), options.get("align", False))
             _, _, x, y = split_validation(pair.input, pair.target, options.get("val_fraction", 0.2))
         predicted, rate = read_audio(run.folder / "val_prediction.wav")
-    except (AudioError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:        # AudioError is a ValueError
         return None, f"the validation audio could not be read again ({exc})"
     prediction = predicted[:, 0]
     if rate != pair.rate or prediction.size != y.size:
         return None, (f"val_prediction.wav ({prediction.size} samples at {rate} Hz) does not match the validation "
                       f"part of the pair ({y.size} samples at {pair.rate} Hz): were the files changed since the run?")
     return ValidationAudio(x, y, prediction, pair.rate), ""
+
+
+def source(path: str, folder: Path) -> str:
+    """Where a file of the pair is now. The path as train.py stored it (relative to where it
+    ran); but a file that lay in the run folder itself (the demo pair) is read from the run
+    folder as it is now, so that a moved run folder, or report.py run from elsewhere, still
+    finds it."""
+    stored = Path(path)
+    here = folder / stored.name
+    if not stored.is_file() and stored.parent.name == folder.resolve().name and here.is_file():
+        return str(here)
+    return path

@@ -32,8 +32,9 @@ def grade(esr: float) -> tuple[str, str]:
     return GRADES[-1][1], GRADES[-1][2]
 
 
-def advice(esr: float, meta: dict, epochs: int, best_epoch: int) -> list[str]:
-    """What to try next, most likely first; empty when the result is great."""
+def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int = 0) -> list[str]:
+    """What to try next, most likely first; empty when the result is great. ``diverged``:
+    how many epochs ended with a loss or ESR that was not a finite number."""
     if esr < 0.01:
         return []
     tips = []
@@ -43,7 +44,11 @@ def advice(esr: float, meta: dict, epochs: int, best_epoch: int) -> list[str]:
         tips.append(f"Check the alignment: the target lags the input by {delay} samples"
                     + (" (not compensated): retrain with --align." if delay > 2 and not pair.get("aligned")
                        else ". A misaligned pair is the commonest reason a capture trains badly."))
-    if best_epoch >= epochs - 2:
+    if diverged:
+        lr = (meta.get("train") or {}).get("lr")
+        tips.append(f"Lower the learning rate: {diverged} epoch(s) diverged (the loss was not a finite number)"
+                    + (f"; try --lr {lr / 2:g}." if isinstance(lr, (int, float)) else "; try a smaller --lr."))
+    if best_epoch >= epochs - 2 and not diverged:
         tips.append("Train longer: the validation ESR was still improving when the run stopped "
                     "(raise --budget or --epochs, or continue with --resume).")
     model = meta.get("model") or {}

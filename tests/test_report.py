@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from lstm_core.checkpoint import load_model, load_npz, save_npz_atomic
+from run_report.figures import STRETCH_SECONDS, transient_start
 from run_report.verdict import grade
 from test_cli import ROOT, assert_one_line_error, run
 
@@ -191,3 +192,58 @@ def test_a_failing_report_never_fails_the_run(trained, monkeypatch, capsys):
                                           (0.3, "something went wrong"), (0.9, "something went wrong")])
 def test_grades(esr, expected):
     assert grade(esr)[0] == expected
+
+
+def test_a_diverged_epoch_is_shown_not_refused(trained, tmp_path):
+    """An epoch whose loss went to NaN is part of the run's story: the report is written,
+    the curve has a gap, and the page says so and suggests a lower learning rate."""
+    folder, _ = trained
+    diverged = copy_run(folder / "run", tmp_path / "diverged", 0.05)
+    lines = (diverged / "history.csv").read_text().splitlines()
+    lines.append(f"{len(lines)},nan,inf,1000,99.5")
+    (diverged / "history.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = run("report.py", diverged)
+    assert code == 0, err
+    text = (diverged / "report.html").read_text()
+    assert "1 epoch(s) diverged" in text and f"(epoch {len(lines) - 1})" in text and "--lr 0.005" in text
+    assert len(parse(diverged / "report.html").images) == 2
+
+
+def test_a_moved_run_folder_still_finds_the_pair_it_holds(trained, tmp_path):
+    """The demo pair lives in the run folder, stored by the path it had when training ran:
+    the report finds it in the folder wherever the folder is now."""
+    folder, _ = trained
+    moved = copy_run(folder / "run", tmp_path / "moved_demo", 0.01)
+    arrays, meta = load_npz(moved / "model.npz")
+    for key, name in (("input", "dry.wav"), ("target", "wet.wav")):
+        shutil.copy(folder / name, moved / name)
+        meta["options"][key] = f"runs/{moved.name}/{name}"           # relative to a cwd long gone
+    save_npz_atomic(moved / "model.npz", arrays, meta)
+    code, _, err = run("report.py", moved)
+    assert code == 0, err
+    assert len(parse(moved / "report.html").clips) == 3
+
+
+def test_a_model_file_without_run_facts_still_gets_a_report(trained, tmp_path):
+    folder, _ = trained
+    bare = copy_run(folder / "run", tmp_path / "bare", 0.02)
+    arrays, meta = load_npz(bare / "model.npz")
+    for key in ("options", "pair", "train", "device", "parameters", "date", "trained_seconds"):
+        meta.pop(key)
+    save_npz_atomic(bare / "model.npz", arrays, meta)
+    code, _, err = run("report.py", bare)
+    assert code == 0, err
+    assert "does not name the pair it was trained on" in (bare / "report.html").read_text()
+
+
+def test_the_transient_is_a_loud_attack_not_a_faint_click():
+    """A faint click over a noise floor rises more in dB than a loud attack over a sustained
+    note; the stretch shown must be the attack (the old rule, rise in dB alone, chose 490)."""
+    rate = 1000
+    n = np.arange(4 * rate)
+    target = 1e-5 * np.random.default_rng(0).standard_normal(n.size)   # a noise floor, -100 dB
+    target[500:505] += 1e-3                                              # a faint click
+    swell = np.clip((n - 1000) / 1500, 0, 1)                             # a note swelling in...
+    target += np.where(n < 2500, 0.05 * swell, 0.5) * np.sin(0.3 * n)   # ...and a loud attack at 2500
+    start = transient_start(target, rate)
+    assert start < 2500 < start + STRETCH_SECONDS * rate
