@@ -16,6 +16,7 @@ carries (a .nam file's initial state; zeros otherwise).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,9 @@ def main(argv=None):
                 fail(f"{args.model}: the model takes audio only: leave out --knob")
             fail(f"{args.model}: a conditioned model with {config.input_size - 1} input(s) besides the audio: give "
                  f"--knob VALUE {config.input_size - 1} time(s) (given {len(args.knob)})")
+        for value in args.knob:
+            if not math.isfinite(value):
+                fail(f"--knob {value}: give a finite number (knobs usually run from 0 to 1)")
         rate = model.sample_rate
         if rate and rate != info.samplerate:
             print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "

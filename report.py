@@ -36,7 +36,7 @@ def main(argv=None):
             if len(args.runs) > 1:
                 fail("several runs are compared on one page: give --out compare.html")
             path = write_report(args.runs[0])
-            print(f"{path}: report written (with curves.png and prediction.png beside it)")
+            print(f"{path}: report written")
             return 0
         out = Path(args.out)
         if out.suffix.lower() not in (".html", ".htm"):

@@ -166,7 +166,13 @@ def write_demo_pair(folder: Path, seed: int) -> tuple[str, str]:
     paths = folder / "demo_input.wav", folder / "demo_target.wav"
     for path, samples in zip(paths, (dry, wet)):
         write_audio_atomic(path, samples, DEMO_RATE, "PCM_24")
-    return str(paths[0]), str(paths[1])
+    return absolute(paths[0]), absolute(paths[1])
+
+
+def absolute(path) -> str | None:
+    """The path as an absolute string, so that what the run stores (and the report reads
+    back) does not depend on the folder train.py was started from."""
+    return None if path is None else str(Path(path).resolve())
 
 
 def write_history(folder: Path, history: list):
@@ -322,8 +328,9 @@ def fresh_setup(args, xp) -> Setup:
     window_defaults = device_defaults("gpu" if is_gpu(xp) else "cpu")
     segment = window_defaults["segment"] if args.segment is None else args.segment
     batch = window_defaults["batch"] if args.batch is None else args.batch
-    options = RunOptions(args.input, args.target, args.val_input, args.val_target, args.val_fraction, segment,
-                         batch, args.seed, args.channel, args.trim, args.align, processes, args.device, args.init)
+    options = RunOptions(absolute(args.input), absolute(args.target), absolute(args.val_input),
+                         absolute(args.val_target), args.val_fraction, segment, batch, args.seed, args.channel, args.trim,
+                         args.align, processes, args.device, absolute(args.init))
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
     rng = np.random.default_rng(args.seed)
     if args.init:
@@ -368,7 +375,7 @@ def resume_setup(folder: Path, args, xp) -> Setup:
     try:
         options = RunOptions(**meta["options"])
         if args.input:
-            options = replace(options, input=args.input, target=args.target)
+            options = replace(options, input=absolute(args.input), target=absolute(args.target))
         model = ModelConfig.from_dict(meta["model"])
         train = TrainConfig(**meta["train"])
         rule = stop_rule(args, meta["rule"])

@@ -27,6 +27,7 @@ import numpy as np
 from . import __version__
 from .checkpoint import ModelFile, ModelFileError, check_params
 from .model import ModelConfig
+from .nam_format import finite_number, parse_date, sample_rate_or_none
 from .torch_layout import from_torch_layout, to_torch_layout
 
 CHECK_SAMPLES = 2048           # length of the input_batch we write
@@ -66,9 +67,10 @@ def aidax_document(params: dict, config: ModelConfig, sample_rate: int | None, m
 
 
 def aidax_metadata(facts: dict, sample_rate: int | None) -> dict:
+    when = parse_date(facts.get("date")) or datetime.now()
     metadata = {"name": facts.get("name"), "samplerate": int(sample_rate) if sample_rate else None,
-                "esr": None if facts.get("val_esr") is None else float(facts["val_esr"]),
-                "date": facts.get("date") or datetime.now().isoformat(timespec="seconds"),
+                "esr": finite_number(facts.get("val_esr")),
+                "date": when.isoformat(timespec="seconds"),
                 "source": f"lstm-audio-effects {__version__}"}
     return {k: v for k, v in metadata.items() if v is not None}
 
@@ -82,6 +84,10 @@ def read_aidax(path, document) -> tuple[ModelFile, tuple | None]:
     skip = document.get("in_skip", 0)
     if isinstance(skip, bool) or skip not in (0, 1):
         raise ModelFileError(f"{path}: \"in_skip\" is {skip!r}; only 0 and 1 are defined")
+    gain = document.get("out_gain", 0)
+    if gain not in (0, None):
+        raise ModelFileError(f"{path}: sets \"out_gain\" ({gain!r} dB), an output gain AIDA-X applies after the "
+                             f"model, which this reader does not support")
     entries = document["layers"]
     if not entries:
         raise ModelFileError(f"{path}: \"layers\" is empty")
@@ -111,9 +117,10 @@ def read_aidax(path, document) -> tuple[ModelFile, tuple | None]:
     W_d, b_d = _weights(path, dense, len(lstm_entries), [(H, 1), (1,)])
     params = check_params(path, from_torch_layout(layers, W_d.T, b_d), config)
     metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
-    rate = metadata.get("samplerate", metadata.get("sample_rate", document.get("samplerate")))
-    rate = int(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0 else None
-    meta = {"name": metadata.get("name"), "val_esr": metadata.get("esr"), "date": metadata.get("date"),
+    rate = sample_rate_or_none(metadata.get("samplerate", metadata.get("sample_rate", document.get("samplerate"))))
+    date = parse_date(metadata.get("date"))
+    meta = {"name": metadata.get("name") if isinstance(metadata.get("name"), str) else None,
+            "val_esr": finite_number(metadata.get("esr")), "date": date.isoformat() if date else None,
             "metadata": metadata}
     notes = [] if rate else [f"{path}: names no sample rate (metadata \"samplerate\"): use it at the rate it was "
                              f"trained at"]
@@ -175,6 +182,8 @@ def _check_vectors(path, document, inputs: int):
     except (TypeError, ValueError):
         raise ModelFileError(f"{path}: \"input_batch\"/\"output_batch\" are not arrays of numbers for a model with "
                              f"{inputs} input(s)") from None
+    if y.size == 0:
+        return None                     # empty vectors check nothing
     if x.shape[0] != y.size:
         raise ModelFileError(f"{path}: \"input_batch\" has {x.shape[0]} steps and \"output_batch\" {y.size}")
     return x, y

@@ -19,7 +19,7 @@ import numpy as np
 from .aidax_format import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
 from .checkpoint import ModelFile, ModelFileError, load_model
 from .inference import model_input, process_sequential, rest_state, run, start_state
-from .nam_format import nam_document, read_nam
+from .nam_format import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
 
 KINDS = {".npz": "npz", ".nam": "nam", ".json": "aidax"}
 DEFAULT_CONTROL = 0.5          # the knob position of the check vectors written for a conditioned model
@@ -69,8 +69,12 @@ def export_document(model: ModelFile, path, name: str | None = None) -> dict:
     facts = {"name": name or model.meta.get("name") or path.stem, "val_esr": model.meta.get("val_esr"),
              "date": model.meta.get("date")}
     if kind == "nam":
-        rate = model.sample_rate or 48000
-        initial = model.initial_state or rest_state(model.params, model.config, int(rate))
+        check_nam_expressible(model.config)
+        if not model.sample_rate:
+            model.notes.append(f"the model names no sample rate: the .nam file says {DEFAULT_NAM_RATE} Hz, NAM's "
+                               f"default")
+        rate = model.sample_rate or DEFAULT_NAM_RATE
+        initial = model.initial_state or rest_state(model.params, model.config, NAM_BURN_IN)
         return nam_document(model.params, model.config, initial, rate, facts)
     if kind == "aidax":
         if model.initial_state is not None and np.abs(np.asarray(model.initial_state)).max() > 0:

@@ -16,8 +16,8 @@ A .nam file is one JSON object:
 
 then the head: its weight (H values) and bias (1 value). The output is head(h_t) alone:
 the architecture has no input skip connection. The initial state is where the plugin
-starts its stream; NAM's trainer sets it to the state reached after a second of silence,
-and so does our exporter (inference.rest_state).
+starts its stream; NAM's trainer sets it to the state reached after 48000 samples of
+silence, and so does our exporter (inference.rest_state).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from .torch_layout import from_torch_layout, to_torch_layout
 
 NAM_VERSION = "0.5.4"          # the file-format version written (the plugin checks its major.minor)
 DEFAULT_NAM_RATE = 48000       # what NAM assumes when a file names no sample rate
+NAM_BURN_IN = 48000            # samples of silence NAM's trainer runs to find the initial state
+RATES = (8000, 384000)         # sample rates taken at face value; others are treated as missing
 
 
 def weight_count(config: ModelConfig) -> int:
@@ -45,8 +47,8 @@ def weight_count(config: ModelConfig) -> int:
     return total + H + 1
 
 
-def nam_document(params: dict, config: ModelConfig, initial_state, sample_rate: int, metadata: dict) -> dict:
-    """The .nam JSON object for our model. ``initial_state``: (h, c), each (L, H)."""
+def check_nam_expressible(config: ModelConfig):
+    """Raise ModelFileError, saying what to do instead, for what a .nam LSTM cannot hold."""
     if config.skip:
         raise ModelFileError("the .nam LSTM architecture has no skip connection (input added to the output), and "
                              "this model uses one: train it with --no-skip to export it to .nam, or export to "
@@ -54,6 +56,11 @@ def nam_document(params: dict, config: ModelConfig, initial_state, sample_rate: 
     if config.input_size != 1:
         raise ModelFileError(f"this model takes {config.input_size} inputs per sample (a conditioned model); NAM "
                              f"LSTM files take audio only: export to AIDA-X .json instead")
+
+
+def nam_document(params: dict, config: ModelConfig, initial_state, sample_rate: int, metadata: dict) -> dict:
+    """The .nam JSON object for our model. ``initial_state``: (h, c), each (L, H)."""
+    check_nam_expressible(config)
     layers, head_W, head_b = to_torch_layout(params, config)
     h0, c0 = (np.asarray(part, np.float32) for part in initial_state)
     pieces = []
@@ -74,16 +81,15 @@ def nam_document(params: dict, config: ModelConfig, initial_state, sample_rate: 
 
 def nam_metadata(facts: dict) -> dict:
     """NAM's metadata block from our facts: name, date (as NAM's fields), validation ESR."""
-    date = facts.get("date")
-    when = datetime.fromisoformat(date) if date else datetime.now()
+    when = parse_date(facts.get("date")) or datetime.now()
     metadata = {
         "date": {"year": when.year, "month": when.month, "day": when.day, "hour": when.hour,
                  "minute": when.minute, "second": when.second},
         "name": facts.get("name"),
         "modeled_by": facts.get("modeled_by") or f"lstm-audio-effects {__version__}",
     }
-    if facts.get("val_esr") is not None:
-        metadata["training"] = {"validation_esr": float(facts["val_esr"])}
+    if finite_number(facts.get("val_esr")) is not None:
+        metadata["training"] = {"validation_esr": finite_number(facts["val_esr"])}
     return {k: v for k, v in metadata.items() if v is not None}
 
 
@@ -113,7 +119,9 @@ def read_nam(path, document) -> ModelFile:
     except (TypeError, ValueError):
         raise ModelFileError(f"{path}: \"weights\" holds something other than numbers") from None
     expected = weight_count(config)
-    if weights.ndim != 1 or weights.size != expected:
+    if weights.ndim != 1:
+        raise ModelFileError(f"{path}: \"weights\" must be one flat list of numbers, not nested lists")
+    if weights.size != expected:
         raise ModelFileError(f"{path}: {weights.size} weights, but an LSTM with input_size {config.input_size}, "
                              f"hidden_size {config.hidden_size} and {config.num_layers} layer(s) has {expected}: "
                              f"the file is damaged or its config is wrong")
@@ -122,12 +130,14 @@ def read_nam(path, document) -> ModelFile:
     params, initial_state = _unpack(weights, config)
     rate = document.get("sample_rate")
     notes = []
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate <= 0:
-        notes.append(f"{path}: names no sample rate; NAM then assumes {DEFAULT_NAM_RATE} Hz")
+    rate = sample_rate_or_none(rate)
+    if rate is None:
+        notes.append(f"{path}: names no usable sample rate; NAM then assumes {DEFAULT_NAM_RATE} Hz")
         rate = DEFAULT_NAM_RATE
     metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
     training = metadata.get("training") if isinstance(metadata.get("training"), dict) else {}
-    meta = {"name": metadata.get("name"), "val_esr": training.get("validation_esr"),
+    name = metadata.get("name") if isinstance(metadata.get("name"), str) else None
+    meta = {"name": name, "val_esr": finite_number(training.get("validation_esr")),
             "date": _nam_date(metadata.get("date")), "version": document.get("version"), "metadata": metadata}
     return ModelFile(check_params(path, params, config), config, int(rate), meta, "nam", initial_state, notes)
 
@@ -152,6 +162,26 @@ def _unpack(weights: np.ndarray, config: ModelConfig):
     head_W, head_b = take(H), take(1)
     params = from_torch_layout(layers, head_W, head_b)
     return params, (np.array(h0, np.float32), np.array(c0, np.float32))
+
+
+def finite_number(value) -> float | None:
+    """``value`` as a float when it is a finite number (metadata is free-form), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def sample_rate_or_none(value) -> int | None:
+    rate = finite_number(value)
+    return int(rate) if rate is not None and RATES[0] <= rate <= RATES[1] else None
+
+
+def parse_date(value) -> datetime | None:
+    """An ISO date-time string as a datetime, or None for anything else."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _integer(value) -> int:

@@ -49,6 +49,8 @@ def write_report(folder) -> Path:
     _write_bytes(run.folder / "curves.png", curves)
     if prediction is not None:
         _write_bytes(run.folder / "prediction.png", prediction)
+    else:
+        (run.folder / "prediction.png").unlink(missing_ok=True)     # an earlier report's, now stale
     page = report_html(run, curves, prediction, audio, audio_missing)
     path = run.folder / "report.html"
     _write_bytes(path, page.encode("utf-8"))

@@ -40,9 +40,13 @@ def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int =
     tips = []
     pair = meta.get("pair") or {}
     delay = int(pair.get("delay") or 0)
-    if esr >= 0.3 or (delay > 2 and not pair.get("aligned")):
-        tips.append(f"Check the alignment: the target lags the input by {delay} samples"
-                    + (" (not compensated): retrain with --align." if delay > 2 and not pair.get("aligned")
+    uncompensated = abs(delay) > 2 and not pair.get("aligned")
+    if delay < 0 and not pair.get("aligned"):
+        tips.append(f"Check the alignment: the target LEADS the input by {-delay} samples, which no causal model "
+                    f"can learn: check the files, or retrain with --align.")
+    elif esr >= 0.3 or uncompensated:
+        tips.append(f"Check the alignment: the target lags the input by {delay} sample(s)"
+                    + (" (not compensated): retrain with --align." if uncompensated
                        else ". A misaligned pair is the commonest reason a capture trains badly."))
     if diverged:
         lr = (meta.get("train") or {}).get("lr")
@@ -52,9 +56,10 @@ def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int =
         tips.append("Train longer: the validation ESR was still improving when the run stopped "
                     "(raise --budget or --epochs, or continue with --resume).")
     model = meta.get("model") or {}
-    if int(model.get("hidden_size", 32)) < 64:
+    fine_tuned = bool((meta.get("options") or {}).get("init"))      # --init fixes the architecture
+    if int(model.get("hidden_size", 32)) < 64 and not fine_tuned:
         tips.append(f"Try a larger model: --hidden {2 * int(model.get('hidden_size', 32))}.")
-    if model.get("skip") is False:
+    if model.get("skip") is False and not fine_tuned:
         tips.append("Try the skip connection (--skip), which lets the LSTM learn only the difference "
                     "from the dry signal.")
     return tips

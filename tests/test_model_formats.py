@@ -12,6 +12,7 @@ from lstm_core.aidax_format import CHECK_TOLERANCE
 from lstm_core.checkpoint import ModelFile, ModelFileError, save_model
 from lstm_core.inference import process_sequential, rest_state
 from lstm_core.model import ModelConfig, init_params
+from lstm_core.nam_format import NAM_BURN_IN
 from lstm_core.model_files import check_vector_error, export_document, read_model
 from plugin_files import (hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error,
                           write_json)
@@ -106,8 +107,8 @@ def test_round_trip(tmp_path, suffix, layer_count, hidden):
         assert np.array_equal(back.params[name], value), name                 # bit for bit
     x = make_signal(800, seed=hidden)
     if suffix == ".nam":
-        # the file starts from the state after a second of silence, as NAM's trainer does
-        initial = rest_state(params, config, 44100)
+        # the file starts from the state after 48000 samples of silence, as NAM's trainer does
+        initial = rest_state(params, config, NAM_BURN_IN)
         for mine, theirs in zip(initial, back.initial_state):
             assert np.array_equal(mine, theirs)
     else:
@@ -182,6 +183,8 @@ BAD_FILES = {
     "nan.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][1]["weights"][1].__setitem__(
         0, float("nan")))), "NaN"),
     "empty.nam": (lambda: "", "not valid JSON"),
+    "nested.nam": (lambda: json.dumps(damaged(good_nam(), lambda d: d.update(weights=[d["weights"]]))),
+                   "one flat list"),
     "list.json": (lambda: "[1, 2, 3]", "not an AIDA-X"),
     "skip2.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d.update(in_skip=2))), "in_skip"),
 }
@@ -202,3 +205,35 @@ def test_unknown_extension_and_missing_file(tmp_path):
         read_model(tmp_path / "model.onnx")
     with pytest.raises(ModelFileError, match="no such file"):
         read_model(tmp_path / "gone.nam")
+
+
+def test_free_form_metadata_never_breaks_an_export(tmp_path):
+    """Community files carry what they like in their metadata: odd dates, words for the ESR,
+    absurd rates, no rate. Reading keeps what makes sense; exporting never fails on it."""
+    rng = np.random.default_rng(70)
+    document = hand_aidax(*random_torch_layers(rng, 1, 3, 1), skip=0)
+    document["metadata"] = {"name": 7, "date": "last tuesday", "esr": "low", "samplerate": 1e12}
+    model = read_model(write_json(tmp_path / "odd.json", document))
+    assert model.sample_rate is None and model.meta["val_esr"] is None and model.meta["date"] is None
+    nam = export_document(model, tmp_path / "odd.nam")
+    assert nam["sample_rate"] == 48000 and any("names no sample rate" in note for note in model.notes)
+    assert "samplerate" not in export_document(model, tmp_path / "again.json")["metadata"]
+
+
+def test_conditioned_model_to_nam_says_what_to_do(tmp_path):
+    rng = np.random.default_rng(71)
+    model = read_model(write_json(tmp_path / "knob.json", hand_aidax(*random_torch_layers(rng, 2, 3, 1), inputs=2,
+                                                                     skip=0)))
+    with pytest.raises(ModelFileError, match="AIDA-X .json instead"):
+        export_document(model, tmp_path / "knob.nam")
+
+
+def test_empty_check_vectors_check_nothing_and_out_gain_is_refused(tmp_path):
+    rng = np.random.default_rng(72)
+    layers = random_torch_layers(rng, 1, 3, 1)
+    model = read_model(write_json(tmp_path / "empty.json", hand_aidax(*layers, vectors=([], []))))
+    assert not any("check vectors" in note for note in model.notes)
+    document = hand_aidax(*layers)
+    document["out_gain"] = 6.0
+    with pytest.raises(ModelFileError, match="out_gain"):
+        read_model(write_json(tmp_path / "gain.json", document))

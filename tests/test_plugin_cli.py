@@ -48,6 +48,9 @@ def test_process_a_conditioned_model_with_a_knob(files):
     folder = files["dir"]
     code, _, err = run("process.py", folder / "pedal.json", folder / "in.wav", folder / "out.wav")
     assert_one_line_error(code, err, "--knob")
+    code, _, err = run("process.py", folder / "pedal.json", folder / "in.wav", folder / "out.wav", "--knob", "nan")
+    assert_one_line_error(code, err, "finite number")
+    assert not (folder / "out.wav").exists()
     code, _, err = run("process.py", folder / "pedal.json", folder / "in.wav", folder / "out.wav", "--knob", "0.3",
                        "--sequential")
     assert code == 0, err
@@ -109,7 +112,7 @@ def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
     assert "init: starting from" in out
     params, config, meta = load_model(folder / "tuned" / "model.npz")
     start = read_model(folder / "amp.nam")
-    assert config == start.config and meta["options"]["init"] == str(folder / "amp.nam")
+    assert config == start.config and meta["options"]["init"] == str((folder / "amp.nam").resolve())
     for name, value in start.params.items():
         assert np.abs(params[name] - value).max() < 1e-6, name          # lr 1e-9: still the file's weights
     code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "pedal.json", "--out",

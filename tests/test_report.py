@@ -14,7 +14,7 @@ import soundfile as sf
 
 from lstm_core.checkpoint import load_model, load_npz, save_npz_atomic
 from run_report.figures import STRETCH_SECONDS, transient_start
-from run_report.verdict import grade
+from run_report.verdict import advice, grade
 from test_cli import ROOT, assert_one_line_error, run
 
 RATE = 11025
@@ -83,8 +83,8 @@ def trained(tmp_path_factory):
     wet = np.concatenate([np.zeros(3, np.float32), np.tanh(2 * x[:-3])])
     sf.write(folder / "dry.wav", x, RATE)
     sf.write(folder / "wet.wav", wet, RATE)
-    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--epochs", "3", "--segment", "0.2",
-                         "--warmup", "200", "--processes", "1", "--out", folder / "run")
+    code, out, err = run("train.py", "dry.wav", "wet.wav", "--epochs", "3", "--segment", "0.2",   # relative paths
+                         "--warmup", "200", "--processes", "1", "--out", "run", cwd=folder)
     assert code == 0, err
     return folder, out
 
@@ -92,7 +92,7 @@ def trained(tmp_path_factory):
 def test_train_py_writes_a_self_contained_report(trained):
     folder, out = trained
     page = folder / "run" / "report.html"
-    assert f"report: {page}" in out
+    assert "report: run/report.html" in out
     text = page.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text and "https://" not in text
     embedded = parse(page)
@@ -247,3 +247,20 @@ def test_the_transient_is_a_loud_attack_not_a_faint_click():
     target += np.where(n < 2500, 0.05 * swell, 0.5) * np.sin(0.3 * n)   # ...and a loud attack at 2500
     start = transient_start(target, rate)
     assert start < 2500 < start + STRETCH_SECONDS * rate
+
+
+def test_advice_on_alignment_and_fine_tuning():
+    leading = advice(0.05, {"pair": {"delay": -40, "aligned": False}}, 10, 5)
+    assert "LEADS the input by 40 samples" in leading[0]
+    lagging = advice(0.05, {"pair": {"delay": 12, "aligned": False}}, 10, 5)
+    assert "lags the input by 12 sample(s) (not compensated)" in lagging[0]
+    tuned = advice(0.05, {"model": {"hidden_size": 8}, "options": {"init": "/x/amp.nam"}}, 10, 5)
+    assert not any("--hidden" in tip for tip in tuned)              # --init keeps the architecture
+
+
+def test_report_from_another_folder_finds_the_audio(trained, tmp_path):
+    """The run stores absolute paths, so report.py works from any working directory."""
+    folder, _ = trained
+    code, out, err = run("report.py", folder / "run", cwd=tmp_path)
+    assert code == 0, err
+    assert len(parse(folder / "run" / "report.html").clips) == 3
