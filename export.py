@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from audio_io.files import atomic_output
+from audio_io.files import atomic_output, output_problem
 from lstm_core.checkpoint import ModelFileError
 from lstm_core.model_files import export_document, read_model
 
@@ -42,12 +42,9 @@ def main(argv=None):
     source, destination = Path(args.model), Path(args.output)
     if destination.suffix.lower() not in FORMATS:
         fail(f"{destination}: the extension picks the format: .nam (Neural Amp Modeler) or .json (AIDA-X / RTNeural)")
-    if destination.exists() and destination.resolve() == source.resolve():
-        fail(f"{destination} is the model file itself: write the export somewhere else")
-    if destination.exists() and not args.force:
-        fail(f"{destination} exists: choose another name or pass --force to replace it")
-    if not destination.parent.is_dir():
-        fail(f"{destination.parent}: no such folder")
+    problem = output_problem(destination, args.force, source, "the model file itself")
+    if problem:
+        fail(problem)
     try:
         model = read_model(source)
         try:

@@ -5,8 +5,7 @@
     python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
 
 The file is read and written in blocks (10 s on the CPU, 5 minutes on the GPU), so memory
-does not grow with its length. By
-default each block runs as parallel chunks that each warm up on the audio before them
+does not grow with its length. By default each block runs as parallel chunks that each warm up on the audio before them
 (fast; within -80 dB of the exact result, see README); --sequential runs the exact,
 sample-by-sample recurrence. Each channel of a multi-channel file is processed as its
 own stream. A model from another tool starts each stream from the state its file
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_io.files import atomic_output
+from audio_io.files import atomic_output, output_problem
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.checkpoint import ModelFileError
 from lstm_core.inference import BLOCK_SECONDS, OVERLAP, PARTS, process_parallel, process_sequential
@@ -79,12 +78,9 @@ def main(argv=None):
             print(f"note: {note}")
         if not source.is_file():
             fail(f"{source}: no such file")
-        if destination.exists() and destination.resolve() == source.resolve():
-            fail(f"{destination} is the input file: write the result somewhere else")
-        if destination.exists() and not args.force:
-            fail(f"{destination} exists: choose another name or pass --force to replace it")
-        if not destination.parent.is_dir():
-            fail(f"{destination.parent}: no such folder")
+        problem = output_problem(destination, args.force, source)
+        if problem:
+            fail(problem)
         try:
             info = sf.info(str(source))
         except Exception as exc:

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from audio_io.files import output_problem
 from run_report import ReportError, write_comparison, write_report
 
 
@@ -41,10 +42,9 @@ def main(argv=None):
         out = Path(args.out)
         if out.suffix.lower() not in (".html", ".htm"):
             fail(f"{out}: the comparison is an HTML page: name it .html")
-        if out.exists() and not args.force:
-            fail(f"{out} exists: choose another name or pass --force to replace it")
-        if not out.parent.is_dir():
-            fail(f"{out.parent}: no such folder")
+        problem = output_problem(out, args.force)
+        if problem:
+            fail(problem)
         write_comparison(args.runs, out)
         print(f"{out}: {len(args.runs)} runs compared")
     except ReportError as exc:

@@ -270,7 +270,7 @@ def main(argv=None):
                 print(f"demo: wrote {demo_input} and {demo_target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
                 setup.options = replace(setup.options, input=demo_input, target=demo_target)
                 data = load_data(setup.options, setup.train)
-            rate = getattr(args, "init_rate", None)
+            rate = setup.init_rate
             if rate and rate != data.pair.rate:
                 print(f"warning: {args.init} was trained at {rate} Hz and the pair is {data.pair.rate} Hz: its "
                       f"weights fit another rate, so fine-tuning starts further from the goal")
@@ -292,6 +292,7 @@ class Setup:
     progress: Progress
     rng: np.random.Generator
     best_params: dict | None = None
+    init_rate: int | None = None        # the sample rate the --init model names, if any
 
 
 def check_flags(args):
@@ -333,19 +334,21 @@ def fresh_setup(args, xp) -> Setup:
                          args.align, processes, args.device, absolute(args.init))
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
     rng = np.random.default_rng(args.seed)
+    init_rate = None
     if args.init:
-        model, params = initial_model(args)
+        model, params, init_rate = initial_model(args)
     else:
         model = ModelConfig(hidden_size=args.hidden or DEFAULT_MODEL.hidden_size,
                             num_layers=args.layers or DEFAULT_MODEL.num_layers,
                             skip=DEFAULT_MODEL.skip if args.skip is None else args.skip)
         params = init_params(model, rng)
     params = {k: to_device(v, xp) for k, v in params.items()}
-    return Setup(options, model, train, stop_rule(args), params, AdamState(), Progress(), rng)
+    return Setup(options, model, train, stop_rule(args), params, AdamState(), Progress(), rng, init_rate=init_rate)
 
 
-def initial_model(args) -> tuple[ModelConfig, dict]:
-    """(config, params) of the --init model; its architecture stands, so model flags must agree."""
+def initial_model(args) -> tuple[ModelConfig, dict, int | None]:
+    """(config, params, sample rate) of the --init model; its architecture stands, so model
+    flags must agree."""
     loaded = read_model(args.init)
     config = loaded.config
     for note in loaded.notes:
@@ -361,8 +364,7 @@ def initial_model(args) -> tuple[ModelConfig, dict]:
                          f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")
     print(f"init: starting from {args.init} (LSTM H={config.hidden_size} x {config.num_layers} layer(s), skip "
           f"{'on' if config.skip else 'off'}{f', {loaded.sample_rate} Hz' if loaded.sample_rate else ''})")
-    args.init_rate = loaded.sample_rate
-    return config, loaded.params
+    return config, loaded.params, loaded.sample_rate
 
 
 def resume_setup(folder: Path, args, xp) -> Setup:

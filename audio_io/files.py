@@ -45,6 +45,21 @@ def atomic_output(path):
         raise
 
 
+def output_problem(destination: Path, force: bool, source: Path | None = None, source_is: str = "the input file",
+                   ) -> str | None:
+    """Why a command must not write ``destination``, or None: it is ``source`` itself, it
+    exists and ``force`` is off (nothing the user owns is replaced unasked), or its folder
+    does not exist. One line, saying what to do instead."""
+    destination = Path(destination)
+    if source is not None and destination.exists() and destination.resolve() == Path(source).resolve():
+        return f"{destination} is {source_is}: write the result somewhere else"
+    if destination.exists() and not force:
+        return f"{destination} exists: choose another name or pass --force to replace it"
+    if not destination.parent.is_dir():
+        return f"{destination.parent}: no such folder"
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -25,9 +25,8 @@ from datetime import datetime
 import numpy as np
 
 from . import __version__
-from .checkpoint import ModelFile, ModelFileError, check_params
+from .checkpoint import ModelFile, ModelFileError, check_params, finite_number, parse_date, sample_rate_or_none
 from .model import ModelConfig
-from .nam_format import finite_number, parse_date, sample_rate_or_none
 from .torch_layout import from_torch_layout, to_torch_layout
 
 CHECK_SAMPLES = 2048           # length of the input_batch we write

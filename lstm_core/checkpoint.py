@@ -17,6 +17,7 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,30 @@ def check_params(path, params: dict, config: ModelConfig) -> dict:
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
         checked[name] = value.astype(np.float32)
     return checked
+
+
+# Facts read from other tools' files are free-form: keep them only when they make sense.
+RATES = (8000, 384000)         # sample rates taken at face value; others are treated as missing
+
+
+def finite_number(value) -> float | None:
+    """``value`` as a float when it is a finite number (metadata is free-form), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        return None
+    return float(value)
+
+
+def sample_rate_or_none(value) -> int | None:
+    rate = finite_number(value)
+    return int(rate) if rate is not None and RATES[0] <= rate <= RATES[1] else None
+
+
+def parse_date(value) -> datetime | None:
+    """An ISO date-time string as a datetime, or None for anything else."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _host(value):

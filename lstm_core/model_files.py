@@ -83,8 +83,8 @@ def export_document(model: ModelFile, path, name: str | None = None) -> dict:
         x = check_signal()
         controls = (DEFAULT_CONTROL,) * (model.config.input_size - 1)
         y, _ = process_sequential(model.params, model.config, x, controls=controls)
-        x_columns = model_input(x[:, None], model.config, controls)[:, :, 0]      # (N, I)
-        input_batch = x if model.config.input_size == 1 else x_columns
+        # input_batch: the audio alone (N,), or with its knob columns (N, I) for a conditioned model
+        input_batch = x if not controls else model_input(x[:, None], model.config, controls)[:, :, 0]
         return aidax_document(model.params, model.config, model.sample_rate, facts, input_batch, y)
     raise ModelFileError(f"{path}: export writes .nam (Neural Amp Modeler) or .json (AIDA-X / RTNeural) files, "
                          f"not {path.suffix or 'files without an extension'!r}")

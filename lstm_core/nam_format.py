@@ -27,14 +27,13 @@ from datetime import datetime
 import numpy as np
 
 from . import __version__
-from .checkpoint import ModelFile, ModelFileError, check_params
+from .checkpoint import ModelFile, ModelFileError, check_params, finite_number, parse_date, sample_rate_or_none
 from .model import ModelConfig
 from .torch_layout import from_torch_layout, to_torch_layout
 
 NAM_VERSION = "0.5.4"          # the file-format version written (the plugin checks its major.minor)
 DEFAULT_NAM_RATE = 48000       # what NAM assumes when a file names no sample rate
 NAM_BURN_IN = 48000            # samples of silence NAM's trainer runs to find the initial state
-RATES = (8000, 384000)         # sample rates taken at face value; others are treated as missing
 
 
 def weight_count(config: ModelConfig) -> int:
@@ -162,26 +161,6 @@ def _unpack(weights: np.ndarray, config: ModelConfig):
     head_W, head_b = take(H), take(1)
     params = from_torch_layout(layers, head_W, head_b)
     return params, (np.array(h0, np.float32), np.array(c0, np.float32))
-
-
-def finite_number(value) -> float | None:
-    """``value`` as a float when it is a finite number (metadata is free-form), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        return None
-    return float(value)
-
-
-def sample_rate_or_none(value) -> int | None:
-    rate = finite_number(value)
-    return int(rate) if rate is not None and RATES[0] <= rate <= RATES[1] else None
-
-
-def parse_date(value) -> datetime | None:
-    """An ISO date-time string as a datetime, or None for anything else."""
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _integer(value) -> int:
