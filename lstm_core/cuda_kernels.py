@@ -11,8 +11,11 @@ Two ways to run a window's recurrence on the GPU; lstm.py uses the one chosen wi
   backward. Batch columns are independent, so one thread block owns one column for all
   T steps; its threads share that column's state in shared memory and meet at a
   __syncthreads() twice a step, instead of the whole GPU meeting at a kernel boundary.
-  Thread r computes gate row r's dot product itself (the weights are read through the
-  cache: every block reads the same (G, K) matrix, 17 KB at H = 32, 266 KB at H = 128). No launch per step, no host work.
+  Thread r computes gate row r's dot product itself, forward, and entry r of W^T da,
+  backward. The weights are read through the cache (every block reads the same (G, K)
+  matrix, 17 KB at H = 32, 266 KB at H = 128), laid out so that a warp's 32 threads read
+  32 neighbouring words at each k, one cache line: (K, G) forward, (G, K) backward.
+  No launch per step, no host work.
   Which is faster depends on H and B: benchmarks/cpu_vs_gpu.py measures both. The step
   kernels stay as the reference the window kernels are tested against.
 
@@ -37,6 +40,8 @@ WINDOW_FORWARD_NAME = "lstm_window_forward"
 WINDOW_BACKWARD_NAME = "lstm_window_backward"
 LOOPS = ("step", "window")
 MAX_THREADS = 1024          # per block: the window kernels need G = 4H of them, so H <= 256
+REGISTERS_PER_BLOCK = 65536  # 32-bit registers one block may hold (every GPU since compute 3.0)
+SHARED_BYTES_PER_BLOCK = 48 * 1024   # shared memory a block gets without opting in to more
 
 
 class Kernels(NamedTuple):
@@ -129,14 +134,15 @@ extern "C" __global__ void NAME(
 """
 
 # Forward of a whole window, one block per batch column b, blockDim.x = max(G, H + I + 1).
-#   W      (G, K)         [W_h | W_x | b], K = H + I + 1
+#   W_T    (K, G)         [W_h | W_x | b]^T, K = H + I + 1 (transposed, so that gate rows
+#                         r, r+1, ... read neighbouring words)
 #   Z      (T + 1, K, B)  in: Z[0, :H] = h0, Z[t, H:H+I] = x_t, Z[t, H+I] = 1; out: Z[t+1, :H] = h_t
 #   A      (T + 1, G + H, B)  in: A[0, G:] = c0; out: A[t, :G] activations, A[t+1, G:] = c_t
 #   tanh_c (T, H, B)      out
 # The same buffers, filled the same way, as the step kernels' loop in lstm.py.
 _WINDOW_FORWARD = r"""
 extern "C" __global__ void NAME(
-    const real* __restrict__ W, real* __restrict__ Z, real* __restrict__ A, real* __restrict__ tanh_c,
+    const real* __restrict__ W_T, real* __restrict__ Z, real* __restrict__ A, real* __restrict__ tanh_c,
     const int T, const int H, const int I, const int B)
 {
     extern __shared__ unsigned char shared_bytes[];
@@ -151,9 +157,8 @@ extern "C" __global__ void NAME(
     for (int t = 0; t < T; ++t) {
         real* A_t = A + (size_t)t * (G + H) * B;
         if (r < G) {
-            const real* w = W + (size_t)r * K;
             real a = (real)0;
-            for (int k = 0; k < K; ++k) a += w[k] * z[k];
+            for (int k = 0; k < K; ++k) a += W_T[k * G + r] * z[k];
             a = r < 3 * H ? sigmoid_(a) : tanh(a);
             act[r] = a;
             A_t[r * B + b] = a;
@@ -178,7 +183,8 @@ extern "C" __global__ void NAME(
 """
 
 # Backward of a whole window, one block per batch column b, blockDim.x = max(G, H + I).
-#   W_T      (H + I, G)     [W_h | W_x]^T
+#   W        (G, K)         [W_h | W_x | b], K = H + I + 1, as the forward's matmuls use it
+#                           (entry r of W^T da reads column r: neighbouring words)
 #   dh_out   (T, H, B)      gradient reaching each h_t from above
 #   A, tanh_c               what the forward kept
 #   DZ       (T + 1, H + I, B)  in: DZ[T, :H] = dh_T; out: DZ[t] = W_T da_t
@@ -186,12 +192,12 @@ extern "C" __global__ void NAME(
 #   da       (T, G, B)      out
 _WINDOW_BACKWARD = r"""
 extern "C" __global__ void NAME(
-    const real* __restrict__ W_T, const real* __restrict__ dh_out, const real* __restrict__ A,
+    const real* __restrict__ W, const real* __restrict__ dh_out, const real* __restrict__ A,
     const real* __restrict__ tanh_c, real* __restrict__ DZ, real* __restrict__ dc_carry, real* __restrict__ da,
     const int T, const int H, const int I, const int B)
 {
     extern __shared__ unsigned char shared_bytes[];
-    const int G = 4 * H, J = H + I;
+    const int G = 4 * H, J = H + I, K = J + 1;
     real* da_s = (real*)shared_bytes;         // (G)  this step's da
     real* dh_rec = da_s + G;                  // (H)  gradient reaching h_t from step t+1
     real* dc = dh_rec + H;                    // (H)  gradient reaching c_t from step t+1
@@ -228,9 +234,8 @@ extern "C" __global__ void NAME(
         }
         __syncthreads();                      // da_t is complete, dh_rec read
         if (r < J) {
-            const real* w = W_T + (size_t)r * G;
             real s = (real)0;
-            for (int k = 0; k < G; ++k) s += w[k] * da_s[k];
+            for (int k = 0; k < G; ++k) s += W[k * K + r] * da_s[k];
             DZ[((size_t)t * J + r) * B + b] = s;
             if (r < H) dh_rec[r] = s;
         }

@@ -86,7 +86,7 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
     if kernels is None:
         _forward_loop_numpy(xp, W, Z, A, tanh_c)
     elif kernels.forward_window is not None and cuda_kernels.window_fits(H, I):
-        _forward_window(kernels.forward_window, W, Z, A, tanh_c)
+        _forward_window(xp, kernels.forward_window, W, Z, A, tanh_c)
     else:
         _forward_loop_fused(xp, kernels.forward_step, W, Z, A, tanh_c)
 
@@ -141,12 +141,13 @@ def _forward_loop_fused(xp, kernel, W, Z, A, tanh_c):
         kernel(grid, block, (A[t, :G], A[t, G:], A[t + 1, G:], tanh_c[t], Z[t + 1, :H], H32, B32))
 
 
-def _forward_window(kernel, W, Z, A, tanh_c):
+def _forward_window(xp, kernel, W, Z, A, tanh_c):
     """The whole recurrence in one launch: a block per batch column (cuda_kernels)."""
     T, H, B = tanh_c.shape
     I = Z.shape[1] - H - 1
     grid, block, shared = cuda_kernels.window_launch(H, I, B, W.itemsize)
-    kernel(grid, block, (W, Z, A, tanh_c, np.int32(T), np.int32(H), np.int32(I), np.int32(B)), shared_mem=shared)
+    W_T = xp.ascontiguousarray(W.T)                          # (K, G): see the kernel
+    kernel(grid, block, (W_T, Z, A, tanh_c, np.int32(T), np.int32(H), np.int32(I), np.int32(B)), shared_mem=shared)
 
 
 def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
@@ -170,18 +171,18 @@ def lstm_backward(dh_out, cache, dh_T=None, dc_T=None):
     T, H, B = tanh_c.shape
     I = Z.shape[1] - H - 1
     dtype = A.dtype
-    W_T = xp.ascontiguousarray(W[:, : H + I].T)              # (H + I, G)
+    W_T = W[:, : H + I].T                                    # (H + I, G)
     DZ = empty(workspace, "DZ", (T + 1, H + I, B), dtype, xp)   # DZ[t] = W_T da_t; DZ[T, :H] = dh_T
     da = empty(workspace, "da", (T, 4 * H, B), dtype, xp)
     DZ[T, :H] = 0.0 if dh_T is None else dh_T
     dc_carry = xp.zeros((H, B), dtype=dtype) if dc_T is None else dc_T.copy()
 
     if kernels is None:
-        _backward_loop_numpy(xp, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
+        _backward_loop_numpy(xp, xp.ascontiguousarray(W_T), dh_out, A, tanh_c, DZ, dc_carry, da)
     elif kernels.backward_window is not None and cuda_kernels.window_fits(H, I):
-        _backward_window(xp, kernels.backward_window, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
+        _backward_window(xp, kernels.backward_window, W, dh_out, A, tanh_c, DZ, dc_carry, da)
     else:
-        _backward_loop_fused(xp, kernels.backward_step, W_T, dh_out, A, tanh_c, DZ, dc_carry, da)
+        _backward_loop_fused(xp, kernels.backward_step, xp.ascontiguousarray(W_T), dh_out, A, tanh_c, DZ, dc_carry, da)
 
     dW = _sum_outer_products(xp, da, Z[:T])                 # (G, K)
     grads = {"W_h": dW[:, :H], "W_x": dW[:, H : H + I], "b": dW[:, H + I]}
@@ -251,12 +252,13 @@ def _backward_loop_fused(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
         xp.matmul(W_T, da[t], out=DZ[t])
 
 
-def _backward_window(xp, kernel, W_T, dh_out, A, tanh_c, DZ, dc_carry, da):
-    """The whole reverse recurrence in one launch: a block per batch column (cuda_kernels)."""
+def _backward_window(xp, kernel, W, dh_out, A, tanh_c, DZ, dc_carry, da):
+    """The whole reverse recurrence in one launch: a block per batch column (cuda_kernels).
+    It takes W (G, K) itself, not its transpose: see the kernel."""
     T, H, B = tanh_c.shape
     I = DZ.shape[1] - H
-    grid, block, shared = cuda_kernels.window_launch(H, I, B, W_T.itemsize)
-    kernel(grid, block, (W_T, xp.ascontiguousarray(dh_out), A, tanh_c, DZ, dc_carry, da, np.int32(T), np.int32(H),
+    grid, block, shared = cuda_kernels.window_launch(H, I, B, W.itemsize)
+    kernel(grid, block, (W, xp.ascontiguousarray(dh_out), A, tanh_c, DZ, dc_carry, da, np.int32(T), np.int32(H),
                          np.int32(I), np.int32(B)), shared_mem=shared)
 
 
