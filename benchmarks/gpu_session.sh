@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU work of issue 4 in a few commands, for a machine lent for a short while
+# (10 minutes a command, 30 in all, nothing installable there but carried wheels).
+#
+#   benchmarks/gpu_session.sh prepare        here, where pip reaches a registry: fetch the
+#                                            wheels the GPU machine lacks (soundfile and
+#                                            its cffi) into .whl/, kept out of git
+#   benchmarks/gpu_session.sh STAGE [LOGS]   on the GPU machine, from the repository root,
+#                                            with .whl/ carried along; one stage a command:
+#     tests       the GPU-equals-CPU tests, then the whole suite (its xp fixture runs every
+#                 numerical test on CuPy too)
+#     quick       cpu_vs_gpu.py --quick: every system runs, nothing is kept (about a minute)
+#     throughput  training samples/s, NumPy to PyTorch CUDA, against the 2-core NumPy figure
+#     inference   x real time on 3 minutes of 44.1 kHz audio
+#     quality     val ESR against training seconds, CPU defaults against GPU defaults
+#
+# Each stage leaves its log, and RESULTS.md and the plot as --write left them, in LOGS
+# (default: $OUT where it is set, else benchmarks/out). Copy the new section of RESULTS.md
+# and the plot into the repository by hand: the GPU machine keeps nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage=${1:?"usage: benchmarks/gpu_session.sh prepare|tests|quick|throughput|inference|quality [LOGS]"}
+NUMPY_REFERENCE=1.15e6      # our NumPy path at H=32, B=1024 on the 2-core build machine (benchmarks/README.md)
+WHEEL_PYTHON=3.12           # the GPU machines' python3
+
+if [ "$stage" = prepare ]; then
+    mkdir -p .git/info
+    grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version "$WHEEL_PYTHON" --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl soundfile cffi pycparser
+    echo "carry .whl with each GPU command"
+    exit 0
+fi
+
+logs=${2:-${OUT:-benchmarks/out}}
+mkdir -p "$logs"
+export PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$logs/gpu.txt" || true
+
+bench() {   # the benchmark with --write, its files copied next to the log
+    python3 benchmarks/cpu_vs_gpu.py "$@" --write --results "$logs/RESULTS.md" --plot "$logs/throughput_vs_batch.png"
+}
+
+case $stage in
+    tests)
+        python3 -m pytest -q -rs tests/test_gpu_matches_cpu.py tests/test_cuda_kernels.py 2>&1 | tee "$logs/tests_gpu.log"
+        timeout 420 python3 -m pytest -q -x -rs 2>&1 | tee "$logs/tests_all.log" ;;
+    quick)
+        python3 benchmarks/cpu_vs_gpu.py --quick 2>&1 | tee "$logs/quick.log" ;;
+    throughput)
+        bench --part throughput --numpy-reference "$NUMPY_REFERENCE" 2>&1 | tee "$logs/throughput.log" ;;
+    inference)
+        bench --part inference 2>&1 | tee "$logs/inference.log" ;;
+    quality)
+        bench --part quality 2>&1 | tee "$logs/quality.log" ;;
+    *)
+        echo "unknown stage '$stage': prepare, tests, quick, throughput, inference or quality" >&2
+        exit 2 ;;
+esac
