@@ -444,6 +444,9 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
     if already:
         print(f"this run has already stopped ({already}): raise --epochs, --budget or --patience to go on")
         return 0
+    if options.init and setup.progress.epoch == 0:
+        measure_starting_model(folder, setup, validate, lambda meta: save_model(
+            folder / "model.npz", best_params, model, pair.rate, {**extra_meta, **meta}))
     trainer = None
     workspace = Workspace()
     step = lambda p, a, x, y, t: train_window(p, model, a, x, y, t, workspace)  # noqa: E731
@@ -467,6 +470,20 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
     print(f"best val ESR {progress.best_esr:.4g} ({db(progress.best_esr):.1f} dB) at epoch {progress.best_epoch}; "
           f"{progress.epoch} epochs, {progress.seconds:.1f} s ({reason}); model: {folder / 'model.npz'}")
     return 0
+
+
+def measure_starting_model(folder: Path, setup: Setup, validate, save):
+    """A fine-tune (--init) starts from a model that may already be good: its own val ESR
+    is the best to beat, so that the run's model.npz is never worse than what it started
+    from. Saved as epoch 0, it is the run's model until an epoch beats it."""
+    start_esr = float(validate(setup.params))
+    if not math.isfinite(start_esr):
+        print("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
+        return
+    setup.progress.best_esr, setup.progress.best_epoch = start_esr, 0
+    save({"val_esr": start_esr, "epoch": 0, "trained_seconds": 0.0, "date": datetime.now().isoformat(timespec="seconds")})
+    print(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); {folder / 'model.npz'} "
+          f"keeps it until an epoch does better")
 
 
 def write_run_report(folder: Path):

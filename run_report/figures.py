@@ -41,7 +41,7 @@ def curves_figure(run: Run) -> Figure:
     best = run.best_epoch
     axes.axvline(best, color="tab:green", linestyle="--", linewidth=1)
     axes.plot([best], [run.val_esr], marker="*", markersize=14, color="tab:green", linestyle="none",
-              label=f"best: {run.val_esr:.3g} at epoch {best}")
+              label=f"best: {run.val_esr:.3g} " + (f"at epoch {best}" if best else "(the starting model)"))
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss / ESR (log scale)")
     axes.grid(True, which="both", alpha=0.3)

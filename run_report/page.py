@@ -125,7 +125,7 @@ def _facts_table(run: Run) -> str:
                      f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}"),
         ("loss", f"{str(train.get('loss', '?')).upper()}, pre-emphasis {train.get('pre_emphasis')}, "
                  f"DC weight {train.get('dc_weight')}"),
-        ("epochs", f"{run.history[-1]['epoch']} (best {run.best_epoch})"),
+        ("epochs", f"{run.history[-1]['epoch']} (best {run.best_epoch or 'none: the starting model stands'})"),
         ("time", f"{run.history[-1]['seconds']:.1f} s" + (f" (the best model after {meta['trained_seconds']:.1f} s)"
                  if isinstance(meta.get("trained_seconds"), (int, float)) else "")),
         ("samples/s", f"{statistics.median(row['samples_per_s'] for row in run.history):,.0f} (median of epochs)"),

@@ -42,8 +42,13 @@ class Run:
 
     @property
     def best_epoch(self) -> int:
+        """The epoch model.npz was saved at; 0 is a fine-tune's starting model, kept
+        because no epoch beat it."""
+        epoch = self.meta.get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0:
+            return epoch
         finite = [row for row in self.history if math.isfinite(row["val_esr"])] or self.history
-        return int(self.meta.get("epoch") or min(finite, key=lambda row: row["val_esr"])["epoch"])
+        return int(min(finite, key=lambda row: row["val_esr"])["epoch"])
 
     @property
     def diverged_epochs(self) -> list:

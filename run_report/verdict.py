@@ -52,7 +52,13 @@ def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int =
         lr = (meta.get("train") or {}).get("lr")
         tips.append(f"Lower the learning rate: {diverged} epoch(s) diverged (the loss was not a finite number)"
                     + (f"; try --lr {lr / 2:g}." if isinstance(lr, (int, float)) else "; try a smaller --lr."))
-    if best_epoch >= epochs - 2 and not diverged:
+    if best_epoch == 0:
+        lr = (meta.get("train") or {}).get("lr")
+        tips.append("No epoch beat the model this run started from, so model.npz is that model unchanged: "
+                    + (f"fine-tune with a lower learning rate (--lr {lr / 10:g}), " if isinstance(lr, (int, float))
+                       else "fine-tune with a lower --lr, ")
+                    + "or check that this pair was captured from the same effect and settings.")
+    elif best_epoch >= epochs - 2 and not diverged:
         tips.append("Train longer: the validation ESR was still improving when the run stopped "
                     "(raise --budget or --epochs, or continue with --resume).")
     model = meta.get("model") or {}

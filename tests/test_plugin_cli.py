@@ -118,3 +118,25 @@ def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
     code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "pedal.json", "--out",
                        folder / "refused2")
     assert_one_line_error(code, err, "conditioned")
+
+
+def test_a_fine_tune_never_ends_worse_than_its_starting_model(files):
+    """The target is the starting model's own output, so no epoch can do much better, and a
+    learning rate of 0.5 makes every epoch far worse: the run keeps the starting model."""
+    folder = files["dir"]
+    sf.write(folder / "dry.wav", make_signal(RATE * 3, seed=3), RATE, subtype="FLOAT")
+    code, _, err = run("process.py", folder / "amp.nam", folder / "dry.wav", folder / "wet.wav")
+    assert code == 0, err
+    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--epochs", "2",
+                         "--lr", "0.5", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--out",
+                         folder / "tuned")
+    assert code == 0, err
+    assert "init: the starting model's val ESR is" in out
+    params, _, meta = load_model(folder / "tuned" / "model.npz")
+    start = read_model(folder / "amp.nam")
+    assert meta["epoch"] == 0 and meta["val_esr"] < 0.05           # its own output, up to the start of the val part
+    assert all(np.array_equal(params[name], value) for name, value in start.params.items())
+    history = (folder / "tuned" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and all(float(row.split(",")[2]) > meta["val_esr"] for row in history[1:])
+    page = (folder / "tuned" / "report.html").read_text()
+    assert "the starting model stands" in page

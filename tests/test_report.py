@@ -256,6 +256,8 @@ def test_advice_on_alignment_and_fine_tuning():
     assert "lags the input by 12 sample(s) (not compensated)" in lagging[0]
     tuned = advice(0.05, {"model": {"hidden_size": 8}, "options": {"init": "/x/amp.nam"}}, 10, 5)
     assert not any("--hidden" in tip for tip in tuned)              # --init keeps the architecture
+    kept = advice(0.05, {"train": {"lr": 0.004}, "options": {"init": "/x/amp.nam"}}, 10, 0)
+    assert "--lr 0.0004" in kept[0] and not any("Train longer" in tip for tip in kept)
 
 
 def test_report_from_another_folder_finds_the_audio(trained, tmp_path):
