@@ -119,12 +119,13 @@ def prediction_figure(audio: ValidationAudio) -> Figure:
     return figure
 
 
-def comparison_figure(runs: list) -> Figure:
+def comparison_figure(runs: list, names: list) -> Figure:
+    """Val ESR against training time, a line per run, labelled with ``names``."""
     figure = Figure(figsize=(9, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    for run in runs:
+    for run, name in zip(runs, names):
         seconds = [row["seconds"] for row in run.history]
-        line, = axes.semilogy(seconds, finite_or_gap(run.history, "val_esr"), label=f"{run.name} ({run.val_esr:.3g})")
+        line, = axes.semilogy(seconds, finite_or_gap(run.history, "val_esr"), label=f"{name} ({run.val_esr:.3g})")
         best = [s for s, row in zip(seconds, run.history) if row["epoch"] == run.best_epoch]
         axes.plot(best[:1], [run.val_esr] * len(best[:1]), marker="*", markersize=12, color=line.get_color(),
                   linestyle="none")

@@ -18,7 +18,7 @@ import soundfile as sf
 from audio_io.files import atomic_output
 
 from .figures import comparison_figure, curves_figure, png_bytes, prediction_figure, transient_start
-from .run import Run, ReportError, load_run, validation_audio
+from .run import Run, ReportError, distinct_names, load_run, validation_audio
 from .verdict import advice, db, grade
 
 CLIP_SECONDS = 5.0
@@ -139,13 +139,15 @@ def write_comparison(folders: list, out) -> Path:
     """One page comparing the runs in ``folders``, best validation ESR first. Raises ReportError."""
     if not folders:
         raise ReportError("give at least one run folder")
-    runs = sorted((load_run(folder) for folder in folders), key=lambda run: run.val_esr)
+    unique = list({Path(folder).resolve(): folder for folder in folders}.values())   # a run named twice counts once
+    runs = sorted((load_run(folder) for folder in unique), key=lambda run: run.val_esr)
+    names = distinct_names([run.folder for run in runs])
     head = ("<thead><tr><th>#</th><th>run</th><th>val ESR</th><th>dB</th><th>grade</th><th>model</th><th>parameters</th>"
             "<th>lr</th><th>batch</th><th>TBPTT</th><th>epochs</th><th>time</th></tr></thead>")
     rows = []
-    for rank, run in enumerate(runs, start=1):
+    for rank, (run, name) in enumerate(zip(runs, names), start=1):
         model, train, options = run.meta.get("model") or {}, run.meta.get("train") or {}, run.meta.get("options") or {}
-        rows.append(f"<tr class='run'><td>{rank}</td><td class='name'>{_e(run.name)}</td><td data-value='{run.val_esr!r}'>"
+        rows.append(f"<tr class='run'><td>{rank}</td><td class='name'>{_e(name)}</td><td data-value='{run.val_esr!r}'>"
                     f"{run.val_esr:.4g}</td><td>{db(run.val_esr):.1f}</td><td>{_e(grade(run.val_esr)[0])}</td>"
                     f"<td>H={model.get('hidden_size')} x {model.get('num_layers')}, skip "
                     f"{'on' if model.get('skip') else 'off'}</td><td>{run.meta.get('parameters', '?')}</td>"
@@ -153,7 +155,7 @@ def write_comparison(folders: list, out) -> Path:
                     f"<td>{run.history[-1]['epoch']}</td><td>{run.history[-1]['seconds']:.0f} s</td></tr>")
     body = (f"<h1>Comparing {len(runs)} runs</h1><p class='sub'>Best validation ESR first.</p>"
             f"<table class='compare'>{head}{''.join(rows)}</table>"
-            + _img(png_bytes(comparison_figure(runs)), "validation ESR of every run against training time"))
+            + _img(png_bytes(comparison_figure(runs, names)), "validation ESR of every run against training time"))
     out = Path(out)
     _write_bytes(out, _page("Comparing runs", body).encode("utf-8"))
     return out

@@ -57,6 +57,17 @@ class Run:
                 if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_esr"]))]
 
 
+def distinct_names(folders: list) -> list[str]:
+    """Names for the runs in ``folders`` that tell them apart: each folder's own name, or
+    as many of its parents in front as it takes (runs/a/amp and old/b/amp: a/amp, b/amp)."""
+    paths = [Path(folder).resolve() for folder in folders]
+    for depth in range(1, max(len(path.parts) for path in paths) + 1):
+        names = [str(Path(*path.parts[-depth:])) for path in paths]
+        if len(set(names)) == len(set(paths)):
+            return names
+    return [str(path) for path in paths]
+
+
 @dataclass
 class ValidationAudio:
     input: np.ndarray            # (N,) float32

@@ -15,6 +15,7 @@ import soundfile as sf
 from lstm_core.checkpoint import load_model, load_npz, save_npz_atomic
 from run_report.figures import STRETCH_SECONDS, transient_start
 from run_report.verdict import advice, grade
+from run_report.run import distinct_names
 from test_cli import ROOT, assert_one_line_error, run
 
 RATE = 11025
@@ -141,6 +142,15 @@ def test_comparison_lists_every_run_best_first(trained, tmp_path):
     assert_one_line_error(code, err, "exists")
     code, _, err = run("report.py", *runs)
     assert_one_line_error(code, err, "--out")
+
+
+def test_comparison_tells_apart_runs_with_the_same_name(trained, tmp_path):
+    folder, _ = trained
+    runs = [copy_run(folder / "run", tmp_path / parent / "amp", esr) for parent, esr in (("monday", 0.02), ("friday", 0.01))]
+    code, _, err = run("report.py", *runs, runs[0], "--out", tmp_path / "compare.html")    # one named twice
+    assert code == 0, err
+    assert [row[1] for row in parse(tmp_path / "compare.html").rows] == ["friday/amp", "monday/amp"]
+    assert distinct_names([tmp_path / "a", tmp_path / "b" / "c"]) == ["a", "c"]
 
 
 def test_missing_or_damaged_history_is_one_line(trained, tmp_path):
