@@ -10,7 +10,6 @@ stops with a message saying what to do instead.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,23 +17,19 @@ from pathlib import Path
 from audio_io.files import atomic_output, output_problem
 from lstm_core.checkpoint import ModelFileError
 from lstm_core.model_files import export_document, read_model
+from command_line import ArgumentParser, fail
 
 FORMATS = {".nam": "Neural Amp Modeler", ".json": "AIDA-X / RTNeural"}
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Export a model to a plugin format: .nam (Neural Amp Modeler) or .json "
-                                            "(AIDA-X / RTNeural).")
+    p = ArgumentParser(description="Export a model to a plugin format: .nam (Neural Amp Modeler) or .json "
+                                   "(AIDA-X / RTNeural).")
     p.add_argument("model", help="a model.npz written by train.py (or a .nam / AIDA-X .json file)")
     p.add_argument("output", help="the file to write: NAME.nam or NAME.json")
     p.add_argument("--name", help="the model's name in the file's metadata (default: OUTPUT's name)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
     return p.parse_args(argv)
-
-
-def fail(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv=None):

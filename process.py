@@ -14,7 +14,6 @@ carries (a .nam file's initial state; zeros otherwise).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -28,11 +27,11 @@ from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.checkpoint import ModelFileError
 from lstm_core.inference import BLOCK_SECONDS, OVERLAP, PARTS, process_parallel, process_sequential
 from lstm_core.model_files import read_model
+from command_line import ArgumentParser, fail
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Apply a trained model (model.npz, .nam or AIDA-X .json) to an audio "
-                                            "file.")
+    p = ArgumentParser(description="Apply a trained model (model.npz, .nam or AIDA-X .json) to an audio file.")
     p.add_argument("model", help="a model.npz written by train.py, a Neural Amp Modeler LSTM (.nam) or an AIDA-X / "
                                  "RTNeural LSTM (.json)")
     p.add_argument("input", help="the audio to process (any format soundfile reads)")
@@ -46,11 +45,6 @@ def parse_args(argv):
                    help="for a conditioned model (inputs besides the audio, such as a gain knob): the constant value "
                         "of its next input, usually 0 to 1; give it once per input")
     return p.parse_args(argv)
-
-
-def fail(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def output_subtype(info, output: Path) -> tuple[str | None, str | None]:
@@ -105,6 +99,9 @@ def main(argv=None):
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk
         fail(f"{exc.filename or destination}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {destination} was not written (a file already there is untouched)", file=sys.stderr)
+        return 130
     duration = info.frames / info.samplerate
     mode = "sequential" if args.sequential else "parallel chunks"
     print(f"{destination}: {duration:.1f} s of audio in {seconds:.2f} s ({duration / max(seconds, 1e-9):.0f}x real "

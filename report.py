@@ -9,25 +9,20 @@ train.py writes the report at the end of every run; this command writes it again
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from audio_io.files import output_problem
 from run_report import ReportError, write_comparison, write_report
+from command_line import ArgumentParser, fail
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description="Write the report page of a training run, or compare several runs.")
+    p = ArgumentParser(description="Write the report page of a training run, or compare several runs.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by train.py")
     p.add_argument("--out", help="write a comparison of the runs to this .html file (needed for more than one run)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
-
-
-def fail(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def main(argv=None):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
+import signal
 import sys
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_io.demo import DEMO_FILES, pair_file
 from audio_io.files import AudioError, atomic_output, write_audio_atomic
 from audio_io.pair import SILENCE_PEAK, Pair, load_pair
 from audio_io.windows import epoch_batches, split_validation, window_count
@@ -38,6 +41,8 @@ from lstm_core.parallel import ParallelTrainer, WorkerError, available_cores
 from lstm_core.training import (DEFAULT_BATCH, DEFAULT_SEGMENT_SECONDS, GPU_BATCH, GPU_SEGMENT_SECONDS, TrainConfig,
                                  device_defaults, segment_samples, train_window)
 from lstm_core.workspace import Workspace
+
+from command_line import ArgumentParser, fail
 
 DEFAULTS = TrainConfig()
 DEFAULT_MODEL = ModelConfig()
@@ -70,7 +75,11 @@ class RunOptions:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
         description="Train an LSTM to reproduce the effect that turned INPUT into TARGET.",
         epilog="With no INPUT and TARGET (or with --demo) it makes a demo pair and trains on it.")
     p.add_argument("input", nargs="?", help="the dry recording (any format soundfile reads)")
@@ -121,18 +130,25 @@ def parse_args(argv):
     g.add_argument("--trim", action="store_true", help="allow files of different lengths: cut the longer")
     g.add_argument("--align", action="store_true",
                    help="compensate the delay between input and target found by cross-correlation")
-    return p.parse_args(argv)
+    return p
 
 
-def fail(message: str, code: int = 2):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(code)
+RESUME_MAY_CHANGE = ("input", "target", "resume", "force", "init", "epochs", "budget", "patience", "device")
+
+
+def resume_conflicts(args) -> list[str]:
+    """The flags given with --resume that it would not honour: a resumed run keeps the
+    settings it was started with (only the stopping rule, the device and, for a moved pair,
+    INPUT TARGET may change), so anything else given is a mistake to point out."""
+    parser = build_parser()
+    return [f"--{dest.replace('_', '-')}" for dest, value in vars(args).items()
+            if dest not in RESUME_MAY_CHANGE and value != parser.get_default(dest)]
 
 
 # ----------------------------------------------------------------------------- the run folder
 
-RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", "demo_input.wav",
-             "demo_target.wav", "report.html", "curves.png", "prediction.png")
+RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", *DEMO_FILES,
+             "report.html", "curves.png", "prediction.png")
 
 
 def run_folder(args) -> Path:
@@ -157,13 +173,15 @@ def prepare_folder(folder: Path, force: bool):
         fail(f"{folder} already holds {', '.join(taken)}: choose another --out, resume it with --resume, "
              f"or pass --force to replace them")
     folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        fail(f"{folder}: cannot write there (read-only, or not yours): choose another --out")
 
 
 def write_demo_pair(folder: Path, seed: int) -> tuple[str, str]:
     from audio_io.demo import demo_pair
 
     dry, wet = demo_pair(DEMO_SECONDS, DEMO_RATE, seed)
-    paths = folder / "demo_input.wav", folder / "demo_target.wav"
+    paths = folder / DEMO_FILES[0], folder / DEMO_FILES[1]
     for path, samples in zip(paths, (dry, wet)):
         write_audio_atomic(path, samples, DEMO_RATE, "PCM_24")
     return absolute(paths[0]), absolute(paths[1])
@@ -254,7 +272,20 @@ def main(argv=None):
         fail("--demo trains on generated audio: leave out INPUT and TARGET")
     if args.init and args.resume:
         fail("--resume continues from the run's own checkpoint: leave out --init")
+    conflicts = resume_conflicts(args) if args.resume else []
+    if conflicts:
+        fail(f"--resume continues the run with the settings it was started with: leave out {', '.join(conflicts)} "
+             f"(only --epochs, --budget, --patience and --device may change, and INPUT TARGET if the pair moved)")
     args.demo = args.demo or (args.input is None and not args.resume)
+    previous = signal.signal(signal.SIGTERM, _terminate)   # `kill` ends a run as Ctrl-C does: state saved, no traceback
+    try:
+        return run_command(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_command(args) -> int:
+    """Set up (fresh, demo or resumed), train, and turn every expected failure into one line."""
     try:
         xp = get_xp(args.device)
         folder = run_folder(args)
@@ -279,6 +310,18 @@ def main(argv=None):
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk
         fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:             # before the first epoch began, or after the last
+        print("\ninterrupted", file=sys.stderr)
+        return interrupted_code(exc)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("terminated")
+
+
+def interrupted_code(exc: KeyboardInterrupt) -> int:
+    """The exit code of a run ended by Ctrl-C (130) or by SIGTERM (143), as shells report them."""
+    return 143 if exc.args == ("terminated",) else 130
 
 
 @dataclass
@@ -297,10 +340,14 @@ class Setup:
 
 def check_flags(args):
     """Stop on a flag outside its range, naming the flag."""
-    positive = {"--hidden": args.hidden, "--layers": args.layers, "--tbptt": args.tbptt, "--batch": args.batch}
+    positive = {"--hidden": args.hidden, "--layers": args.layers, "--batch": args.batch}
     for flag, value in positive.items():
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
+    if args.tbptt < 2:      # the pre-emphasised error of a 1-step slice is empty: nothing to learn from
+        raise ValueError(f"--tbptt must be at least 2 time steps, got {args.tbptt}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be 0 or more, got {args.seed}")
     if args.processes is not None and args.processes < 1:
         raise ValueError(f"--processes must be at least 1, got {args.processes}")
     if args.warmup < 0:
@@ -378,9 +425,11 @@ def resume_setup(folder: Path, args, xp) -> Setup:
         options = RunOptions(**meta["options"])
         if args.input:
             options = replace(options, input=absolute(args.input), target=absolute(args.target))
+        else:                                    # a moved or renamed run folder still holds its demo pair
+            options = replace(options, input=pair_file(options.input, folder), target=pair_file(options.target, folder))
         model = ModelConfig.from_dict(meta["model"])
         train = TrainConfig(**meta["train"])
-        rule = stop_rule(args, meta["rule"])
+        StopRule(**meta["rule"])
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
         params = check_params(path, arrays, model)
@@ -389,6 +438,7 @@ def resume_setup(folder: Path, args, xp) -> Setup:
         progress = Progress.from_dict(meta["progress"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
+    rule = stop_rule(args, meta["rule"])         # a flag out of range is the flag's error, not the checkpoint's
     adam.m = {k: to_device(v, xp) for k, v in adam.m.items()}
     adam.v = {k: to_device(v, xp) for k, v in adam.v.items()}
     print(f"resuming {folder} after epoch {progress.epoch} (best val ESR {progress.best_esr:.4g})")
@@ -456,10 +506,14 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
     try:
         reason = fit(setup.params, setup.adam, train_config, setup.progress, setup.rule, xp, make_batches, step,
                      validate, on_epoch=on_epoch, on_batch=bar.update)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
-        print(f"\ninterrupted: the last finished epoch is saved; continue with  python train.py --resume {folder}")
-        return 130
+        if (folder / "checkpoint.npz").is_file():
+            print(f"\ninterrupted: the last finished epoch is saved; continue with  python train.py --resume {folder}")
+        else:
+            print(f"\ninterrupted before the first epoch finished: there is nothing to resume; to start again in "
+                  f"{folder}, run the same command with --force")
+        return interrupted_code(exc)
     finally:
         if trainer is not None:
             trainer.close()

@@ -10,6 +10,7 @@ generator, so a seed always gives the same samples.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -166,6 +167,22 @@ def music_like(seconds: float, rate: int, seed: int) -> np.ndarray:
     if peak > 0:
         mix *= PEAK / peak
     return mix.astype(np.float32)
+
+
+DEMO_FILES = ("demo_input.wav", "demo_target.wav")   # the names train.py gives the pair in a demo's run folder
+
+
+def pair_file(path: str, run_folder) -> str:
+    """Where a file of a run's pair is now. The path as the run stored it; but a file that
+    lay in the run folder itself (the demo pair, by name, or any file whose folder had the
+    run folder's name) and is gone from there is read from the run folder as it is now, so
+    that a moved or renamed run can be resumed and reported on."""
+    stored, folder = Path(path), Path(run_folder)
+    here = folder / stored.name
+    was_inside = stored.name in DEMO_FILES or stored.parent.name == folder.resolve().name
+    if not stored.is_file() and was_inside and here.is_file():
+        return str(here)
+    return path
 
 
 def demo_pair(seconds: float, rate: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

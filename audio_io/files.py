@@ -18,6 +18,8 @@ class AudioError(ValueError):
 def read_audio(path) -> tuple[np.ndarray, int]:
     """(samples (N, C) float32 in [-1, 1], sample rate) of any file soundfile reads."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path} is a folder, not an audio file")
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
@@ -34,12 +36,20 @@ def atomic_output(path):
     good one was expected, and the file gets the permissions a new file would (mkstemp's
     are owner-only)."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as exc:                       # an unwritable folder: say so of the file asked for
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(handle)
     try:
         yield temporary
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if exc.filename != temporary:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None     # the file asked for, not the temporary
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -53,6 +63,8 @@ def output_problem(destination: Path, force: bool, source: Path | None = None, s
     destination = Path(destination)
     if source is not None and destination.exists() and destination.resolve() == Path(source).resolve():
         return f"{destination} is {source_is}: write the result somewhere else"
+    if destination.is_dir():
+        return f"{destination} is a folder: give a file name"
     if destination.exists() and not force:
         return f"{destination} exists: choose another name or pass --force to replace it"
     if not destination.parent.is_dir():

@@ -51,7 +51,10 @@ def save_npz_atomic(path, arrays: dict, meta: dict):
     path = Path(path)
     payload = {name: _host(value) for name, value in arrays.items()}
     payload[JSON_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:                       # an unwritable folder: say so of the file asked for
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez(stream, **payload)
@@ -59,6 +62,11 @@ def save_npz_atomic(path, arrays: dict, meta: dict):
         os.umask(mask)
         os.chmod(temporary, 0o666 & ~mask)          # a new file's permissions, not mkstemp's 0600
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if exc.filename != temporary:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None     # the file asked for, not the temporary
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -70,7 +78,18 @@ def load_npz(path) -> tuple[dict, dict]:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        # NumPy takes anything that is neither .npz nor .npy for a pickle, and suggests loading
+        # it unsafely: not advice to pass on.
+        reason = "not a NumPy .npz archive" if "pickle" in str(exc) else str(exc)
+        raise ModelFileError(f"{path}: not a readable model file ({reason})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelFileError(f"{path}: not a readable model file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path}: a single NumPy array (.npy), not a model file")
+    try:
+        with data:
             arrays = {name: data[name] for name in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelFileError(f"{path}: not a readable model file ({exc})") from None
@@ -95,6 +114,8 @@ def save_model(path, params: dict, config: ModelConfig, rate: int, extra: dict |
 def load_model(path) -> tuple[dict, ModelConfig, dict]:
     """(params as float32 host arrays, config, meta) of a model.npz. Raises ModelFileError."""
     arrays, meta = load_npz(path)
+    if meta.get("kind") == "checkpoint":
+        raise ModelFileError(f"{path}: a training checkpoint, not a model: use the model.npz beside it")
     if meta.get("format") != FORMAT or not isinstance(meta.get("model"), dict):
         raise ModelFileError(f"{path}: not a model file of this project")
     try:

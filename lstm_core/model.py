@@ -37,8 +37,11 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("input_size", "hidden_size", "num_layers"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if not isinstance(self.skip, (bool, np.bool_)):
+            raise ValueError(f"skip must be true or false, got {self.skip!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .aidax_format import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
-from .checkpoint import ModelFile, ModelFileError, load_model
+from .checkpoint import ModelFile, ModelFileError, load_model, sample_rate_or_none
 from .inference import model_input, process_sequential, rest_state, run, start_state
 from .nam_format import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
 
@@ -36,7 +36,7 @@ def read_model(path) -> ModelFile:
                              f"(Neural Amp Modeler) or an AIDA-X .json file")
     if kind == "npz":
         params, config, meta = load_model(path)
-        return ModelFile(params, config, meta.get("sample_rate"), meta, "npz")
+        return ModelFile(params, config, sample_rate_or_none(meta.get("sample_rate")), meta, "npz")
     document = _read_json(path)
     if kind == "nam":
         return read_nam(path, document)

@@ -255,7 +255,10 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
         x = target = state = train = None
         workspace = Workspace()
         while True:
-            message = pipe.recv()
+            try:
+                message = pipe.recv()
+            except (EOFError, OSError):                   # the main process is gone: nothing left to do
+                break
             try:
                 if message[0] == "stop":
                     break
@@ -271,7 +274,10 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                     shard.grads.write(grads)
                     pipe.send(("done", float(loss)))
             except Exception:
-                pipe.send(("error", traceback.format_exc()))
+                try:
+                    pipe.send(("error", traceback.format_exc()))
+                except OSError:                           # BrokenPipeError: the main process is gone
+                    break
     finally:
         del shard, params, x, target
         block.close()

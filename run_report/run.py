@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio_io.demo import pair_file
 from audio_io.files import read_audio
 from audio_io.pair import load_pair
 from audio_io.windows import split_validation
@@ -123,11 +124,11 @@ def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
         return None, "model.npz does not name the pair it was trained on (not written by train.py?)"
     try:
         if options.get("val_input") and options.get("val_target"):
-            pair = load_pair(source(options["val_input"], run.folder), source(options["val_target"], run.folder),
+            pair = load_pair(pair_file(options["val_input"], run.folder), pair_file(options["val_target"], run.folder),
                              options.get("channel"), options.get("trim", False), options.get("align", False))
             x, y = pair.input, pair.target
         else:
-            pair = load_pair(source(options["input"], run.folder), source(options["target"], run.folder),
+            pair = load_pair(pair_file(options["input"], run.folder), pair_file(options["target"], run.folder),
                              options.get("channel"), options.get("trim", False), options.get("align", False))
             _, _, x, y = split_validation(pair.input, pair.target, options.get("val_fraction", 0.2))
         predicted, rate = read_audio(run.folder / "val_prediction.wav")
@@ -138,15 +139,3 @@ def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
         return None, (f"val_prediction.wav ({prediction.size} samples at {rate} Hz) does not match the validation "
                       f"part of the pair ({y.size} samples at {pair.rate} Hz): were the files changed since the run?")
     return ValidationAudio(x, y, prediction, pair.rate), ""
-
-
-def source(path: str, folder: Path) -> str:
-    """Where a file of the pair is now. The path as train.py stored it (relative to where it
-    ran); but a file that lay in the run folder itself (the demo pair) is read from the run
-    folder as it is now, so that a moved run folder, or report.py run from elsewhere, still
-    finds it."""
-    stored = Path(path)
-    here = folder / stored.name
-    if not stored.is_file() and stored.parent.name == folder.resolve().name and here.is_file():
-        return str(here)
-    return path

@@ -47,7 +47,7 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--batch", "0"], "--batch must be at least 1"),
     (["dry.wav", "wet.wav", "--segment", "30"], "fewer than one window"),
     (["dry.wav", "wet.wav", "--segment", "inf"], "--segment must be a positive number"),
-    (["dry.wav", "wet.wav", "--tbptt", "0"], "--tbptt must be at least 1"),
+    (["dry.wav", "wet.wav", "--tbptt", "0"], "--tbptt must be at least 2"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
     (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
