@@ -115,8 +115,9 @@ def build_parser() -> ArgumentParser:
                    help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup})")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
-    g.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
-                   help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default)")
+    g.add_argument("--device", choices=("cpu", "gpu", "auto"),
+                   help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default; "
+                        "a resumed run: the device it was started with)")
     g.add_argument("--processes", type=int,
                    help="CPU processes sharing each batch (default: one per core)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -136,13 +137,16 @@ def build_parser() -> ArgumentParser:
 RESUME_MAY_CHANGE = ("input", "target", "resume", "force", "init", "epochs", "budget", "patience", "device")
 
 
-def resume_conflicts(args) -> list[str]:
-    """The flags given with --resume that it would not honour: a resumed run keeps the
+def resume_conflicts(argv: list) -> list[str]:
+    """The flags typed with --resume that it would not honour: a resumed run keeps the
     settings it was started with (only the stopping rule, the device and, for a moved pair,
-    INPUT TARGET may change), so anything else given is a mistake to point out."""
+    INPUT TARGET may change), so anything else typed, even a default value, is pointed out."""
     parser = build_parser()
-    return [f"--{dest.replace('_', '-')}" for dest, value in vars(args).items()
-            if dest not in RESUME_MAY_CHANGE and value != parser.get_default(dest)]
+    not_given = object()
+    parser.set_defaults(**{dest: not_given for dest in vars(parser.parse_args([]))})
+    typed = vars(parser.parse_args(argv))
+    return [("--no-skip" if value is False else f"--{dest.replace('_', '-')}") for dest, value in typed.items()
+            if dest not in RESUME_MAY_CHANGE and value is not not_given]
 
 
 # ----------------------------------------------------------------------------- the run folder
@@ -265,14 +269,15 @@ def report_delay(pair: Pair):
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
     if args.input and not args.target:
         fail("give both INPUT and TARGET (or neither, for the demo)")
     if args.demo and args.input:
         fail("--demo trains on generated audio: leave out INPUT and TARGET")
     if args.init and args.resume:
         fail("--resume continues from the run's own checkpoint: leave out --init")
-    conflicts = resume_conflicts(args) if args.resume else []
+    conflicts = resume_conflicts(argv) if args.resume else []
     if conflicts:
         fail(f"--resume continues the run with the settings it was started with: leave out {', '.join(conflicts)} "
              f"(only --epochs, --budget, --patience and --device may change, and INPUT TARGET if the pair moved)")
@@ -287,12 +292,12 @@ def main(argv=None):
 def run_command(args) -> int:
     """Set up (fresh, demo or resumed), train, and turn every expected failure into one line."""
     try:
-        xp = get_xp(args.device)
         folder = run_folder(args)
         if args.resume:
-            setup = resume_setup(folder, args, xp)
+            setup, xp = resume_setup(folder, args)
             data = load_data(setup.options, setup.train)
         else:
+            xp = get_xp(args.device or "auto")
             setup = fresh_setup(args, xp)
             data = None if args.demo else load_data(setup.options, setup.train)   # before any folder exists
             prepare_folder(folder, args.force)
@@ -311,7 +316,8 @@ def run_command(args) -> int:
     except OSError as exc:                       # an unwritable folder, a full disk
         fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
     except KeyboardInterrupt as exc:             # before the first epoch began, or after the last
-        print("\ninterrupted", file=sys.stderr)
+        print("\ninterrupted outside the epochs: a finished epoch is saved and can be resumed with --resume; "
+              "before the first, run the same command with --force to start again")
         return interrupted_code(exc)
 
 
@@ -378,7 +384,7 @@ def fresh_setup(args, xp) -> Setup:
     batch = window_defaults["batch"] if args.batch is None else args.batch
     options = RunOptions(absolute(args.input), absolute(args.target), absolute(args.val_input),
                          absolute(args.val_target), args.val_fraction, segment, batch, args.seed, args.channel, args.trim,
-                         args.align, processes, args.device, absolute(args.init))
+                         args.align, processes, args.device or "auto", absolute(args.init))
     train = TrainConfig(lr=args.lr, warmup=args.warmup, tbptt=args.tbptt)
     rng = np.random.default_rng(args.seed)
     init_rate = None
@@ -414,7 +420,9 @@ def initial_model(args) -> tuple[ModelConfig, dict, int | None]:
     return config, loaded.params, loaded.sample_rate
 
 
-def resume_setup(folder: Path, args, xp) -> Setup:
+def resume_setup(folder: Path, args) -> tuple[Setup, object]:
+    """The run in ``folder`` as its checkpoint left it, and the array module to go on with
+    (--device if given now, else the device the run was started with)."""
     path = folder / "checkpoint.npz"
     if not path.is_file():
         raise ModelFileError(f"{folder}: no checkpoint.npz to resume from")
@@ -427,6 +435,8 @@ def resume_setup(folder: Path, args, xp) -> Setup:
             options = replace(options, input=absolute(args.input), target=absolute(args.target))
         else:                                    # a moved or renamed run folder still holds its demo pair
             options = replace(options, input=pair_file(options.input, folder), target=pair_file(options.target, folder))
+        if args.device:
+            options = replace(options, device=args.device)
         model = ModelConfig.from_dict(meta["model"])
         train = TrainConfig(**meta["train"])
         StopRule(**meta["rule"])
@@ -439,11 +449,13 @@ def resume_setup(folder: Path, args, xp) -> Setup:
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
     rule = stop_rule(args, meta["rule"])         # a flag out of range is the flag's error, not the checkpoint's
+    xp = get_xp(options.device)
     adam.m = {k: to_device(v, xp) for k, v in adam.m.items()}
     adam.v = {k: to_device(v, xp) for k, v in adam.v.items()}
     print(f"resuming {folder} after epoch {progress.epoch} (best val ESR {progress.best_esr:.4g})")
-    return Setup(options, model, train, rule, {k: to_device(v, xp) for k, v in params.items()}, adam, progress, rng,
-                 {k: to_device(v, xp) for k, v in best.items()})
+    setup = Setup(options, model, train, rule, {k: to_device(v, xp) for k, v in params.items()}, adam, progress, rng,
+                  {k: to_device(v, xp) for k, v in best.items()})
+    return setup, xp
 
 
 def train(folder: Path, setup: Setup, data: Data, xp) -> int:
@@ -508,7 +520,7 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
                      validate, on_epoch=on_epoch, on_batch=bar.update)
     except KeyboardInterrupt as exc:
         bar.close()
-        if (folder / "checkpoint.npz").is_file():
+        if setup.progress.epoch > 0:
             print(f"\ninterrupted: the last finished epoch is saved; continue with  python train.py --resume {folder}")
         else:
             print(f"\ninterrupted before the first epoch finished: there is nothing to resume; to start again in "

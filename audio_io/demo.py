@@ -181,7 +181,7 @@ def pair_file(path: str, run_folder) -> str:
     here = folder / stored.name
     was_inside = stored.name in DEMO_FILES or stored.parent.name == folder.resolve().name
     if not stored.is_file() and was_inside and here.is_file():
-        return str(here)
+        return str(here.resolve())
     return path
 
 

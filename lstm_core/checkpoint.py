@@ -64,7 +64,7 @@ def save_npz_atomic(path, arrays: dict, meta: dict):
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        if exc.filename != temporary:
+        if exc.errno is None or exc.filename not in (None, temporary):
             raise
         raise OSError(exc.errno, exc.strerror, str(path)) from None     # the file asked for, not the temporary
     except BaseException:

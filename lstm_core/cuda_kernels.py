@@ -187,7 +187,7 @@ extern "C" __global__ void NAME(
 #                           (entry r of W^T da reads column r: neighbouring words)
 #   dh_out   (T, H, B)      gradient reaching each h_t from above
 #   A, tanh_c               what the forward kept
-#   DZ       (T + 1, H + I, B)  in: DZ[T, :H] = dh_T; out: DZ[t] = W_T da_t
+#   DZ       (T + 1, H + I, B)  in: DZ[T, :H] = dh_T; out: DZ[t] = W[:, :H + I]^T da_t
 #   dc_carry (H, B)         in: dc_T; out: dc0
 #   da       (T, G, B)      out
 _WINDOW_BACKWARD = r"""

@@ -89,11 +89,17 @@ def test_resume_refuses_settings_it_would_ignore_and_blames_flags_not_the_checkp
     assert code == 0, err
     code, _, stderr = run("train.py", "--resume", "run", "--lr", "0", "--hidden", "8", cwd=pair)
     assert_one_line_error(code, stderr, "leave out --hidden, --lr")
+    from train import DEFAULTS
+
+    code, _, stderr = run("train.py", "--resume", "run", "--lr", str(DEFAULTS.lr), "--no-skip", cwd=pair)
+    assert_one_line_error(code, stderr, "leave out --no-skip, --lr")        # typed, even as the default value
     code, _, stderr = run("train.py", "--resume", "run", "--epochs", "-1", cwd=pair)
     assert_one_line_error(code, stderr, "--epochs must be at least 1, got -1")
     assert "damaged" not in stderr
-    code, out, err = run("train.py", "--resume", "run", "--epochs", "2", cwd=pair)
+    assert load_npz(pair / "run" / "checkpoint.npz")[1]["options"]["device"] == "auto"
+    code, out, err = run("train.py", "--resume", "run", "--epochs", "2", "--device", "cpu", cwd=pair)
     assert code == 0 and "resuming" in out, err
+    assert load_npz(pair / "run" / "checkpoint.npz")[1]["options"]["device"] == "cpu"    # kept for the next resume
 
 
 def test_a_renamed_demo_run_resumes_from_the_pair_it_holds(tmp_path):
@@ -104,6 +110,8 @@ def test_a_renamed_demo_run_resumes_from_the_pair_it_holds(tmp_path):
     code, out, err = run("train.py", "--resume", tmp_path / "elsewhere" / "renamed", "--epochs", "2", cwd=tmp_path)
     assert code == 0, err
     assert "epoch    2" in out
+    stored = load_npz(tmp_path / "elsewhere" / "renamed" / "checkpoint.npz")[1]["options"]["input"]
+    assert stored == str((tmp_path / "elsewhere" / "renamed" / "demo_input.wav").resolve())
 
 
 def test_interrupted_before_the_first_epoch_says_there_is_nothing_to_resume(pair, monkeypatch, capsys):
@@ -115,7 +123,9 @@ def test_interrupted_before_the_first_epoch_says_there_is_nothing_to_resume(pair
 
     monkeypatch.setattr(train, "fit", interrupted)
     monkeypatch.chdir(pair)
-    code = train.main(["dry.wav", "wet.wav", *QUICK, "--out", "run"])
+    (pair / "run").mkdir()
+    (pair / "run" / "checkpoint.npz").write_bytes(b"an older run's")     # replaced with --force: not this run's
+    code = train.main(["dry.wav", "wet.wav", *QUICK, "--out", "run", "--force"])
     assert code == 130
     out = capsys.readouterr().out
     assert "nothing to resume" in out and "--force" in out and "--resume" not in out
