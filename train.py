@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -185,7 +186,7 @@ def write_demo_pair(folder: Path, seed: int) -> tuple[str, str]:
     from audio_io.demo import demo_pair
 
     dry, wet = demo_pair(DEMO_SECONDS, DEMO_RATE, seed)
-    paths = folder / DEMO_FILES[0], folder / DEMO_FILES[1]
+    paths = tuple(folder / name for name in DEMO_FILES)
     for path, samples in zip(paths, (dry, wet)):
         write_audio_atomic(path, samples, DEMO_RATE, "PCM_24")
     return absolute(paths[0]), absolute(paths[1])
@@ -486,15 +487,20 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
 
     bar = ProgressBar(windows * (train_config.warmup + segment))
 
+    def save_best_model():
+        """model.npz: best_params, with the best epoch's facts from setup.progress."""
+        progress = setup.progress
+        save_model(folder / "model.npz", best_params, model, pair.rate,
+                   {**extra_meta, "val_esr": progress.best_esr, "epoch": progress.best_epoch,
+                    "trained_seconds": progress.seconds, "date": datetime.now().isoformat(timespec="seconds")})
+
     def on_epoch(progress: Progress, improved: bool):
         bar.close()
         row = progress.history[-1]
         if improved:
             for name, value in setup.params.items():
                 best_params[name] = value.copy()
-            save_model(folder / "model.npz", best_params, model, pair.rate,
-                       {**extra_meta, "val_esr": progress.best_esr, "epoch": progress.epoch,
-                        "trained_seconds": progress.seconds, "date": datetime.now().isoformat(timespec="seconds")})
+            save_best_model()
         save_checkpoint(folder, setup, best_params, pair.rate, extra_meta)
         write_history(folder, progress.history)
         mark = " *" if improved else ""
@@ -507,8 +513,7 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
         print(f"this run has already stopped ({already}): raise --epochs, --budget or --patience to go on")
         return 0
     if options.init and setup.progress.epoch == 0:
-        measure_starting_model(folder, setup, validate, lambda meta: save_model(
-            folder / "model.npz", best_params, model, pair.rate, {**extra_meta, **meta}))
+        measure_starting_model(folder, setup, validate, save_best_model)
     trainer = None
     workspace = Workspace()
     step = lambda p, a, x, y, t: train_window(p, model, a, x, y, t, workspace)  # noqa: E731
@@ -538,7 +543,7 @@ def train(folder: Path, setup: Setup, data: Data, xp) -> int:
     return 0
 
 
-def measure_starting_model(folder: Path, setup: Setup, validate, save):
+def measure_starting_model(folder: Path, setup: Setup, validate, save: Callable[[], None]):
     """A fine-tune (--init) starts from a model that may already be good: its own val ESR
     is the best to beat, so that the run's model.npz is never worse than what it started
     from. Saved as epoch 0, it is the run's model until an epoch beats it."""
@@ -547,7 +552,7 @@ def measure_starting_model(folder: Path, setup: Setup, validate, save):
         print("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
         return
     setup.progress.best_esr, setup.progress.best_epoch = start_esr, 0
-    save({"val_esr": start_esr, "epoch": 0, "trained_seconds": 0.0, "date": datetime.now().isoformat(timespec="seconds")})
+    save()
     print(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); {folder / 'model.npz'} "
           f"keeps it until an epoch does better")
 

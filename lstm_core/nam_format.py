@@ -87,8 +87,9 @@ def nam_metadata(facts: dict) -> dict:
         "name": facts.get("name"),
         "modeled_by": facts.get("modeled_by") or f"lstm-audio-effects {__version__}",
     }
-    if finite_number(facts.get("val_esr")) is not None:
-        metadata["training"] = {"validation_esr": finite_number(facts["val_esr"])}
+    esr = finite_number(facts.get("val_esr"))
+    if esr is not None:
+        metadata["training"] = {"validation_esr": esr}
     return {k: v for k, v in metadata.items() if v is not None}
 
 

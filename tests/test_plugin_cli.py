@@ -96,6 +96,12 @@ def test_export_refusals(files):
     assert_one_line_error(code, err, "broken.nam: not valid JSON")
 
 
+def fine_tune(folder, out: str, *flags):
+    """train.py --init amp.nam on folder's dry/wet pair, quick settings; (code, stdout, stderr)."""
+    return run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--segment", "0.2",
+               "--warmup", "200", "--processes", "1", "--out", folder / out, *flags)
+
+
 def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
     folder = files["dir"]
     rng = np.random.default_rng(2)
@@ -105,9 +111,7 @@ def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
     code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--hidden", "8",
                        "--out", folder / "refused")
     assert_one_line_error(code, err, "leave out --hidden")
-    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--epochs", "1",
-                         "--lr", "1e-9", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--out",
-                         folder / "tuned")
+    code, out, err = fine_tune(folder, "tuned", "--epochs", "1", "--lr", "1e-9")
     assert code == 0, err
     assert "init: starting from" in out
     params, config, meta = load_model(folder / "tuned" / "model.npz")
@@ -127,9 +131,7 @@ def test_a_fine_tune_never_ends_worse_than_its_starting_model(files):
     sf.write(folder / "dry.wav", make_signal(RATE * 3, seed=3), RATE, subtype="FLOAT")
     code, _, err = run("process.py", folder / "amp.nam", folder / "dry.wav", folder / "wet.wav")
     assert code == 0, err
-    code, out, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--epochs", "2",
-                         "--lr", "0.5", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--out",
-                         folder / "tuned")
+    code, out, err = fine_tune(folder, "tuned", "--epochs", "2", "--lr", "0.5")
     assert code == 0, err
     assert "init: the starting model's val ESR is" in out
     params, _, meta = load_model(folder / "tuned" / "model.npz")
