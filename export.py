@@ -14,9 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from audio_io.files import atomic_output, output_problem
-from lstm_core.checkpoint import ModelFileError
-from lstm_core.model_files import export_document, read_model
+from audio_io.files import output_problem
+from lstm_core.files.atomic import atomic_output
+from lstm_core.files.model_file import ModelFileError
+from lstm_core.files.formats import export_document, read_model
 from command_line import ArgumentParser, fail
 
 FORMATS = {".nam": "Neural Amp Modeler", ".json": "AIDA-X / RTNeural"}

@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_io.files import atomic_output, output_problem
+from audio_io.files import output_problem
+from lstm_core.files.atomic import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
-from lstm_core.checkpoint import ModelFileError
-from lstm_core.inference import BLOCK_SECONDS, OVERLAP, PARTS, process_parallel, process_sequential
-from lstm_core.model_files import read_model
+from lstm_core.files.model_file import ModelFileError
+from lstm_core.devices import DeviceSettings, device_settings
+from lstm_core.inference import process_parallel, process_sequential
+from lstm_core.files.formats import read_model
 from command_line import ArgumentParser, fail
 
 
@@ -93,8 +95,9 @@ def main(argv=None):
             print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "
                   f"will sound different; resample the input to {rate} Hz for the trained sound", file=sys.stderr)
         params = {k: to_device(v, xp) for k, v in model.params.items()}
-        seconds, clipped = process_file(params, config, xp, source, destination, info, fmt, subtype, args.sequential,
-                                        model.initial_state, args.knob)
+        device = device_settings("gpu" if is_gpu(xp) else "cpu")
+        seconds, clipped = process_file(params, config, xp, device, source, destination, info, fmt, subtype,
+                                        args.sequential, model.initial_state, args.knob)
     except (ModelFileError, BackendError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk
@@ -111,13 +114,13 @@ def main(argv=None):
     return 0
 
 
-def process_file(params, config, xp, source: Path, destination: Path, info, fmt, subtype, sequential: bool,
-                 initial=None, controls=()):
-    """Stream source -> destination block by block; returns (seconds, clipped samples).
-    ``initial``: the state (h, c), each (L, H), streams start from; ``controls``: knob values."""
-    device = "gpu" if is_gpu(xp) else "cpu"
-    block = max(OVERLAP, int(BLOCK_SECONDS[device] * info.samplerate))
-    parts = PARTS[device]
+def process_file(params, config, xp, device: DeviceSettings, source: Path, destination: Path, info, fmt, subtype,
+                 sequential: bool, initial=None, controls=()):
+    """Stream source -> destination block by block (``device``'s blocks, chunks and
+    warm-up); returns (seconds, clipped samples). ``initial``: the state (h, c), each
+    (L, H), streams start from; ``controls``: knob values."""
+    overlap = device.overlap
+    block = max(overlap, int(device.block_seconds * info.samplerate))
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
     with atomic_output(destination) as temporary:
@@ -131,15 +134,15 @@ def process_file(params, config, xp, source: Path, destination: Path, info, fmt,
                 if not np.isfinite(x).all():
                     raise ValueError(f"{source}: holds NaN or infinite samples")
                 if sequential:
-                    y, state = process_sequential(params, config, x, xp, state, initial, controls)
+                    y, state = process_sequential(params, config, x, xp, state, initial, controls, device.gpu_loop)
                 else:
                     y = np.empty_like(x)
                     for channel in range(x.shape[1]):
-                        y[:, channel] = process_parallel(params, config, x[:, channel], xp, parts, OVERLAP,
-                                                         history[channel], initial, controls)
+                        y[:, channel] = process_parallel(params, config, x[:, channel], xp, device.parts, overlap,
+                                                         history[channel], initial, controls, device.gpu_loop)
                         previous = x[:, channel] if history[channel] is None else \
                             np.concatenate([history[channel], x[:, channel]])
-                        history[channel] = previous[-OVERLAP:]
+                        history[channel] = previous[-overlap:]
                 if integer:
                     clipped += int((np.abs(y) > 1.0).sum())
                 writer.write(y)

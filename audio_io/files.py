@@ -1,14 +1,14 @@
-"""Reading audio into float32 and writing it without ever leaving a half-written file."""
+"""Reading audio into float32 and writing it without ever leaving a half-written file
+(through lstm_core.files.atomic, the project's one atomic writer)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from lstm_core.files.atomic import atomic_output
 
 
 class AudioError(ValueError):
@@ -29,32 +29,6 @@ def read_audio(path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
-@contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside ``path``; when the block succeeds it is renamed onto
-    ``path``, when it fails it is removed. A crash never leaves a truncated file where a
-    good one was expected, and the file gets the permissions a new file would (mkstemp's
-    are owner-only)."""
-    path = Path(path)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    except OSError as exc:                       # an unwritable folder: say so of the file asked for
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    os.close(handle)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if exc.errno is None or exc.filename not in (None, temporary):
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from None     # the file asked for, not the temporary
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def output_problem(destination: Path, force: bool, source: Path | None = None, source_is: str = "the input file",
                    ) -> str | None:
     """Why a command must not write ``destination``, or None: it is ``source`` itself, it
@@ -70,12 +44,6 @@ def output_problem(destination: Path, force: bool, source: Path | None = None, s
     if not destination.parent.is_dir():
         return f"{destination.parent}: no such folder"
     return None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_audio_atomic(path, samples: np.ndarray, rate: int, subtype: str | None = None):

@@ -79,7 +79,7 @@ from lstm_core.backend import get_xp, gpu_unavailable_reason, is_gpu, to_device 
 from lstm_core import inference  # noqa: E402
 from lstm_core.inference import STEPS_PER_CALL, join_chunks, process_parallel, split_into_chunks  # noqa: E402
 from lstm_core.model import ModelConfig, init_params  # noqa: E402
-from lstm_core.torch_layout import to_torch_layout  # noqa: E402
+from lstm_core.files.torch_layout import to_torch_layout  # noqa: E402
 from lstm_core.training import device_defaults  # noqa: E402
 
 

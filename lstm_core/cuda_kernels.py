@@ -1,7 +1,7 @@
 """CUDA source of the LSTM kernels, and their compilation through CuPy.
 
-Two ways to run a window's recurrence on the GPU; lstm.py uses the one chosen with
-:func:`use_loop` ("step" by default):
+Two ways to run a window's recurrence on the GPU; lstm.py uses the one its caller names
+(``gpu_loop``, from lstm_core.devices: "step" by default):
 
 * step kernels ("step"): one kernel per time step forward and one per time step
   backward; each thread owns one (hidden unit j, batch column b) pair and does all the
@@ -39,6 +39,7 @@ BACKWARD_NAME = "lstm_step_backward"
 WINDOW_FORWARD_NAME = "lstm_window_forward"
 WINDOW_BACKWARD_NAME = "lstm_window_backward"
 LOOPS = ("step", "window")
+DEFAULT_LOOP = "step"      # the reference loop, until a GPU measures which is faster (lstm_core.devices)
 MAX_THREADS = 1024          # per block: the window kernels need G = 4H of them, so H <= 256
 REGISTERS_PER_BLOCK = 65536  # 32-bit registers one block may hold (every GPU since compute 3.0)
 SHARED_BYTES_PER_BLOCK = 48 * 1024   # shared memory a block gets without opting in to more
@@ -52,20 +53,6 @@ class Kernels(NamedTuple):
     forward_window: object = None
     backward_window: object = None
 
-
-_loop = "step"
-
-
-def use_loop(kind: str):
-    """Choose how the GPU runs a window's recurrence: "step" or "window" (module doc)."""
-    global _loop
-    if kind not in LOOPS:
-        raise ValueError(f"the GPU loop must be one of {LOOPS}, got {kind!r}")
-    _loop = kind
-
-
-def current_loop() -> str:
-    return _loop
 
 _PRELUDE = r"""
 typedef REAL real;
@@ -288,13 +275,14 @@ def window_fits(H: int, I: int) -> bool:
 _compiled: dict = {}
 
 
-def compile_kernels(xp, dtype_name: str, loop: str | None = None) -> Kernels:
-    """The Kernels for ``dtype_name`` and ``loop`` (default: the one chosen with use_loop),
-    compiled once per process.
+def compile_kernels(xp, dtype_name: str, loop: str = DEFAULT_LOOP) -> Kernels:
+    """The Kernels for ``dtype_name`` and ``loop`` ("step" or "window"), compiled once per
+    process.
 
     ``xp`` is CuPy (handed over by the caller, so that only backend.py imports it).
     """
-    loop = loop or _loop
+    if loop not in LOOPS:
+        raise ValueError(f"the GPU loop must be one of {LOOPS}, got {loop!r}")
     if dtype_name not in _compiled:
         module = xp.RawModule(code=kernel_source(dtype_name))
         _compiled[dtype_name] = Kernels(*(module.get_function(kernel_name(name, dtype_name)) for name in

@@ -25,19 +25,12 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import array_module, to_device, to_numpy
+from .cuda_kernels import DEFAULT_LOOP
 from .model import ModelConfig, model_forward, zero_state
 from .workspace import Workspace
 
 STEPS_PER_CALL = 2048      # time steps per forward call at most
 CALL_BYTES = 256 << 20     # ...and at most this much memory for one call's buffers (large batches)
-
-# Offline processing (process.py, and the benchmark), by device. The GPU takes long blocks
-# cut into many chunks: its time goes to the sequential steps (chunk length + overlap), not
-# to the width of the batch, so 4096 chunks of a 5-minute block cost about what 64 do.
-# Chosen by that reasoning; benchmarks/cpu_vs_gpu.py measures it on a GPU.
-OVERLAP = 8192             # warm-up samples before each parallel chunk
-PARTS = {"cpu": 64, "gpu": 4096}
-BLOCK_SECONDS = {"cpu": 10.0, "gpu": 300.0}
 
 
 def steps_per_call(config: ModelConfig, batch: int, itemsize: int = 4) -> int:
@@ -49,9 +42,9 @@ def steps_per_call(config: ModelConfig, batch: int, itemsize: int = 4) -> int:
     return int(max(16, min(STEPS_PER_CALL, CALL_BYTES // per_step)))
 
 
-def run(params: dict, config: ModelConfig, x, state=None):
-    """The model over x (T, I, B) on x's device, steps_per_call steps at a time.
-    Returns (y (T, B), final state)."""
+def run(params: dict, config: ModelConfig, x, state=None, gpu_loop: str = DEFAULT_LOOP):
+    """The model over x (T, I, B) on x's device, steps_per_call steps at a time (on a GPU
+    with the recurrence ``gpu_loop``, cuda_kernels). Returns (y (T, B), final state)."""
     xp = array_module(x)
     T, _, B = x.shape
     if state is None:
@@ -60,7 +53,8 @@ def run(params: dict, config: ModelConfig, x, state=None):
     workspace = Workspace()                 # each call's buffers serve the next call
     step = steps_per_call(config, B, x.dtype.itemsize)
     for start in range(0, T, step):
-        y[start : start + step], state, _ = model_forward(params, config, x[start : start + step], state, workspace)
+        y[start : start + step], state, _ = model_forward(params, config, x[start : start + step], state, workspace,
+                                                          gpu_loop)
     return y, state
 
 
@@ -91,7 +85,7 @@ def model_input(audio: np.ndarray, config: ModelConfig, controls=()) -> np.ndarr
 
 
 def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, state=None, initial=None,
-                       controls=()):
+                       controls=(), gpu_loop: str = DEFAULT_LOOP):
     """Exact: x (N,) or (N, C) -> (y of the same shape, state). Each column of a 2-D x is
     its own stream (a channel). ``params`` must live on ``xp``'s device; pass the returned
     state to the next call to continue the same streams (``initial`` is used only when
@@ -99,13 +93,13 @@ def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, 
     columns = x.reshape(x.shape[0], -1)
     if state is None:
         state = start_state(config, columns.shape[1], xp, initial)
-    y, state = run(params, config, to_device(model_input(columns, config, controls), xp), state)
+    y, state = run(params, config, to_device(model_input(columns, config, controls), xp), state, gpu_loop)
     return to_numpy(y).reshape(x.shape), state
 
 
 def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
                      overlap: int = 8192, history: np.ndarray | None = None, initial=None,
-                     controls=()) -> np.ndarray:
+                     controls=(), gpu_loop: str = DEFAULT_LOOP) -> np.ndarray:
     """Fast: x (N,) -> y (N,) from ``parts`` chunks run as one batch.
 
     Args:
@@ -116,10 +110,13 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
             zeros, at x[0]).
         initial: (h, c), each (L, H): the state every chunk starts from, or None (zeros).
         controls: values of a conditioned model's inputs after the audio.
+        gpu_loop: how a GPU runs the recurrence ("step" or "window", cuda_kernels).
+
+    lstm_core.devices gives each device's parts and overlap (process.py's settings).
     """
     window, plan = split_into_chunks(x, parts, overlap, history)
     state = start_state(config, window.shape[1], xp, initial)
-    y_window = to_numpy(run(params, config, to_device(model_input(window, config, controls), xp), state)[0])
+    y_window = to_numpy(run(params, config, to_device(model_input(window, config, controls), xp), state, gpu_loop)[0])
     return join_chunks(y_window, plan)
 
 

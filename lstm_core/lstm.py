@@ -49,7 +49,7 @@ from .workspace import empty
 PARAM_NAMES = ("W_x", "W_h", "b")     # a layer's parameters, as model.layer_params names them
 
 
-def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
+def lstm_forward(x, params, h0, c0, kernels=None, workspace=None, gpu_loop=cuda_kernels.DEFAULT_LOOP):
     """Run the layer over one window.
 
     Args:
@@ -57,10 +57,10 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
         params: dict with W_x (G, I), W_h (G, H), b (G,).
         h0, c0: (H, B) initial state.
         kernels: cuda_kernels.Kernels to launch; None picks by backend (CuPy's compiled
-            kernels, for the loop chosen with cuda_kernels.use_loop, on a GPU; the NumPy
-            loop on the CPU).
+            kernels for ``gpu_loop`` on a GPU; the NumPy loop on the CPU).
         workspace: reuse its buffers (see workspace.py: this invalidates the caches of
             earlier runs with the same workspace); None allocates new ones.
+        gpu_loop: "step" or "window" (cuda_kernels), on a GPU; ignored on the CPU.
 
     Returns:
         h: (T, H, B) hidden state at every step (a view into the cache: do not write).
@@ -72,7 +72,7 @@ def lstm_forward(x, params, h0, c0, kernels=None, workspace=None):
     G, H = params["W_h"].shape
     dtype = x.dtype
     if kernels is None and is_gpu(xp):
-        kernels = cuda_kernels.compile_kernels(xp, dtype.name)
+        kernels = cuda_kernels.compile_kernels(xp, dtype.name, gpu_loop)
 
     W = xp.concatenate([params["W_h"], params["W_x"], params["b"][:, None]], axis=1)   # (G, K)
     Z = empty(workspace, "Z", (T + 1, H + I + 1, B), dtype, xp)

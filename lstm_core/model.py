@@ -23,6 +23,7 @@ from dataclasses import dataclass, asdict
 import numpy as np
 
 from .backend import array_module
+from .cuda_kernels import DEFAULT_LOOP
 from .lstm import PARAM_NAMES as LSTM_PARAM_NAMES
 from .lstm import lstm_backward, lstm_forward
 from .output import output_backward, output_forward
@@ -92,7 +93,7 @@ def zero_state(config: ModelConfig, batch: int, xp=np, dtype=np.float32):
     return xp.zeros(shape, dtype=dtype), xp.zeros(shape, dtype=dtype)
 
 
-def model_forward(params: dict, config: ModelConfig, x, state, workspace=None):
+def model_forward(params: dict, config: ModelConfig, x, state, workspace=None, gpu_loop: str = DEFAULT_LOOP):
     """Run the model over one window.
 
     Args:
@@ -101,6 +102,7 @@ def model_forward(params: dict, config: ModelConfig, x, state, workspace=None):
         x: (T, I, B) input.
         state: (h, c), each (L, H, B): the state the window starts from.
         workspace: buffers to reuse (see workspace.py), or None.
+        gpu_loop: how a GPU runs the recurrence ("step" or "window", cuda_kernels).
 
     Returns:
         y: (T, B) output.
@@ -114,7 +116,7 @@ def model_forward(params: dict, config: ModelConfig, x, state, workspace=None):
     for layer in range(config.num_layers):
         scope = None if workspace is None else workspace.scope(f"lstm{layer}")
         layer_input, (h_T, c_T), cache = lstm_forward(layer_input, layer_params(params, layer), h0[layer], c0[layer],
-                                                      workspace=scope)
+                                                      workspace=scope, gpu_loop=gpu_loop)
         caches.append(cache)
         h_final.append(h_T)
         c_final.append(c_T)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import traceback
 from multiprocessing import get_context, shared_memory
@@ -32,13 +31,6 @@ from .losses import LossNorms
 from .model import ModelConfig, param_shapes
 from .training import TrainConfig, slice_gradients, slice_norms, slices, warm_up
 from .workspace import Workspace
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class _OneBlasThread:

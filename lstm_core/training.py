@@ -17,31 +17,11 @@ from dataclasses import dataclass, asdict
 
 from .adam import AdamState, adam_step
 from .backend import array_module
+from .cuda_kernels import DEFAULT_LOOP
 from .losses import LossNorms, esr_loss, loss_norms, mse_loss
 from .model import ModelConfig, model_forward, model_backward, zero_state
 
 LOSSES = ("esr", "mse")
-DEFAULT_BATCH = 40                 # windows per batch
-DEFAULT_SEGMENT_SECONDS = 0.5      # loss-carrying audio per window
-
-# On a GPU a step of 512 windows costs about what a step of 40 does (the time goes to the
-# T sequential kernel launches, not to arithmetic), so the GPU takes big batches, and
-# shorter windows so that a few minutes of audio still fill them. Chosen by that reasoning;
-# not yet measured on a GPU (benchmarks/cpu_vs_gpu.py --part quality measures it).
-GPU_BATCH = 512
-GPU_SEGMENT_SECONDS = 0.25
-
-
-def device_defaults(device: str) -> dict:
-    """The window settings train.py uses where the user gives none: {"batch", "segment"
-    (seconds)} for ``device`` "cpu" or "gpu"."""
-    if device == "gpu":
-        return {"batch": GPU_BATCH, "segment": GPU_SEGMENT_SECONDS}
-    if device == "cpu":
-        return {"batch": DEFAULT_BATCH, "segment": DEFAULT_SEGMENT_SECONDS}
-    raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-
-
 def segment_samples(seconds: float, rate: int, tbptt: int) -> int:
     """The window's loss-carrying length in samples: ``seconds`` rounded to whole TBPTT
     slices (at least one), so every update sees tbptt steps."""
@@ -89,28 +69,28 @@ def slices(T: int, train: TrainConfig):
     return [(start, min(start + train.tbptt, T)) for start in range(train.warmup, T, train.tbptt)]
 
 
-def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=None):
+def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=None, gpu_loop: str = DEFAULT_LOOP):
     """The state after the warm-up prefix of x (T, I, B), starting from zero."""
     xp = array_module(x)
     state = zero_state(config, x.shape[2], xp, x.dtype)
     if train.warmup:
-        _, state, _ = model_forward(params, config, x[: train.warmup], state, workspace)
+        _, state, _ = model_forward(params, config, x[: train.warmup], state, workspace, gpu_loop)
     return state
 
 
 def slice_gradients(params: dict, config: ModelConfig, x, target, state, train: TrainConfig, norms=None,
-                    workspace=None):
+                    workspace=None, gpu_loop: str = DEFAULT_LOOP):
     """Forward and backward over one TBPTT slice: (loss, grads, final state).
 
     x (T, I, B), target (T, B); the gradient stops at ``state`` (truncation)."""
-    y, state_T, cache = model_forward(params, config, x, state, workspace)
+    y, state_T, cache = model_forward(params, config, x, state, workspace, gpu_loop)
     loss, dy = slice_loss(y, target, train, norms)
     grads, _, _ = model_backward(dy, cache)
     return loss, grads, state_T
 
 
 def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, train: TrainConfig,
-                 workspace=None):
+                 workspace=None, gpu_loop: str = DEFAULT_LOOP):
     """Warm up, then one Adam update per TBPTT slice. Updates params and adam in place.
 
     Args:
@@ -118,16 +98,17 @@ def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, 
         target: (T, B).
         workspace: buffers kept from window to window (see workspace.py); None
             allocates afresh each time.
+        gpu_loop: how a GPU runs the recurrence ("step" or "window", cuda_kernels).
 
     Returns:
         The mean of the slices' losses, a 0-d array on the device (no host sync).
     """
-    state = warm_up(params, config, x, train, workspace)
+    state = warm_up(params, config, x, train, workspace, gpu_loop)
     total = 0.0
     spans = slices(x.shape[0], train)
     for start, stop in spans:
         loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train,
-                                             workspace=workspace)
+                                             workspace=workspace, gpu_loop=gpu_loop)
         adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
         total = total + loss
     return total / max(len(spans), 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from audio_io.files import atomic_output
+from lstm_core.files.atomic import write_bytes_atomic
 
 from .figures import comparison_figure, curves_figure, png_bytes, prediction_figure, transient_start
 from .run import Run, ReportError, distinct_names, load_run, validation_audio
@@ -46,14 +46,14 @@ def write_report(folder) -> Path:
     audio, audio_missing = validation_audio(run)
     curves = png_bytes(curves_figure(run))
     prediction = png_bytes(prediction_figure(audio)) if audio is not None else None
-    _write_bytes(run.folder / "curves.png", curves)
+    write_bytes_atomic(run.folder / "curves.png", curves)
     if prediction is not None:
-        _write_bytes(run.folder / "prediction.png", prediction)
+        write_bytes_atomic(run.folder / "prediction.png", prediction)
     else:
         (run.folder / "prediction.png").unlink(missing_ok=True)     # an earlier report's, now stale
     page = report_html(run, curves, prediction, audio, audio_missing)
     path = run.folder / "report.html"
-    _write_bytes(path, page.encode("utf-8"))
+    write_bytes_atomic(path, page.encode("utf-8"))
     return path
 
 
@@ -157,7 +157,7 @@ def write_comparison(folders: list, out) -> Path:
             f"<table class='compare'>{head}{''.join(rows)}</table>"
             + _img(png_bytes(comparison_figure(runs, names)), "validation ESR of every run against training time"))
     out = Path(out)
-    _write_bytes(out, _page("Comparing runs", body).encode("utf-8"))
+    write_bytes_atomic(out, _page("Comparing runs", body).encode("utf-8"))
     return out
 
 
@@ -174,11 +174,6 @@ def _wav_bytes(signal: np.ndarray, rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(signal, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
     return buffer.getvalue()
-
-
-def _write_bytes(path: Path, data: bytes):
-    with atomic_output(path) as temporary:
-        Path(temporary).write_bytes(data)
 
 
 def _e(text: str) -> str:

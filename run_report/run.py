@@ -1,29 +1,28 @@
 """A run folder as train.py left it: the model's facts, the history, the validation audio.
 
-    model.npz            weights and facts (lstm_core.checkpoint.load_model)
+    model.npz            weights and facts (lstm_core.files.npz.load_model)
     history.csv          one row per epoch: epoch, train_loss, val_esr, samples_per_s, seconds
     val_prediction.wav   the best model's output for the validation audio
 
-The validation input and target are read again from the pair the run names (its options
-say which files, channel, trim, alignment and split), exactly as train.py cut them; when
-those files are gone the report goes on without audio and says why.
+The validation input and target are read again from the pair the run names, through the
+same dataset function training used (audio_io.dataset.load_dataset, with the options the
+run stored), so they are exactly the audio that was validated; when those files are gone
+the report goes on without audio and says why.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from audio_io.demo import pair_file
+from audio_io.dataset import PairOptions, load_dataset
 from audio_io.files import read_audio
-from audio_io.pair import load_pair
-from audio_io.windows import split_validation
-from lstm_core.checkpoint import ModelFileError, load_model
-from lstm_core.loop import HISTORY_COLUMNS
+from lstm_core.files.history import HistoryError, read_history
+from lstm_core.files.model_file import ModelFileError
+from lstm_core.files.npz import load_model
 
 
 class ReportError(ValueError):
@@ -86,35 +85,14 @@ def load_run(folder) -> Run:
         _, _, meta = load_model(folder / "model.npz")
     except ModelFileError as exc:
         raise ReportError(str(exc)) from None
-    history = read_history(folder / "history.csv")
+    try:
+        history = read_history(folder / "history.csv")
+    except HistoryError as exc:
+        raise ReportError(str(exc)) from None
     val_esr = meta.get("val_esr")
     if not isinstance(val_esr, (int, float)) or not math.isfinite(val_esr):
         raise ReportError(f"{folder / 'model.npz'}: holds no validation ESR (not written by train.py?)")
     return Run(folder, meta, history, float(val_esr))
-
-
-def read_history(path: Path) -> list:
-    """history.csv as a list of dicts of numbers. Raises ReportError."""
-    if not path.is_file():
-        raise ReportError(f"{path}: no such file (the run has not finished an epoch, or this is not a run folder)")
-    try:
-        with open(path, newline="", encoding="utf-8") as stream:
-            reader = csv.DictReader(stream)
-            missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ReportError(f"{path}: damaged: columns missing: {', '.join(missing)}")
-            rows = [{c: (int(row[c]) if c == "epoch" else float(row[c])) for c in HISTORY_COLUMNS} for row in reader]
-    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
-        if isinstance(exc, ReportError):
-            raise
-        raise ReportError(f"{path}: damaged: {exc}") from None
-    if not rows:
-        raise ReportError(f"{path}: no epochs recorded")
-    # A diverged epoch records NaN or Inf as its loss and ESR: that is the run's story, kept
-    # (and told on the page). Epoch numbers, times and speeds are always finite numbers.
-    if not all(math.isfinite(row[c]) for row in rows for c in ("epoch", "samples_per_s", "seconds")):
-        raise ReportError(f"{path}: damaged: epochs, times or speeds that are not finite numbers")
-    return rows
 
 
 def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
@@ -123,19 +101,13 @@ def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
     if not (options.get("input") and options.get("target")):
         return None, "model.npz does not name the pair it was trained on (not written by train.py?)"
     try:
-        if options.get("val_input") and options.get("val_target"):
-            pair = load_pair(pair_file(options["val_input"], run.folder), pair_file(options["val_target"], run.folder),
-                             options.get("channel"), options.get("trim", False), options.get("align", False))
-            x, y = pair.input, pair.target
-        else:
-            pair = load_pair(pair_file(options["input"], run.folder), pair_file(options["target"], run.folder),
-                             options.get("channel"), options.get("trim", False), options.get("align", False))
-            _, _, x, y = split_validation(pair.input, pair.target, options.get("val_fraction", 0.2))
+        data = load_dataset(PairOptions.from_dict(options).located(run.folder))
         predicted, rate = read_audio(run.folder / "val_prediction.wav")
     except (ValueError, KeyError, TypeError) as exc:        # AudioError is a ValueError
         return None, f"the validation audio could not be read again ({exc})"
+    x, y = data.x_val, data.y_val
     prediction = predicted[:, 0]
-    if rate != pair.rate or prediction.size != y.size:
+    if rate != data.rate or prediction.size != y.size:
         return None, (f"val_prediction.wav ({prediction.size} samples at {rate} Hz) does not match the validation "
-                      f"part of the pair ({y.size} samples at {pair.rate} Hz): were the files changed since the run?")
-    return ValidationAudio(x, y, prediction, pair.rate), ""
+                      f"part of the pair ({y.size} samples at {data.rate} Hz): were the files changed since the run?")
+    return ValidationAudio(x, y, prediction, data.rate), ""

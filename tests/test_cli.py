@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_core.checkpoint import save_model
+from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_train_reports_unusable_folders_and_checkpoints(pair):
     code, _, stderr = run("train.py", "--resume", pair / "nowhere", cwd=pair)
     assert_one_line_error(code, stderr, "no checkpoint.npz to resume from")
     (pair / "bad").mkdir()
-    from lstm_core.checkpoint import save_npz_atomic
+    from lstm_core.files.npz import save_npz_atomic
 
     save_npz_atomic(pair / "bad" / "checkpoint.npz", {"x": np.zeros(2)}, {"kind": "checkpoint"})
     code, _, stderr = run("train.py", "--resume", pair / "bad", cwd=pair)
@@ -119,7 +119,7 @@ def test_process_rejects_bad_input(pair, model_file):
 
 
 def test_process_writes_rate_and_subtype_and_matches_the_model(pair, model_file):
-    from lstm_core.checkpoint import load_model
+    from lstm_core.files.npz import load_model
     from lstm_core.inference import process_sequential
 
     x = np.clip(0.3 * np.random.default_rng(2).standard_normal((20000, 2)), -1, 1).astype(np.float32)
@@ -139,12 +139,12 @@ def test_process_writes_rate_and_subtype_and_matches_the_model(pair, model_file)
 def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     """Default (parallel) mode on a stereo float file whose channels differ, longer than one
     block: each channel, with its own history across blocks, matches its exact run."""
-    import process
-    from lstm_core.checkpoint import load_model
+    from lstm_core.devices import CPU
+    from lstm_core.files.npz import load_model
     from lstm_core.inference import process_sequential
 
     rng = np.random.default_rng(3)
-    n = int(process.BLOCK_SECONDS["cpu"] * 11025) + 7000
+    n = int(CPU.block_seconds * 11025) + 7000
     x = np.stack([0.3 * np.sin(np.arange(n) * 0.02), 0.2 * rng.standard_normal(n)], axis=1).astype(np.float32)
     sf.write(pair / "stereo.wav", x, 11025, subtype="FLOAT")
     code, _, stderr = run("process.py", model_file, pair / "stereo.wav", pair / "out.wav")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_core.checkpoint import load_npz, save_model
+from lstm_core.files.npz import load_npz, save_model
 from lstm_core.model import ModelConfig, init_params
 from test_cli import assert_one_line_error, run
 
@@ -61,7 +61,7 @@ def test_model_files_that_are_not_models(pair):
     assert "allow_pickle" not in stderr                        # NumPy's advice to load it unsafely stays out
 
     arrays, meta = load_npz(pair / "model.npz")
-    from lstm_core.checkpoint import save_npz_atomic
+    from lstm_core.files.npz import save_npz_atomic
 
     save_npz_atomic(pair / "checkpoint.npz", arrays, {**meta, "kind": "checkpoint"})
     code, _, stderr = run("export.py", pair / "checkpoint.npz", pair / "out.json")
@@ -121,7 +121,9 @@ def test_interrupted_before_the_first_epoch_says_there_is_nothing_to_resume(pair
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "fit", interrupted)
+    import capture.session
+
+    monkeypatch.setattr(capture.session, "train_run", interrupted)
     monkeypatch.chdir(pair)
     (pair / "run").mkdir()
     (pair / "run" / "checkpoint.npz").write_bytes(b"an older run's")     # replaced with --force: not this run's

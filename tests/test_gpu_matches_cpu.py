@@ -14,7 +14,8 @@ from lstm_core.adam import AdamState
 from lstm_core.backend import gpu_unavailable_reason, to_device, to_numpy
 from lstm_core.inference import process_parallel
 from lstm_core.model import ModelConfig, init_params, model_backward, model_forward, zero_state
-from lstm_core.training import GPU_BATCH, TrainConfig, train_window
+from lstm_core.devices import GPU
+from lstm_core.training import TrainConfig, train_window
 
 REASON = gpu_unavailable_reason()
 pytestmark = pytest.mark.skipif(bool(REASON), reason=f"needs a GPU: {REASON}")
@@ -42,9 +43,7 @@ def both(params):
 @pytest.fixture(params=cuda_kernels.LOOPS)
 def loop(request):
     """Each test runs with the step kernels and with the window kernels."""
-    cuda_kernels.use_loop(request.param)
-    yield request.param
-    cuda_kernels.use_loop("step")
+    return request.param
 
 
 @pytest.mark.parametrize("hidden,layers", [(16, 1), (32, 2), (64, 1), (128, 1)])
@@ -57,7 +56,7 @@ def test_forward_and_gradients_match(hidden, layers, loop):
     x = (0.5 * rng.standard_normal((512, 1, 64))).astype(np.float32)
     dy = rng.standard_normal((512, 64)).astype(np.float32)
     y_cpu, state_cpu, cache_cpu = model_forward(cpu, config, x, zero_state(config, 64))
-    y_gpu, state_gpu, cache_gpu = model_forward(gpu, config, cupy.asarray(x), zero_state(config, 64, cupy))
+    y_gpu, state_gpu, cache_gpu = model_forward(gpu, config, cupy.asarray(x), zero_state(config, 64, cupy), gpu_loop=loop)
     assert relative_difference(y_gpu, y_cpu) < TOLERANCE
     assert relative_difference(state_gpu[1], state_cpu[1]) < TOLERANCE
     grads_cpu, dx_cpu, _ = model_backward(dy, cache_cpu)
@@ -79,7 +78,7 @@ def test_training_window_updates_match(loop):
     adam_cpu, adam_gpu = AdamState(), AdamState()
     for _ in range(3):
         train_window(cpu, config, adam_cpu, x, target, train)
-        train_window(gpu, config, adam_gpu, cupy.asarray(x), cupy.asarray(target), train)
+        train_window(gpu, config, adam_gpu, cupy.asarray(x), cupy.asarray(target), train, gpu_loop=loop)
     for name in cpu:
         assert relative_difference(gpu[name], cpu[name]) < TOLERANCE, name
 
@@ -92,14 +91,14 @@ def test_offline_inference_matches(loop):
     x = (0.3 * np.sin(np.arange(200_000) * 0.01) + 0.05 * np.random.default_rng(5).standard_normal(200_000))
     x = x.astype(np.float32)
     y_cpu = process_parallel(cpu, config, x, np, parts=64, overlap=8192)
-    y_gpu = process_parallel(gpu, config, x, cupy, parts=64, overlap=8192)
+    y_gpu = process_parallel(gpu, config, x, cupy, parts=64, overlap=8192, gpu_loop=loop)
     assert relative_difference(y_gpu, y_cpu) < TOLERANCE
 
 
 def test_train_py_on_the_gpu_takes_the_gpu_defaults(tmp_path):
     import soundfile as sf
 
-    from lstm_core.checkpoint import load_model
+    from lstm_core.files.npz import load_model
 
     rng = np.random.default_rng(6)
     x = (0.3 * rng.standard_normal(44100 * 4)).astype(np.float32)
@@ -110,4 +109,4 @@ def test_train_py_on_the_gpu_takes_the_gpu_defaults(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     _, _, meta = load_model(tmp_path / "run" / "model.npz")
-    assert meta["options"]["batch"] == GPU_BATCH and meta["device"] == "GPU (CuPy)"
+    assert meta["options"]["batch"] == GPU.batch and meta["device"] == "GPU (CuPy)"

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from lstm_core.checkpoint import ModelFileError, load_model, save_model, save_npz_atomic
+from lstm_core.files.model_file import ModelFileError
+from lstm_core.files.npz import load_model, save_model, save_npz_atomic
 from lstm_core.model import ModelConfig, init_params
 
 

@@ -8,12 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from lstm_core.aidax_format import CHECK_TOLERANCE
-from lstm_core.checkpoint import ModelFile, ModelFileError, save_model
+from lstm_core.files.aidax import CHECK_TOLERANCE
+from lstm_core.files.model_file import ModelFile, ModelFileError
+from lstm_core.files.npz import save_model
 from lstm_core.inference import process_sequential, rest_state
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.nam_format import NAM_BURN_IN
-from lstm_core.model_files import check_vector_error, export_document, read_model
+from lstm_core.files.nam import NAM_BURN_IN
+from lstm_core.files.formats import check_vector_error, export_document, read_model
 from plugin_files import (hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error,
                           write_json)
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from lstm_core.checkpoint import ModelFile
+from lstm_core.files.model_file import ModelFile
 from lstm_core.inference import process_sequential
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.model_files import export_document, read_model
+from lstm_core.files.formats import export_document, read_model
 from plugin_files import make_signal, relative_error
 
 torch = pytest.importorskip("torch", reason="neural-amp-modeler (and PyTorch) not installed")

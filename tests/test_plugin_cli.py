@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lstm_core.checkpoint import load_model, save_model
+from lstm_core.files.npz import load_model, save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.model_files import read_model
+from lstm_core.files.formats import read_model
 from plugin_files import hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error
 from test_cli import assert_one_line_error, run
 

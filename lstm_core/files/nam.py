@@ -26,9 +26,10 @@ from datetime import datetime
 
 import numpy as np
 
-from . import __version__
-from .checkpoint import ModelFile, ModelFileError, check_params, finite_number, parse_date, sample_rate_or_none
-from .model import ModelConfig
+from .. import __version__
+from ..model import ModelConfig
+from .model_file import ModelFile, ModelFileError, finite_number, parse_date, sample_rate_or_none
+from .npz import check_params
 from .torch_layout import from_torch_layout, to_torch_layout
 
 NAM_VERSION = "0.5.4"          # the file-format version written (the plugin checks its major.minor)

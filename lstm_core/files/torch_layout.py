@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import ModelConfig
+from ..model import ModelConfig
 
 # TORCH_FROM_OURS[k]: which of our gate blocks (o=0, i=1, f=2, g=3) is torch's block k (i, f, g, o).
 TORCH_FROM_OURS = (1, 2, 3, 0)

@@ -1,8 +1,9 @@
 """Model and checkpoint files: NumPy .npz archives of named arrays plus one JSON string.
 
 No pickles anywhere: every file loads with ``allow_pickle=False``. Files are written
-atomically (a temporary file in the same folder, then a rename), so an interrupted run
-never leaves a half-written model where a good one was.
+through atomic.py, so an interrupted run never leaves a half-written model where a good
+one was. (The run's checkpoint itself, what it holds and how a run comes back from it,
+is lstm_core/run.py's.)
 
 model.npz holds the parameters by name (``lstm0.W_h`` ...) and ``config.json``: the model
 config, the sample rate, and what the trainer chose to record (training options, val
@@ -13,63 +14,26 @@ parameters (``best.*``) and the run's progress in its JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .model import ModelConfig, param_shapes
+from .. import __version__
+from ..model import ModelConfig, param_shapes
+from .atomic import atomic_output
+from .model_file import ModelFileError
 
 JSON_KEY = "config.json"
 FORMAT = "lstm-audio-effects model"
 
 
-class ModelFileError(ValueError):
-    """A model or checkpoint file cannot be used; the message names the file and why."""
-
-
-@dataclass
-class ModelFile:
-    """A model as read from any file it can live in (ours, .nam, AIDA-X .json): see model_files.py."""
-
-    params: dict                       # float32 host arrays, our names (lstm0.W_x, ..., out.b)
-    config: ModelConfig
-    sample_rate: int | None            # what the file says it was trained at, if it says
-    meta: dict                         # what the file says about itself (name, val_esr, date, ...)
-    kind: str                          # "npz" (ours), "nam" or "aidax"
-    initial_state: tuple | None = None  # (h, c), each (L, H): where a stream starts; None: zeros
-    notes: list = field(default_factory=list)   # what the reader noticed, for the user
-
-
 def save_npz_atomic(path, arrays: dict, meta: dict):
     """Write arrays (host or device) and a JSON-able dict to ``path`` atomically."""
-    path = Path(path)
     payload = {name: _host(value) for name, value in arrays.items()}
     payload[JSON_KEY] = np.array(json.dumps(meta, sort_keys=True))
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:                       # an unwritable folder: say so of the file asked for
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **payload)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temporary, 0o666 & ~mask)          # a new file's permissions, not mkstemp's 0600
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if exc.errno is None or exc.filename not in (None, temporary):
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from None     # the file asked for, not the temporary
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **payload)
 
 
 def load_npz(path) -> tuple[dict, dict]:
@@ -142,30 +106,6 @@ def check_params(path, params: dict, config: ModelConfig) -> dict:
             raise ModelFileError(f"{path}: {name} holds NaN or infinite values")
         checked[name] = value.astype(np.float32)
     return checked
-
-
-# Facts read from other tools' files are free-form: keep them only when they make sense.
-RATES = (8000, 384000)         # sample rates taken at face value; others are treated as missing
-
-
-def finite_number(value) -> float | None:
-    """``value`` as a float when it is a finite number (metadata is free-form), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        return None
-    return float(value)
-
-
-def sample_rate_or_none(value) -> int | None:
-    rate = finite_number(value)
-    return int(rate) if rate is not None and RATES[0] <= rate <= RATES[1] else None
-
-
-def parse_date(value) -> datetime | None:
-    """An ISO date-time string as a datetime, or None for anything else."""
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def _host(value):

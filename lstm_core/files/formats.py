@@ -1,10 +1,10 @@
 """A model from any file it can live in, and out to the plugin formats.
 
-    ours          model.npz       (checkpoint.py)       read
-    NAM           name.nam        (nam_format.py)       read, write (no skip, audio input only)
-    AIDA-X        name.json       (aidax_format.py)     read, write
+    ours          model.npz       (npz.py)       read
+    NAM           name.nam        (nam.py)       read, write (no skip, audio input only)
+    AIDA-X        name.json       (aidax.py)     read, write
 
-The file's extension picks the format. Reading gives a ModelFile (checkpoint.py): our
+The file's extension picks the format. Reading gives a ModelFile (model_file.py): our
 parameter dict and config whatever the source, plus the sample rate and initial state
 the file carries, so process.py and train.py --init treat every format alike.
 """
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .aidax_format import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
-from .checkpoint import ModelFile, ModelFileError, load_model, sample_rate_or_none
-from .inference import model_input, process_sequential, rest_state, run, start_state
-from .nam_format import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
+from ..inference import model_input, process_sequential, rest_state, run, start_state
+from .aidax import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
+from .model_file import ModelFile, ModelFileError, sample_rate_or_none
+from .nam import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
+from .npz import load_model
 
 KINDS = {".npz": "npz", ".nam": "nam", ".json": "aidax"}
 DEFAULT_CONTROL = 0.5          # the knob position of the check vectors written for a conditioned model

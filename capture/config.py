@@ -1,0 +1,146 @@
+"""What a user asks of a run, checked, and what the run stores of it.
+
+CaptureConfig is a new run as train.py's flags give it (None: the default), ResumeConfig
+the few things a resumed run may change. RunOptions is what a run records in its
+checkpoint and model.npz (``options``): the pair, the windows, the device. Its fields are
+a file format other tools read: add, never rename.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from audio_io.dataset import DEFAULT_VAL_FRACTION, PairOptions
+from lstm_core.devices import DeviceSettings, device_settings
+from lstm_core.run import StopRule
+from lstm_core.training import TrainConfig
+
+TRAIN_DEFAULTS = TrainConfig()
+DEFAULT_EPOCHS = 1000
+DEFAULT_PATIENCE = 25
+DEMO_BUDGET = 60.0       # seconds: the demo shows learning within about a minute
+DEMO_SECONDS = 40        # of generated audio
+DEMO_RATE = 44100
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """A new run. Field names are train.py's flags."""
+
+    input: str | None = None          # the dry recording (None with demo)
+    target: str | None = None         # the same recording through the effect
+    out: str | None = None            # the run folder (None: runs/<target name>-<date-time>)
+    demo: bool = False                # generate the demo pair into the run folder and train on it
+    force: bool = False               # replace a run folder's files
+    hidden: int | None = None         # model: hidden size...
+    layers: int | None = None         # ...layers...
+    skip: bool | None = None          # ...and skip (None: the default, or the --init model's)
+    init: str | None = None           # fine-tune: start from this model file
+    epochs: int | None = None         # stop rule (None: DEFAULT_EPOCHS, ...)
+    budget: float | None = None
+    patience: int | None = None
+    lr: float = TRAIN_DEFAULTS.lr
+    batch: int | None = None          # None: the device's default (lstm_core.devices)
+    segment: float | None = None
+    warmup: int = TRAIN_DEFAULTS.warmup
+    tbptt: int = TRAIN_DEFAULTS.tbptt
+    device: str | None = None         # "cpu", "gpu" or "auto" (None: auto)
+    processes: int | None = None      # None: one per core on the CPU
+    seed: int = 0
+    val_input: str | None = None
+    val_target: str | None = None
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    channel: int | None = None
+    trim: bool = False
+    align: bool = False
+
+    def check(self):
+        """Raise ValueError, naming the flag, for a setting outside its range."""
+        if self.input and not self.target:
+            raise ValueError("give both INPUT and TARGET (or neither, for the demo)")
+        if self.demo and self.input:
+            raise ValueError("--demo trains on generated audio: leave out INPUT and TARGET")
+        if not self.demo and not self.input:
+            raise ValueError("give INPUT and TARGET, or ask for the demo")
+        for flag, value in {"--hidden": self.hidden, "--layers": self.layers, "--batch": self.batch}.items():
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
+        if self.tbptt < 2:      # the pre-emphasised error of a 1-step slice is empty: nothing to learn from
+            raise ValueError(f"--tbptt must be at least 2 time steps, got {self.tbptt}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be 0 or more, got {self.seed}")
+        if self.processes is not None and self.processes < 1:
+            raise ValueError(f"--processes must be at least 1, got {self.processes}")
+        if self.warmup < 0:
+            raise ValueError(f"--warmup must be 0 or more samples, got {self.warmup}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
+            raise ValueError(f"--segment must be a positive number of seconds, got {self.segment}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+
+    def stop_rule(self) -> StopRule:
+        return stop_rule_over({"epochs": DEFAULT_EPOCHS, "budget": DEMO_BUDGET if self.demo else None,
+                               "patience": DEFAULT_PATIENCE}, self)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt)
+
+
+@dataclass(frozen=True)
+class ResumeConfig:
+    """A run to continue from its checkpoint; None keeps what it stored."""
+
+    folder: str
+    input: str | None = None          # the pair, where it has moved to
+    target: str | None = None
+    epochs: int | None = None         # a new stop rule...
+    budget: float | None = None
+    patience: int | None = None
+    device: str | None = None         # ...and device
+
+
+def stop_rule_over(stored: dict, given) -> StopRule:
+    """The stop rule ``stored`` with each of epochs, budget, patience that ``given`` sets."""
+    rule = dict(stored)
+    for name in ("epochs", "budget", "patience"):
+        if getattr(given, name) is not None:
+            rule[name] = getattr(given, name)
+    return StopRule(**rule)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What shapes the run besides the model and the optimizer (stored in checkpoints)."""
+
+    input: str
+    target: str
+    val_input: str | None
+    val_target: str | None
+    val_fraction: float
+    segment: float            # seconds of loss-carrying audio per window
+    batch: int                # windows per batch
+    seed: int
+    channel: int | None
+    trim: bool
+    align: bool
+    processes: int            # CPU processes sharing each batch (1: no workers)
+    device: str               # as asked: "cpu", "gpu" or "auto"
+    init: str | None = None   # the model the weights started from (--init), if any
+
+    @classmethod
+    def from_dict(cls, options: dict) -> "RunOptions":
+        return cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def pair(self) -> PairOptions:
+        return PairOptions.from_dict(self.to_dict())
+
+    def device_settings(self, device: str) -> DeviceSettings:
+        """The settings on ``device`` ("cpu" or "gpu", where the run's arrays live)."""
+        return device_settings(device, batch=self.batch, segment=self.segment,
+                               processes=self.processes if device == "cpu" else 1)

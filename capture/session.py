@@ -1,0 +1,216 @@
+"""One run in its folder, start to end: what train.py does, as one call.
+
+    fresh:    check the config, read and check the pair (before any folder exists, so a
+              refused run leaves nothing behind), make the folder (the demo writes its pair
+              into it), set up the model (random, or --init's)
+    resumed:  read the checkpoint, the pair it names (where it is now), the device
+    then:     lstm_core.run.train_run (model.npz, checkpoint.npz, history.csv every epoch),
+              the best model's validation prediction (val_prediction.wav) and the report
+
+Every line for the user goes through the Reporter's ``note``; nothing here prints.
+Errors are exceptions with one-line messages (AudioError, ModelFileError, BackendError,
+ValueError); an interrupt during training comes back in the Outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from audio_io.dataset import Dataset, load_dataset
+from audio_io.files import write_audio_atomic
+from audio_io.pair import Pair
+from lstm_core.backend import get_xp, is_gpu
+from lstm_core.devices import DeviceSettings, device_settings
+from lstm_core.files.formats import read_model
+from lstm_core.files.model_file import ModelFileError
+from lstm_core.inference import process_parallel
+from lstm_core.model import ModelConfig
+from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
+                           train_run)
+from lstm_core.training import segment_samples
+
+from .config import DEMO_RATE, DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions, stop_rule_over
+from .folder import absolute, new_folder_name, prepare_folder, write_demo_pair
+
+SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
+
+
+@dataclass
+class Outcome:
+    folder: Path
+    progress: Progress                     # where the run stands now
+    reason: str | None = None              # why training stopped ("epochs", "budget", "patience")...
+    already_stopped: str | None = None     # ...or why it had stopped before this call
+    interrupted: KeyboardInterrupt | None = None   # ...or the interrupt that ended it
+
+    @property
+    def model_file(self) -> Path:
+        return self.folder / "model.npz"
+
+
+def run_capture(config: CaptureConfig | ResumeConfig, reporter: Reporter | None = None) -> Outcome:
+    """Set up (fresh, demo or resumed) and train to the end; see the module doc."""
+    reporter = reporter or Reporter()
+    if isinstance(config, ResumeConfig):
+        folder, state, options, data, xp = _resume(config, reporter)
+    else:
+        folder, state, options, data, xp = _start(config, reporter)
+    device = options.device_settings("gpu" if is_gpu(xp) else "cpu")
+    already = state.rule.reached(state.progress)
+    if already:
+        reporter.note(f"this run has already stopped ({already}): raise --epochs, --budget or --patience to go on")
+        return Outcome(folder, state.progress, already_stopped=already)
+    facts = _describe(state, data, device, reporter)
+    try:
+        reason = train_run(state, data, device, folder, facts, reporter)
+    except KeyboardInterrupt as exc:
+        return Outcome(folder, state.progress, interrupted=exc)
+    _finish(folder, state, data, device, xp, reporter)
+    return Outcome(folder, state.progress, reason=reason)
+
+
+def _start(config: CaptureConfig, reporter: Reporter):
+    config.check()
+    xp = get_xp(config.device or "auto")
+    rule = config.stop_rule()
+    train = config.train_config()
+    folder = Path(config.out) if config.out else new_folder_name("demo" if config.demo else Path(config.target).stem)
+    params = init_rate = None
+    if config.init:
+        model, params, init_rate = _initial_model(config, reporter)
+    else:
+        defaults = ModelConfig()
+        model = ModelConfig(hidden_size=config.hidden or defaults.hidden_size,
+                            num_layers=config.layers or defaults.num_layers,
+                            skip=defaults.skip if config.skip is None else config.skip)
+    defaults = device_settings("gpu" if is_gpu(xp) else "cpu", batch=config.batch, segment=config.segment,
+                               processes=config.processes)
+    options = RunOptions(absolute(config.input), absolute(config.target), absolute(config.val_input),
+                         absolute(config.val_target), config.val_fraction, defaults.segment, defaults.batch, config.seed,
+                         config.channel, config.trim, config.align, defaults.processes, config.device or "auto",
+                         absolute(config.init))
+    data = None if config.demo else _load(options, train, reporter)        # before any folder exists
+    prepare_folder(folder, config.force)
+    if config.demo:
+        demo_input, demo_target = write_demo_pair(folder, config.seed)
+        reporter.note(f"demo: wrote {demo_input} and {demo_target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
+        options = replace(options, input=demo_input, target=demo_target)
+        data = _load(options, train, reporter)
+    if init_rate and init_rate != data.rate:
+        reporter.note(f"warning: {config.init} was trained at {init_rate} Hz and the pair is {data.rate} Hz: its "
+                      f"weights fit another rate, so fine-tuning starts further from the goal")
+    state = new_run(model, train, rule, options.to_dict(), config.seed, params)
+    return folder, state, options, data, xp
+
+
+def _resume(config: ResumeConfig, reporter: Reporter):
+    folder = Path(config.folder)
+    state, meta = load_checkpoint(folder)
+    try:
+        options = RunOptions.from_dict(state.options)
+    except TypeError as exc:
+        raise ModelFileError(f"{folder / 'checkpoint.npz'}: the checkpoint is damaged or from another version "
+                             f"({exc!r})") from None
+    if config.input:
+        options = replace(options, input=absolute(config.input), target=absolute(config.target))
+    else:                                    # a moved or renamed run folder still holds its demo pair
+        located = options.pair().located(folder)
+        options = replace(options, input=located.input, target=located.target)
+    if config.device:
+        options = replace(options, device=config.device)
+    state.rule = stop_rule_over(meta["rule"], config)    # a flag out of range is the flag's error
+    state.options = options.to_dict()
+    xp = get_xp(options.device)
+    reporter.note(f"resuming {folder} after epoch {state.progress.epoch} (best val ESR {state.progress.best_esr:.4g})")
+    return folder, state, options, _load(options, state.train, reporter), xp
+
+
+def _load(options: RunOptions, train, reporter: Reporter) -> Dataset:
+    """The run's dataset, with its notes and the delay found told; raises AudioError."""
+    data = load_dataset(options.pair())
+    for note in data.pair.notes:
+        reporter.note(f"note: {note}")
+    reporter.note(delay_message(data.pair))
+    data.check_window(train.warmup, segment_samples(options.segment, data.rate, train.tbptt))
+    return data
+
+
+def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConfig, dict, int | None]:
+    """(config, params, sample rate) of the --init model; its architecture stands, so model
+    flags must agree."""
+    loaded = read_model(config.init)
+    model = loaded.config
+    for note in loaded.notes:
+        reporter.note(f"note: {note}")
+    given = {"--hidden": (config.hidden, model.hidden_size), "--layers": (config.layers, model.num_layers),
+             "--skip": (config.skip, model.skip)}
+    for flag, (value, stored) in given.items():
+        if value is not None and value != stored:
+            raise ValueError(f"--init {config.init} brings its own architecture (hidden {model.hidden_size}, layers "
+                             f"{model.num_layers}, skip {'on' if model.skip else 'off'}): leave out {flag}")
+    if model.input_size != 1:
+        raise ValueError(f"{config.init}: a conditioned model ({model.input_size - 1} input(s) besides the audio, such "
+                         f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")
+    reporter.note(f"init: starting from {config.init} (LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip "
+                  f"{'on' if model.skip else 'off'}{f', {loaded.sample_rate} Hz' if loaded.sample_rate else ''})")
+    return model, loaded.params, loaded.sample_rate
+
+
+def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: Reporter) -> dict:
+    """Tell the pair and the model; return the facts the run's files record."""
+    train, model = state.train, state.model
+    segment = segment_samples(device.segment, data.rate, train.tbptt)
+    windows = data.window_count(segment, train.warmup)
+    rate = data.rate
+    reporter.note(f"pair: {data.pair.input.size / rate:.1f} s at {rate} Hz; training on {data.x_train.size / rate:.1f} "
+                  f"s ({windows} windows of {train.warmup} + {segment} samples), validating on "
+                  f"{data.x_val.size / rate:.1f} s")
+    count = parameter_count(state.params)
+    label = device_label(device)
+    reporter.note(f"model: LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip "
+                  f"{'on' if model.skip else 'off'}, {count} parameters; training on {label}")
+    return {"segment_samples": segment, "pair": data.facts, "device": label, "parameters": count}
+
+
+def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings, xp, reporter: Reporter):
+    """The best model's validation prediction, and the report (which never fails the run)."""
+    y_best = process_parallel(state.best_params, state.model, data.x_val, xp, device.validation_parts,
+                              device.overlap, gpu_loop=device.gpu_loop)
+    write_audio_atomic(folder / "val_prediction.wav", y_best, data.rate, "FLOAT")
+    write_run_report(folder, reporter)
+
+
+def write_run_report(folder: Path, reporter: Reporter):
+    """report.html for the run; never fails the run: the model and checkpoint are already
+    written, so a report that cannot be made costs one line."""
+    try:
+        import run_report
+
+        reporter.note(f"report: {run_report.write_report(folder)}")
+    except Exception as exc:                     # noqa: BLE001 - anything at all: the run has succeeded
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reporter.note(f"report: not written ({reason}); try again with  python report.py {folder}")
+
+
+def delay_message(pair: Pair) -> str:
+    """What the delay between input and target means for the user, in one line."""
+    ms = 1000.0 * pair.delay / pair.rate
+    if pair.aligned:
+        side = "behind" if pair.delay > 0 else "ahead of"
+        return (f"alignment: the target was {abs(pair.delay)} samples ({abs(ms):.2f} ms) {side} the input; "
+                f"compensated (--align)")
+    if pair.delay < 0:
+        return (f"alignment: warning: the target LEADS the input by {-pair.delay} samples ({-ms:.2f} ms), which no "
+                f"causal model can learn; check the files, or pass --align")
+    if pair.delay > SMALL_DELAY:
+        return (f"alignment: the target lags the input by {pair.delay} samples ({ms:.2f} ms); if that is latency "
+                f"and not the effect, pass --align (misaligned pairs are the commonest reason a capture trains badly)")
+    return f"alignment: delay {pair.delay} sample(s), as filters themselves delay: nothing to do"
+
+
+def summary(outcome: Outcome) -> str:
+    """The run's closing line: best val ESR, epochs, time, why it stopped, the model file."""
+    progress = outcome.progress
+    return (f"best val ESR {progress.best_esr:.4g} ({db(progress.best_esr):.1f} dB) at epoch {progress.best_epoch}; "
+            f"{progress.epoch} epochs, {progress.seconds:.1f} s ({outcome.reason}); model: {outcome.model_file}")

@@ -1,0 +1,79 @@
+"""Every setting that depends on where the work runs, in one place.
+
+Training and offline processing take a DeviceSettings as an argument; nothing reads a
+module global, and nothing switches one at run time, so a result never depends on what
+ran before it in the same process.
+
+                        CPU (NumPy)               GPU (CuPy)
+    batch               40 windows                512 windows
+    segment             0.5 s                     0.25 s
+    processes           one per core              1
+    GPU loop            -                         "step" (cuda_kernels: "step" or "window")
+    offline blocks      10 s                      300 s
+    offline chunks      64                        4096
+    chunk warm-up       8192 samples              8192 samples
+
+Why: on the CPU, time to quality was measured on two cores (benchmarks/time_to_quality.py;
+RESULTS.md). On a GPU a step of 512 windows costs about what a step of 40 does (the time
+goes to the T sequential launches, not to arithmetic), so the GPU takes big batches and
+shorter windows so that a few minutes of audio still fill them; offline, its time goes to
+the sequential steps (chunk length + warm-up), not to the width of the batch, so 4096
+chunks of a 5-minute block cost about what 64 do. The GPU values are reasoned, not yet
+measured on a GPU (benchmarks/cpu_vs_gpu.py measures them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from .cuda_kernels import DEFAULT_LOOP, LOOPS
+
+DEVICES = ("cpu", "gpu")
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    device: str               # "cpu" or "gpu"
+    batch: int                # training windows per batch
+    segment: float            # seconds of loss-carrying audio per training window
+    processes: int            # CPU processes sharing each batch (lstm_core.parallel); 1 on the GPU
+    gpu_loop: str             # how the GPU runs a window's recurrence (cuda_kernels.LOOPS)
+    block_seconds: float      # offline: audio read, processed and written at a time
+    parts: int                # offline: parallel chunks of a block (the batch of the forward pass)
+    overlap: int              # offline: warm-up samples before each chunk
+    validation_parts: int     # validation: parallel chunks of the validation audio
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.gpu_loop not in LOOPS:
+            raise ValueError(f"the GPU loop must be one of {LOOPS}, got {self.gpu_loop!r}")
+        for name in ("batch", "processes", "parts", "validation_parts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=10.0,
+                     parts=64, overlap=8192, validation_parts=32)
+GPU = DeviceSettings(device="gpu", batch=512, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
+                     parts=4096, overlap=8192, validation_parts=32)
+
+
+def device_settings(device: str, **chosen) -> DeviceSettings:
+    """The defaults for ``device`` ("cpu" or "gpu"), with every setting in ``chosen`` that
+    is not None in their place. The CPU's processes default to one per core."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    base = CPU if device == "cpu" else GPU
+    if device == "cpu":
+        base = replace(base, processes=available_cores())
+    return replace(base, **{name: value for name, value in chosen.items() if value is not None})

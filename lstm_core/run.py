@@ -1,0 +1,321 @@
+"""A training run as a library: its state, its checkpoint, and the function that trains it.
+
+    state = new_run(model, train, rule, options, params, seed)     # or load_checkpoint(folder)
+    reason = train_run(state, data, device, folder, facts, reporter)
+
+``train_run`` reads top to bottom like the recipe it is:
+
+    if the run fine-tunes a model and has not begun: measure the starting model (epoch 0)
+    for each epoch:
+        for each batch of windows:  warm up, then one Adam update per TBPTT slice
+        validate (ESR on held-out audio)
+        better than the best so far: keep the parameters, write model.npz
+        write checkpoint.npz and history.csv
+        stop when the epochs, the time budget or the patience run out
+
+It owns the policy (which model is kept, what is saved when) and reports through a
+Reporter, whose methods only tell; train.py prints them, a sweep hands them to its engine.
+Files are written atomically after every epoch, so an interrupted run (Ctrl-C, kill)
+resumes from its last finished epoch, and a resumed run ends exactly where one run
+straight through ends (tests/test_run.py).
+
+Arrays in, files out: ``data`` is the pair already cut for training and validation
+(audio_io.dataset.Dataset, or anything with the same fields); this module knows nothing
+of audio files.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from . import __version__
+from .adam import AdamState
+from .backend import get_xp, to_device
+from .devices import DeviceSettings
+from .files.history import HISTORY_COLUMNS, write_history
+from .files.model_file import ModelFileError
+from .files.npz import check_params, load_npz, save_model, save_npz_atomic
+from .inference import process_parallel
+from .losses import esr
+from .model import ModelConfig, init_params
+from .parallel import ParallelTrainer
+from .training import TrainConfig, segment_samples, train_window
+from .workspace import Workspace
+
+MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
+__all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
+           "load_checkpoint", "train_run"]
+
+
+@dataclass(frozen=True)
+class StopRule:
+    epochs: int = 1000                # at most this many epochs...
+    budget: float | None = None       # ...or this many seconds of training wall time
+    patience: int | None = 25         # ...or this many epochs without a better val ESR
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.budget is not None and not self.budget > 0:
+            raise ValueError(f"--budget must be a positive number of seconds, got {self.budget}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"--patience must be at least 1, got {self.patience}")
+
+    def reached(self, progress: "Progress") -> str | None:
+        """Why a run at ``progress`` should stop ("epochs", "budget", "patience"), or None."""
+        if self.budget is not None and progress.seconds >= self.budget:
+            return "budget"
+        if progress.epoch >= self.epochs:
+            return "epochs"
+        if self.patience is not None and progress.epoch - progress.best_epoch >= self.patience:
+            return "patience"
+        return None
+
+
+@dataclass
+class Progress:
+    """Where a run stands, besides its parameters and Adam."""
+
+    epoch: int = 0                        # epochs completed
+    seconds: float = 0.0                  # training wall time so far (validation included)
+    best_esr: float = math.inf
+    best_epoch: int = 0
+    history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Progress":
+        return cls(**data)
+
+
+@dataclass
+class RunState:
+    """Everything a run is, and everything its checkpoint holds."""
+
+    model: ModelConfig
+    train: TrainConfig
+    rule: StopRule
+    options: dict             # what shaped the run besides the model and the optimizer (the caller's, as is)
+    params: dict              # the parameters now, on the run's device
+    best_params: dict         # the parameters of the best epoch so far (model.npz)
+    adam: AdamState
+    progress: Progress
+    rng: np.random.Generator  # draws every epoch's windows
+
+    def on_device(self, xp) -> "RunState":
+        """The same state with its arrays moved to ``xp``'s device (in place; returned)."""
+        self.params = {k: to_device(v, xp) for k, v in self.params.items()}
+        self.best_params = {k: to_device(v, xp) for k, v in self.best_params.items()}
+        self.adam.m = {k: to_device(v, xp) for k, v in self.adam.m.items()}
+        self.adam.v = {k: to_device(v, xp) for k, v in self.adam.v.items()}
+        return self
+
+
+def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dict, seed: int,
+            params: dict | None = None) -> RunState:
+    """A run before its first epoch: ``params`` (a fine-tune's starting model), or fresh
+    ones drawn from ``seed``; the same seed then draws the windows."""
+    rng = np.random.default_rng(seed)
+    if params is None:
+        params = init_params(model, rng)
+    return RunState(model, train, rule, dict(options), dict(params), {k: v.copy() for k, v in params.items()},
+                    AdamState(), Progress(), rng)
+
+
+# ----------------------------------------------------------------------------- the checkpoint
+
+def save_checkpoint(folder, state: RunState, facts: dict):
+    """checkpoint.npz in ``folder``: parameters, best parameters (``best.*``), Adam
+    (``adam.*``), and in its JSON the configs, options, stop rule, progress, RNG state and
+    the caller's ``facts`` (sample rate, the pair, the device)."""
+    arrays = dict(state.params)
+    arrays.update({f"best.{k}": v for k, v in state.best_params.items()})
+    arrays.update(state.adam.to_arrays())
+    meta = {**facts, "kind": "checkpoint", "version": __version__, "model": state.model.to_dict(),
+            "train": state.train.to_dict(), "options": dict(state.options), "rule": asdict(state.rule),
+            "progress": state.progress.to_dict(), "rng": state.rng.bit_generator.state}
+    save_npz_atomic(Path(folder) / CHECKPOINT_FILE, arrays, meta)
+
+
+def load_checkpoint(folder) -> tuple[RunState, dict]:
+    """(the run as its checkpoint left it, on the host; the checkpoint's JSON). Raises
+    ModelFileError naming the file."""
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{folder}: no {CHECKPOINT_FILE} to resume from")
+    arrays, meta = load_npz(path)
+    if meta.get("kind") != "checkpoint":
+        raise ModelFileError(f"{path}: not a training checkpoint")
+    try:
+        model = ModelConfig.from_dict(meta["model"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = meta["rng"]
+        state = RunState(
+            model=model, train=TrainConfig(**meta["train"]), rule=StopRule(**meta["rule"]),
+            options=dict(meta["options"]),
+            params=check_params(path, arrays, model),
+            best_params=check_params(path, {k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")},
+                                     model),
+            adam=AdamState.from_arrays({k: v for k, v in arrays.items() if k.startswith("adam.")}),
+            progress=Progress.from_dict(meta["progress"]), rng=rng)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
+    return state, meta
+
+
+# ----------------------------------------------------------------------------- training
+
+class TrainingData(Protocol):
+    """What train_run needs of the data (audio_io.dataset.Dataset has it)."""
+
+    x_train: np.ndarray       # (N,) float32
+    y_train: np.ndarray
+    x_val: np.ndarray         # (M,)
+    y_val: np.ndarray
+    rate: int
+
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
+        """Yield one epoch of (x (T, I, B), y (T, B)) host batches, T = warmup + segment."""
+
+    def window_count(self, segment: int, warmup: int) -> int:
+        """How many windows an epoch has."""
+
+
+class Reporter:
+    """What a run tells while it trains. Every method only reports: the run goes on the
+    same whatever it does. This one stays silent; train.py's prints."""
+
+    def note(self, text: str):
+        """A line for the user (a fine-tune's starting point, say)."""
+
+    def batch(self, done: int, total: int, seconds: float, loss):
+        """After each batch: samples done of ``total`` this epoch, seconds into it, and the
+        batch's loss as a 0-d device array (reading it as a number waits for a GPU)."""
+
+    def epoch(self, row: dict, improved: bool):
+        """After each epoch is saved: its history row, and whether it is the best so far."""
+
+
+def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
+              reporter: Reporter | None = None) -> str:
+    """Train ``state`` on ``data`` until its stop rule says stop; returns why ("epochs",
+    "budget", "patience"). Updates ``state`` in place (moving it to ``device``).
+
+    Every epoch writes into ``folder``: checkpoint.npz, history.csv and, when the val ESR
+    improved, model.npz (the best parameters, with ``facts`` and the best epoch's). A
+    fine-tune (options["init"]) that has not begun first measures its starting model and
+    keeps it as epoch 0, so that its model.npz is never worse than where it began.
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the caller) propagates; the
+    files then hold the last finished epoch.
+    """
+    reporter = reporter or Reporter()
+    xp = get_xp(device.device)
+    state.on_device(xp)
+    folder = Path(folder)
+    warmup = state.train.warmup
+    segment = segment_samples(device.segment, data.rate, state.train.tbptt)
+    epoch_samples = data.window_count(segment, warmup) * (warmup + segment)
+
+    def validate(params) -> float:
+        y = process_parallel(params, state.model, data.x_val, xp, device.validation_parts, device.overlap,
+                             gpu_loop=device.gpu_loop)
+        return float(esr(y, data.y_val))
+
+    def save_best():
+        progress = state.progress
+        save_model(folder / MODEL_FILE, state.best_params, state.model, data.rate,
+                   {**facts, "options": dict(state.options), "train": state.train.to_dict(),
+                    "val_esr": progress.best_esr, "epoch": progress.best_epoch, "trained_seconds": progress.seconds,
+                    "date": datetime.now().isoformat(timespec="seconds")})
+
+    if state.options.get("init") and state.progress.epoch == 0:
+        _measure_starting_model(state, validate, save_best, reporter, folder)
+    step, trainer = _training_step(state, device, warmup + segment)
+    started = time.perf_counter() - state.progress.seconds
+    rule, progress = state.rule, state.progress
+    try:
+        while True:
+            epoch_started = time.perf_counter()
+            loss_sum, batches, samples, out_of_time = 0.0, 0, 0, False
+            for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
+                loss = step(state.params, state.adam, to_device(x, xp), to_device(y, xp), state.train)
+                loss_sum = loss_sum + loss           # stays on the device until the epoch ends
+                batches += 1
+                samples += y.size
+                reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
+                if rule.budget is not None and time.perf_counter() - started >= rule.budget:
+                    out_of_time = True
+                    break
+            train_seconds = time.perf_counter() - epoch_started
+            val_esr = validate(state.params)
+            progress.epoch += 1
+            progress.seconds = time.perf_counter() - started
+            improved = val_esr < progress.best_esr
+            if improved:
+                progress.best_esr, progress.best_epoch = val_esr, progress.epoch
+                state.best_params = {k: v.copy() for k, v in state.params.items()}
+            row = {"epoch": progress.epoch, "train_loss": float(loss_sum / max(batches, 1)), "val_esr": val_esr,
+                   "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds}
+            progress.history.append(row)
+            if improved:
+                save_best()
+            save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
+            write_history(folder / HISTORY_FILE, progress.history)
+            reporter.epoch(row, improved)
+            reason = "budget" if out_of_time else rule.reached(progress)
+            if reason:
+                return reason
+    finally:
+        if trainer is not None:
+            trainer.close()
+
+
+def _training_step(state: RunState, device: DeviceSettings, window: int):
+    """(step, trainer): step(params, adam, x, y, train) -> loss updates params and adam in
+    place; on the CPU with several processes it is a ParallelTrainer's (close the trainer)."""
+    if device.device == "cpu" and device.processes > 1:
+        trainer = ParallelTrainer(state.model, device.processes, window, device.batch)
+        return trainer.train_window, trainer
+    workspace = Workspace()                  # buffers kept from window to window
+
+    def step(params, adam, x, y, train):
+        return train_window(params, state.model, adam, x, y, train, workspace, device.gpu_loop)
+
+    return step, None
+
+
+def _measure_starting_model(state: RunState, validate, save_best, reporter: Reporter, folder: Path):
+    """A fine-tune starts from a model that may already be good: its own val ESR is the
+    best to beat. Saved as epoch 0, it is the run's model until an epoch beats it."""
+    start_esr = float(validate(state.params))
+    if not math.isfinite(start_esr):
+        reporter.note("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
+        return
+    state.progress.best_esr, state.progress.best_epoch = start_esr, 0
+    state.best_params = {k: v.copy() for k, v in state.params.items()}
+    save_best()
+    reporter.note(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); "
+                  f"{folder / MODEL_FILE} keeps it until an epoch does better")
+
+
+def db(value: float) -> float:
+    """An ESR in decibels (floored at -120 dB)."""
+    return 10.0 * math.log10(max(value, 1e-12))
+
+
+def parameter_count(params: dict) -> int:
+    return sum(int(np.prod(v.shape)) for v in params.values())
+
+
+def device_label(device: DeviceSettings) -> str:
+    """How the run's files name where it trained ("GPU (CuPy)" or "CPU, N process(es)")."""
+    return "GPU (CuPy)" if device.device == "gpu" else f"CPU, {device.processes} process(es)"
