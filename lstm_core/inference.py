@@ -15,7 +15,7 @@ Two ways, one exact and one fast:
 Arrays in, arrays out: x is (N,) float32 on the host (or (N, C), a stream per column, for
 the sequential way), and so is the result.
 
-Two extras serve models from other tools (model_files.py): ``initial``, the state (h, c),
+Two extras serve models from other tools (files/formats.py): ``initial``, the state (h, c),
 each (L, H), that every stream starts from instead of zeros (a .nam file carries one), and
 ``controls``, constant values for a conditioned model's inputs after the audio (a knob).
 """

@@ -210,7 +210,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     """Train ``state`` on ``data`` until its stop rule says stop; returns why ("epochs",
     "budget", "patience"). Updates ``state`` in place (moving it to ``device``).
 
-    Every epoch writes into ``folder``: checkpoint.npz, history.csv and, when the val ESR
+    Every epoch writes into ``folder`` (made if missing): checkpoint.npz, history.csv and, when the val ESR
     improved, model.npz (the best parameters, with ``facts`` and the best epoch's). A
     fine-tune (options["init"]) that has not begun first measures its starting model and
     keeps it as epoch 0, so that its model.npz is never worse than where it began.
@@ -221,6 +221,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     xp = get_xp(device.device)
     state.on_device(xp)
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     warmup = state.train.warmup
     segment = segment_samples(device.segment, data.rate, state.train.tbptt)
     epoch_samples = data.window_count(segment, warmup) * (warmup + segment)
