@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))        # tests/host_cuda.py
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))              # helpers.py, host_cuda.py
+sys.path.insert(0, str(TESTS.parent))       # train.py and capture/, for the tests that import them
 
 from lstm_core.backend import gpu_unavailable_reason  # noqa: E402
 

@@ -1,10 +1,6 @@
 """The command lines: bad input gets one clear line and a non-zero exit, never a traceback,
 and nothing the user owns is overwritten."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -12,29 +8,14 @@ import soundfile as sf
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))                          # process.py's constants
-
-
-def run(script, *args, cwd=None):
-    done = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=300)
-    return done.returncode, done.stdout, done.stderr
-
-
-def assert_one_line_error(code, stderr, match):
-    assert code == 2, stderr
-    lines = [line for line in stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr and match in lines[0], stderr
+from helpers import assert_one_line_error, error_db, run, write_pair
 
 
 @pytest.fixture
 def pair(tmp_path):
     rng = np.random.default_rng(5)
     x = np.clip(0.2 * rng.standard_normal(11025 * 3), -0.9, 0.9).astype(np.float32)
-    sf.write(tmp_path / "dry.wav", x, 11025)
-    sf.write(tmp_path / "wet.wav", 0.5 * x, 11025)
+    write_pair(tmp_path, x, 0.5 * x, 11025)
     sf.write(tmp_path / "wet_22k.wav", 0.5 * x, 22050)
     return tmp_path
 
@@ -153,5 +134,4 @@ def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     params, config, _ = load_model(model_file)
     for channel in range(2):
         exact, _ = process_sequential(params, config, x[:, channel])
-        error = np.sum((y[:, channel] - exact) ** 2) / np.sum(exact ** 2)
-        assert 10 * np.log10(error) < -80, channel
+        assert error_db(y[:, channel], exact) < -80, channel

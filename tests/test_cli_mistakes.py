@@ -6,17 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from lstm_core.files.npz import load_npz, save_model
 from lstm_core.model import ModelConfig, init_params
-from test_cli import assert_one_line_error, run
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT, assert_one_line_error, run, write_pair
+
 RATE = 11025
 
 
@@ -24,8 +22,7 @@ RATE = 11025
 def pair(tmp_path):
     rng = np.random.default_rng(11)
     x = np.clip(0.2 * rng.standard_normal(RATE * 3), -0.9, 0.9).astype(np.float32)
-    sf.write(tmp_path / "dry.wav", x, RATE)
-    sf.write(tmp_path / "wet.wav", np.tanh(2 * x), RATE)
+    write_pair(tmp_path, x, np.tanh(2 * x), RATE)
     return tmp_path
 
 
@@ -115,7 +112,6 @@ def test_a_renamed_demo_run_resumes_from_the_pair_it_holds(tmp_path):
 
 
 def test_interrupted_before_the_first_epoch_says_there_is_nothing_to_resume(pair, monkeypatch, capsys):
-    sys.path.insert(0, str(ROOT))
     import train
 
     def interrupted(*args, **kwargs):

@@ -2,41 +2,29 @@
 difference below 1e-4 (float32 rounding over a window's recurrence, not an algorithm
 difference). Skips with the reason where no GPU is usable."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from lstm_core import cuda_kernels
 from lstm_core.adam import AdamState
-from lstm_core.backend import gpu_unavailable_reason, to_device, to_numpy
+from lstm_core.backend import gpu_unavailable_reason, to_device
 from lstm_core.inference import process_parallel
-from lstm_core.model import ModelConfig, init_params, model_backward, model_forward, zero_state
+from lstm_core.model import ModelConfig, model_backward, model_forward, zero_state
 from lstm_core.devices import GPU
 from lstm_core.training import TrainConfig, train_window
+
+from helpers import relative_error, run, spread_params, write_pair
 
 REASON = gpu_unavailable_reason()
 pytestmark = pytest.mark.skipif(bool(REASON), reason=f"needs a GPU: {REASON}")
 TOLERANCE = 1e-4
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def relative_difference(a, b) -> float:
-    a, b = to_numpy(a).astype(np.float64), to_numpy(b).astype(np.float64)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-
-
-def spread_model(config, seed):
-    rng = np.random.default_rng(seed)
-    params = init_params(config, rng)
-    return {k: (v + 0.2 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in params.items()}
-
-
-def both(params):
+def both(config, seed):
+    """The same spread-out float32 parameters, on the host and on the GPU."""
     import cupy
 
+    params = spread_params(config, np.random.default_rng(seed), spread=0.2, dtype=np.float32)
     return params, {k: to_device(v, cupy) for k, v in params.items()}
 
 
@@ -51,26 +39,26 @@ def test_forward_and_gradients_match(hidden, layers, loop):
     import cupy
 
     config = ModelConfig(hidden_size=hidden, num_layers=layers)
-    cpu, gpu = both(spread_model(config, hidden))
+    cpu, gpu = both(config, hidden)
     rng = np.random.default_rng(1)
     x = (0.5 * rng.standard_normal((512, 1, 64))).astype(np.float32)
     dy = rng.standard_normal((512, 64)).astype(np.float32)
     y_cpu, state_cpu, cache_cpu = model_forward(cpu, config, x, zero_state(config, 64))
     y_gpu, state_gpu, cache_gpu = model_forward(gpu, config, cupy.asarray(x), zero_state(config, 64, cupy), gpu_loop=loop)
-    assert relative_difference(y_gpu, y_cpu) < TOLERANCE
-    assert relative_difference(state_gpu[1], state_cpu[1]) < TOLERANCE
+    assert relative_error(y_gpu, y_cpu) < TOLERANCE
+    assert relative_error(state_gpu[1], state_cpu[1]) < TOLERANCE
     grads_cpu, dx_cpu, _ = model_backward(dy, cache_cpu)
     grads_gpu, dx_gpu, _ = model_backward(cupy.asarray(dy), cache_gpu)
     for name in grads_cpu:
-        assert relative_difference(grads_gpu[name], grads_cpu[name]) < TOLERANCE, name
-    assert relative_difference(dx_gpu, dx_cpu) < TOLERANCE
+        assert relative_error(grads_gpu[name], grads_cpu[name]) < TOLERANCE, name
+    assert relative_error(dx_gpu, dx_cpu) < TOLERANCE
 
 
 def test_training_window_updates_match(loop):
     import cupy
 
     config = ModelConfig(hidden_size=32)
-    cpu, gpu = both(spread_model(config, 3))
+    cpu, gpu = both(config, 3)
     rng = np.random.default_rng(2)
     x = (0.5 * rng.standard_normal((1000 + 512, 1, 128))).astype(np.float32)
     target = np.tanh(2 * x[:, 0, :])
@@ -80,33 +68,29 @@ def test_training_window_updates_match(loop):
         train_window(cpu, config, adam_cpu, x, target, train)
         train_window(gpu, config, adam_gpu, cupy.asarray(x), cupy.asarray(target), train, gpu_loop=loop)
     for name in cpu:
-        assert relative_difference(gpu[name], cpu[name]) < TOLERANCE, name
+        assert relative_error(gpu[name], cpu[name]) < TOLERANCE, name
 
 
 def test_offline_inference_matches(loop):
     import cupy
 
     config = ModelConfig(hidden_size=32)
-    cpu, gpu = both(spread_model(config, 4))
+    cpu, gpu = both(config, 4)
     x = (0.3 * np.sin(np.arange(200_000) * 0.01) + 0.05 * np.random.default_rng(5).standard_normal(200_000))
     x = x.astype(np.float32)
     y_cpu = process_parallel(cpu, config, x, np, parts=64, overlap=8192)
     y_gpu = process_parallel(gpu, config, x, cupy, parts=64, overlap=8192, gpu_loop=loop)
-    assert relative_difference(y_gpu, y_cpu) < TOLERANCE
+    assert relative_error(y_gpu, y_cpu) < TOLERANCE
 
 
 def test_train_py_on_the_gpu_takes_the_gpu_defaults(tmp_path):
-    import soundfile as sf
-
     from lstm_core.files.npz import load_model
 
     rng = np.random.default_rng(6)
     x = (0.3 * rng.standard_normal(44100 * 4)).astype(np.float32)
-    sf.write(tmp_path / "dry.wav", x, 44100)
-    sf.write(tmp_path / "wet.wav", np.tanh(3 * x), 44100)
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), str(tmp_path / "dry.wav"), str(tmp_path / "wet.wav"),
-                           "--device", "gpu", "--epochs", "2", "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    dry, wet = write_pair(tmp_path, x, np.tanh(3 * x), 44100)
+    code, _, err = run("train.py", dry, wet, "--device", "gpu", "--epochs", "2", "--out", tmp_path / "run",
+                       cwd=tmp_path, timeout=600)
+    assert code == 0, err
     _, _, meta = load_model(tmp_path / "run" / "model.npz")
     assert meta["options"]["batch"] == GPU.batch and meta["device"] == "GPU (CuPy)"

@@ -1,6 +1,6 @@
 """The plugin formats (.nam and AIDA-X .json): round trips through our exporter, and files
-built here by hand from the published layouts, checked against a plain reference LSTM
-written in this file (PyTorch's gate order, float64, one sample at a time)."""
+built here by hand from the published layouts, checked against the plain reference LSTM
+of helpers.py (PyTorch's gate order, float64, one sample at a time)."""
 
 import json
 import math
@@ -15,8 +15,9 @@ from lstm_core.inference import process_sequential, rest_state
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.files.nam import NAM_BURN_IN
 from lstm_core.files.formats import check_vector_error, export_document, read_model
-from plugin_files import (hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error,
-                          write_json)
+
+from helpers import (close, hand_aidax, hand_nam, make_signal, random_torch_layers, reference_forward, relative_error,
+                     spread_params, write_json)
 
 
 @pytest.mark.parametrize("layer_count", [1, 2])
@@ -31,7 +32,7 @@ def test_hand_built_nam_matches_reference(tmp_path, layer_count):
     assert model.sample_rate == 48000 and model.meta["val_esr"] == 0.02 and model.meta["name"] == "by hand"
     x = make_signal()
     y, _ = process_sequential(model.params, model.config, x, initial=model.initial_state)
-    reference = reference_lstm(x[:, None], layers, head_W, head_b, False, h0, c0)
+    reference, _, _ = reference_forward(x[:, None], layers, head_W, head_b, False, h0, c0)
     assert relative_error(y, reference) < 1e-5
     # the initial state matters at the start: from zeros, the first samples differ
     y_zero, _ = process_sequential(model.params, model.config, x)
@@ -48,7 +49,7 @@ def test_hand_built_aidax_matches_reference(tmp_path, layer_count, skip):
     assert model.sample_rate == 44100
     x = make_signal()
     y, _ = process_sequential(model.params, model.config, x)
-    assert relative_error(y, reference_lstm(x[:, None], layers, head_W, head_b, bool(skip))) < 1e-5
+    assert relative_error(y, reference_forward(x[:, None], layers, head_W, head_b, bool(skip))[0]) < 1e-5
 
 
 def test_conditioned_aidax_with_a_constant_knob(tmp_path):
@@ -60,7 +61,7 @@ def test_conditioned_aidax_with_a_constant_knob(tmp_path):
     for knob in (0.0, 0.8):
         y, _ = process_sequential(model.params, model.config, x, controls=(knob,))
         x_and_knob = np.stack([x, np.full_like(x, knob)], axis=1)
-        assert relative_error(y, reference_lstm(x_and_knob, layers, head_W, head_b, True)) < 1e-5
+        assert relative_error(y, reference_forward(x_and_knob, layers, head_W, head_b, True)[0]) < 1e-5
     with pytest.raises(ValueError, match="control value"):
         process_sequential(model.params, model.config, x)
 
@@ -71,7 +72,7 @@ def test_aidax_check_vectors_are_reproduced(tmp_path):
     rng = np.random.default_rng(40)
     layers, head_W, head_b = random_torch_layers(rng, 1, 8, 2)
     x = make_signal(512, seed=3)
-    y32 = reference_lstm(x[:, None], layers, head_W, head_b, True).astype(np.float32)
+    y32 = reference_forward(x[:, None], layers, head_W, head_b, True)[0].astype(np.float32)
     vectors = ([[float(v)] for v in x], [float(v) for v in y32])
     model = read_model(write_json(tmp_path / "checked.json", hand_aidax(layers, head_W, head_b, vectors=vectors)))
     error = check_vector_error(model, x[:, None], y32)
@@ -84,20 +85,13 @@ def test_aidax_check_vectors_are_reproduced(tmp_path):
 
 # ----------------------------------------------------------------------------- round trips
 
-def trained_looking_model(config, seed):
-    """Our model with weights spread out (a fresh init is too close to a wire to test)."""
-    rng = np.random.default_rng(seed)
-    params = init_params(config, rng)
-    return {k: (v + 0.3 * rng.standard_normal(v.shape)).astype(np.float32) for k, v in params.items()}
-
-
 @pytest.mark.parametrize("suffix", [".nam", ".json"])
 @pytest.mark.parametrize("layer_count", [1, 2])
 @pytest.mark.parametrize("hidden", [3, 12, 16, 32])
 def test_round_trip(tmp_path, suffix, layer_count, hidden):
     skip = suffix == ".json" and hidden % 2 == 0          # .nam cannot hold a skip; AIDA-X takes both
     config = ModelConfig(hidden_size=hidden, num_layers=layer_count, skip=skip)
-    params = trained_looking_model(config, hidden * 10 + layer_count)
+    params = spread_params(config, np.random.default_rng(hidden * 10 + layer_count), spread=0.3, dtype=np.float32)
     ours = ModelFile(params, config, 44100, {"val_esr": 0.0123, "date": "2026-11-24T12:00:00"}, "npz")
     path = write_json(tmp_path / f"model{suffix}", export_document(ours, tmp_path / f"model{suffix}", "round trip"))
     back = read_model(path)
@@ -116,7 +110,7 @@ def test_round_trip(tmp_path, suffix, layer_count, hidden):
         initial = None
     y_ours, _ = process_sequential(params, config, x, initial=initial)
     y_back, _ = process_sequential(back.params, back.config, x, initial=back.initial_state)
-    assert np.abs(y_back - y_ours).max() <= 1e-6 * max(1.0, np.abs(y_ours).max())
+    assert close(y_back, y_ours, 1e-6)
 
 
 def test_nam_round_trip_keeps_the_files_initial_state(tmp_path):

@@ -9,8 +9,9 @@ import soundfile as sf
 from lstm_core.files.npz import load_model, save_model
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.files.formats import read_model
-from plugin_files import hand_aidax, hand_nam, make_signal, random_torch_layers, reference_lstm, relative_error
-from test_cli import assert_one_line_error, run
+
+from helpers import (assert_one_line_error, hand_aidax, hand_nam, make_signal, random_torch_layers, reference_forward,
+                     relative_error, run, write_json, write_pair)
 
 RATE = 11025
 
@@ -22,9 +23,9 @@ def files(tmp_path):
     rng = np.random.default_rng(7)
     layers, head_W, head_b = random_torch_layers(rng, 1, 6, 1)
     h0, c0 = (0.4 * rng.standard_normal((1, 6))).astype(np.float32), (0.4 * rng.standard_normal((1, 6))).astype(np.float32)
-    (tmp_path / "amp.nam").write_text(json.dumps(hand_nam(layers, head_W, head_b, h0, c0, sample_rate=RATE)))
+    write_json(tmp_path / "amp.nam", hand_nam(layers, head_W, head_b, h0, c0, sample_rate=RATE))
     knob_layers = random_torch_layers(rng, 2, 5, 1)
-    (tmp_path / "pedal.json").write_text(json.dumps(hand_aidax(*knob_layers, inputs=2, skip=1)))
+    write_json(tmp_path / "pedal.json", hand_aidax(*knob_layers, inputs=2, skip=1))
     x = make_signal(3000, seed=1)
     sf.write(tmp_path / "in.wav", x, RATE, subtype="FLOAT")
     for skip in (True, False):
@@ -41,7 +42,7 @@ def test_process_runs_a_hand_built_nam_from_its_initial_state(files):
     y, rate = sf.read(folder / "out.wav", dtype="float32")
     layers, head_W, head_b, h0, c0 = files["nam"]
     assert rate == RATE
-    assert relative_error(y, reference_lstm(files["x"][:, None], layers, head_W, head_b, False, h0, c0)) < 1e-5
+    assert relative_error(y, reference_forward(files["x"][:, None], layers, head_W, head_b, False, h0, c0)[0]) < 1e-5
 
 
 def test_process_a_conditioned_model_with_a_knob(files):
@@ -56,7 +57,7 @@ def test_process_a_conditioned_model_with_a_knob(files):
     assert code == 0, err
     y, _ = sf.read(folder / "out.wav", dtype="float32")
     x_and_knob = np.stack([files["x"], np.full_like(files["x"], 0.3)], axis=1)
-    assert relative_error(y, reference_lstm(x_and_knob, *files["knob"], True)) < 1e-5
+    assert relative_error(y, reference_forward(x_and_knob, *files["knob"], True)[0]) < 1e-5
 
 
 def test_export_writes_both_formats_and_they_process_alike(files):
@@ -106,8 +107,7 @@ def test_train_init_from_a_nam_keeps_its_architecture_and_weights(files):
     folder = files["dir"]
     rng = np.random.default_rng(2)
     x = (0.3 * rng.standard_normal(RATE * 3)).astype(np.float32)
-    sf.write(folder / "dry.wav", x, RATE)
-    sf.write(folder / "wet.wav", np.tanh(2 * x), RATE)
+    write_pair(folder, x, np.tanh(2 * x), RATE)
     code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--hidden", "8",
                        "--out", folder / "refused")
     assert_one_line_error(code, err, "leave out --hidden")

@@ -5,7 +5,6 @@ import base64
 import io
 import shutil
 import struct
-import sys
 from html.parser import HTMLParser
 
 import numpy as np
@@ -16,7 +15,8 @@ from lstm_core.files.npz import load_model, load_npz, save_npz_atomic
 from run_report.figures import STRETCH_SECONDS, transient_start
 from run_report.verdict import advice, grade
 from run_report.run import distinct_names
-from test_cli import ROOT, assert_one_line_error, run
+
+from helpers import assert_one_line_error, run, write_pair
 
 RATE = 11025
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,8 +82,7 @@ def trained(tmp_path_factory):
     rng = np.random.default_rng(9)
     x = (0.3 * rng.standard_normal(RATE * 3)).astype(np.float32)
     wet = np.concatenate([np.zeros(3, np.float32), np.tanh(2 * x[:-3])])
-    sf.write(folder / "dry.wav", x, RATE)
-    sf.write(folder / "wet.wav", wet, RATE)
+    write_pair(folder, x, wet, RATE)
     code, out, err = run("train.py", "dry.wav", "wet.wav", "--epochs", "3", "--segment", "0.2",   # relative paths
                          "--warmup", "200", "--processes", "1", "--out", "run", cwd=folder)
     assert code == 0, err

@@ -1,43 +1,13 @@
 """It learns, through train.py itself: the origin's sanity checks and two effects, on
 small generated material (CI-sized: each run is a few seconds on two cores)."""
 
-import csv
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
 import soundfile as sf
 
 from audio_io import effects
 from audio_io.demo import music_like
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def train(*args, cwd):
-    done = subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def model_esr(run_dir: Path) -> float:
-    with np.load(run_dir / "model.npz", allow_pickle=False) as data:
-        return json.loads(str(data["config.json"]))["val_esr"]
-
-
-def history(run_dir: Path) -> list:
-    with open(run_dir / "history.csv") as stream:
-        return list(csv.DictReader(stream))
-
-
-def write_pair(folder: Path, dry, wet, rate, subtype="PCM_16"):
-    sf.write(folder / "dry.wav", dry, rate, subtype=subtype)
-    sf.write(folder / "wet.wav", wet, rate, subtype=subtype)
-    return folder / "dry.wav", folder / "wet.wav"
+from helpers import error_db, history, model_esr, run, train, write_pair
 
 
 def test_identity_without_skip_converges(tmp_path):
@@ -86,12 +56,11 @@ def test_overdrive_into_lowpass(tmp_path):
     # The trained model through process.py: parallel chunks match the exact sequential run.
     sf.write(tmp_path / "other.wav", music_like(12, rate, seed=16), rate, subtype="FLOAT")
     for mode in ([], ["--sequential"]):
-        done = subprocess.run([sys.executable, str(ROOT / "process.py"), "run/model.npz", "other.wav",
-                               f"out{len(mode)}.wav", *mode], capture_output=True, text=True, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
+        code, _, err = run("process.py", "run/model.npz", "other.wav", f"out{len(mode)}.wav", *mode, cwd=tmp_path)
+        assert code == 0, err
     fast, _ = sf.read(tmp_path / "out0.wav")
     exact, _ = sf.read(tmp_path / "out1.wav")
-    assert 10 * np.log10(np.sum((fast - exact) ** 2) / np.sum(exact ** 2)) < -80
+    assert error_db(fast, exact) < -80
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path):

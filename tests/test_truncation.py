@@ -1,18 +1,10 @@
 """Truncated BPTT is explicit: windows chain through their state, and only the caller
 decides whether a gradient crosses from one window into the one before it."""
 
-import numpy as np
-
-from lstm_core.backend import to_numpy
 from lstm_core.lstm import lstm_backward, lstm_forward
 from lstm_core.model import model_backward, model_forward
 
-from helpers import loss_of, make_model, make_window
-
-
-def _close(a, b, tol=1e-10):
-    a, b = to_numpy(a), to_numpy(b)
-    return np.abs(a - b).max() <= tol * max(1.0, np.abs(b).max())
+from helpers import close, loss_of, make_model, make_window
 
 
 def test_window_two_gradient_treats_window_one_state_as_constant(xp, rng):
@@ -32,7 +24,7 @@ def test_window_two_gradient_treats_window_one_state_as_constant(xp, rng):
     y2c, _, cache2c = model_forward(params, config, x2, constant)
     grads_constant, _, _ = model_backward(loss_fn(y2c, target2)[1], cache2c)
     for name in params:
-        assert _close(grads_chained[name], grads_constant[name]), name
+        assert close(grads_chained[name], grads_constant[name]), name
 
     # Full BPTT over the joined window (window 1 as a loss-free warm-up) differs...
     x12 = xp.concatenate([x1, x2])
@@ -40,14 +32,14 @@ def test_window_two_gradient_treats_window_one_state_as_constant(xp, rng):
     full = loss_of("esr_pre_dc", warmup=15)
     y12, _, cache12 = model_forward(params, config, x12, (h0, c0))
     grads_full, _, _ = model_backward(full(y12, target12)[1], cache12)
-    assert not _close(grads_full["lstm0.W_h"], grads_chained["lstm0.W_h"], 1e-6)
+    assert not close(grads_full["lstm0.W_h"], grads_chained["lstm0.W_h"], 1e-6)
 
     # ...and equals the chained windows once window 2 hands its state gradient back.
     _, _, cache1 = model_forward(params, config, x1, (h0, c0))
     zero_dy = xp.zeros((15, 2), dtype=x1.dtype)
     grads_back, _, _ = model_backward(zero_dy, cache1, dstate_T=dstate1)
     for name in params:
-        assert _close(grads_full[name], grads_chained[name] + grads_back[name]), name
+        assert close(grads_full[name], grads_chained[name] + grads_back[name]), name
 
 
 def test_step_by_step_equals_whole_window(xp, rng):
@@ -68,7 +60,7 @@ def test_step_by_step_equals_whole_window(xp, rng):
         h_t, (h, c), cache_t = lstm_forward(x[t : t + 1], params, h, c)
         steps.append(h_t)
         caches.append(cache_t)
-    assert _close(xp.concatenate(steps), h_all) and _close(h, h_T) and _close(c, c_T)
+    assert close(xp.concatenate(steps), h_all) and close(h, h_T) and close(c, c_T)
 
     dh_next = dc_next = None
     step_grads, step_dx = [], []
@@ -77,9 +69,9 @@ def test_step_by_step_equals_whole_window(xp, rng):
         step_grads.append(g)
         step_dx.append(dx_t)
     for name in grads:
-        assert _close(sum(g[name] for g in step_grads), grads[name]), name
-    assert _close(xp.concatenate(step_dx[::-1]), dx)
-    assert _close(dh_next, dh0) and _close(dc_next, dc0)
+        assert close(sum(g[name] for g in step_grads), grads[name]), name
+    assert close(xp.concatenate(step_dx[::-1]), dx)
+    assert close(dh_next, dh0) and close(dc_next, dc0)
 
 
 def test_forward_does_not_write_into_inputs(xp, rng):
@@ -91,5 +83,5 @@ def test_forward_does_not_write_into_inputs(xp, rng):
     dy_before = dy.copy()
     model_backward(dy, cache, dstate_T=(xp.ones_like(h0), xp.ones_like(c0)))
     for name, value in dict(params, x=x, h0=h0, c0=c0).items():
-        assert _close(value, before[name], 0), name
-    assert _close(dy, dy_before, 0)
+        assert close(value, before[name], 0), name
+    assert close(dy, dy_before, 0)
