@@ -1,46 +1,33 @@
 """CPU against GPU in one run: training throughput, offline inference speed, time to quality.
 
-Three parts, each a Markdown table (and, with --write, appended to RESULTS.md under a
-heading naming the GPU, the CPU, the date and the command):
+The systems are common.SYSTEMS, whichever are present (--systems picks): NumPy, NumPy xN,
+PyTorch CPU, CuPy with lstm_core's default GPU loop and "CuPy window loop" with the other
+(gpu_loop passed as an argument, so one run says which wins), PyTorch CUDA (cuDNN, strict
+FP32) and PyTorch CUDA TF32. Three parts, each a Markdown table (with --write, appended to
+RESULTS.md under a heading naming the GPU, the CPU, the date and the command):
 
-    throughput  samples/s of one training step (forward, backward through the window,
-                one Adam update; bench_step.py's step) for every backend present:
-                    NumPy         lstm_core.training.train_window, one process
-                    NumPy xN      the batch shared by N processes (ParallelTrainer, train.py's CPU path)
-                    PyTorch CPU   nn.LSTM + nn.Linear + torch.optim.Adam, every core
-                    CuPy          train_window on the GPU, with lstm_core's default loop
-                                  (cuda_kernels.current_loop()); "CuPy window loop" (or
-                                  "CuPy step loop") is the same with the other loop, so
-                                  that one run says which wins
-                    PyTorch CUDA  the same as PyTorch CPU through cuDNN, strict FP32 ("ieee")
-                    PyTorch CUDA TF32   the same with PyTorch's default for cuDNN RNNs (TF32
-                                  tensor cores: faster, about 3 decimal digits fewer)
-                at H in 16 32 64 128 and B in 40 512 1024 4096 (1024: the issue's target
-                configuration, H = 32, B = 1024). Each cell gives the median k samples/s and
-                the fraction of the FLOP ceiling reached: forward + backward cost about
-                24 H^2 flops a sample (8 H^2 for W_h h forward, 16 H^2 for the two backward
-                products; the input, the gates' arithmetic and the read-out are ignored), so
-                the ceiling is peak FLOP/s / (24 H^2) samples/s for the device the system runs
-                on. Large configurations use shorter windows (T * B <= --window-samples),
-                which moves samples/s little, and every system stops timing after --budget
-                seconds of timed steps (at least one), so the slow CPU cells do not eat
-                the run; both are said under the table. A PNG plots samples/s against B,
-                one panel per H, one line per backend.
-    inference   x real time of a 3-minute 44.1 kHz mono signal (generated in memory)
-                through lstm_core.inference.process_parallel (64 chunks on the CPU, 4096 on
-                the GPU, 8192 samples of warm-up each: process.py's settings), and through
-                nn.LSTM + Linear with the same weights over the same chunked window under
-                torch.no_grad(), on the CPU and on CUDA; the largest differences between
-                PyTorch's output and ours, and between the GPU loops, are printed as a check
-                that all run the same model.
-    quality     time_to_quality.py's run_ours on one pair (generated music through an
-                effect): the CPU with train.py's CPU defaults (ParallelTrainer over every
-                core), the GPU with its GPU defaults (lstm_core.training.device_defaults);
-                val ESR after every epoch against training wall time (validation off the
-                clock), the best within each budget, and when each reached the CPU's best.
+    throughput  samples/s of bench_step.py's training step at H in 16 32 64 128 and B in
+                40 512 1024 4096 (H = 32, B = 1024: the issue's target), each with the
+                fraction of its device's FLOP ceiling: forward + backward cost about 24 H^2
+                flops a sample (8 H^2 for W_h h forward, 16 H^2 for the two backward
+                products; the input, the gates and the read-out are ignored), so the ceiling
+                is peak FLOP/s / (24 H^2). Large batches get shorter windows (T * B <=
+                --window-samples), and a system stops timing after --budget seconds (at
+                least one step), so the slow CPU cells do not eat the run; the notes say
+                where. --write also plots samples/s against B, one panel per H.
+    inference   x real time of a 3-minute 44.1 kHz mono signal (generated in memory) through
+                lstm_core.inference.process_parallel with process.py's settings
+                (lstm_core.devices: 64 chunks on the CPU, 4096 on the GPU, 8192 samples of
+                warm-up each), and through nn.LSTM + Linear with the same weights over the
+                same chunks; the largest differences between PyTorch's output and ours, and
+                between the GPU loops, check that all run the same model.
+    quality     time_to_quality.run_ours on one generated pair, the CPU and the GPU each
+                with train.py's settings for it (lstm_core.devices.device_settings): val ESR
+                after every epoch against training seconds (validation off the clock), the
+                best within each budget, and when each reached the CPU's best.
 
-No audio file is read or written (soundfile is not needed), so the command runs on a GPU
-machine from a plain checkout:
+No audio file is read or written (soundfile is not needed), so it runs on a GPU machine
+from a plain checkout:
 
     python benchmarks/cpu_vs_gpu.py --quick                 # smoke run, a few seconds
     python benchmarks/cpu_vs_gpu.py                         # everything (meant to fit 8 min on an H100 machine)
@@ -56,41 +43,24 @@ flops each, per cycle; AVX-512 machines may reach twice that); --cpu-peak-tflops
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # run from a checkout, no install needed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))        # bench_step, time_to_quality: siblings
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))    # run from a checkout, no install needed
-
-import bench_step  # noqa: E402
-import time_to_quality  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
-from bench_step import (CORES, PARALLEL, System, check_torch_loss, import_torch, k, machine_facts,  # noqa: E402
-                        measure, ours_parallel_step, ours_step, others_cpu_seconds, positive_int,
-                        rerun_without_blas_overrides, torch_step)
-from lstm_core import cuda_kernels  # noqa: E402
-from lstm_core.backend import get_xp, gpu_unavailable_reason, is_gpu, to_device  # noqa: E402
-from lstm_core import inference  # noqa: E402
-from lstm_core.inference import STEPS_PER_CALL, join_chunks, process_parallel, split_into_chunks  # noqa: E402
-from lstm_core.model import ModelConfig, init_params  # noqa: E402
-from lstm_core.files.torch_layout import to_torch_layout  # noqa: E402
-from lstm_core.training import device_defaults  # noqa: E402
+from benchmarks import common, rerun_without_blas_overrides, time_to_quality  # noqa: E402
+from benchmarks.bench_step import measure_grid  # noqa: E402
+from benchmarks.common import CORES, PARALLEL, RATE, SYSTEM, SYSTEMS, k, positive_float, positive_int  # noqa: E402
+from lstm_core.cuda_kernels import DEFAULT_LOOP  # noqa: E402
+from lstm_core.devices import CPU, GPU, device_settings  # noqa: E402
+from lstm_core.inference import STEPS_PER_CALL  # noqa: E402
+from lstm_core.training import TrainConfig  # noqa: E402
 
-
-RESULTS = bench_step.RESULTS
 PLOT = Path(__file__).with_name("throughput_vs_batch.png")
-RATE = 44100
-
-# process.py's settings for parallel chunks (one place: lstm_core.inference).
-OVERLAP = inference.OVERLAP
-PARTS_CPU, PARTS_GPU = inference.PARTS["cpu"], inference.PARTS["gpu"]
-
 FLOPS_PER_SAMPLE = 24         # x H^2: forward + backward of the recurrent products (module docstring)
 CPU_FLOPS_PER_CYCLE = 32      # per core, FP32: two AVX2 FMA units x 8 lanes x 2 flops
 
@@ -105,24 +75,7 @@ CPU_FLOPS_PER_CYCLE = 32      # per core, FP32: two AVX2 FMA units x 8 lanes x 2
 GPU_PEAK_TFLOPS = (("H100 PCIe", 51.0), ("NVL", None), ("H100", 67.0), ("H200", 67.0))
 
 PARTS = ("throughput", "inference", "quality")
-
-# The GPU loops of lstm_core (cuda_kernels.use_loop): "CuPy" runs the default one, "CuPy
-# <loop> loop" each other one.
-DEFAULT_LOOP = cuda_kernels.current_loop()
-CUPY_LOOPS = {("cupy" if loop == DEFAULT_LOOP else f"cupy-{loop}"): loop
-              for loop in sorted(cuda_kernels.LOOPS, key=lambda loop: loop != DEFAULT_LOOP)}
-
-# Command-line name -> table name, in the order the systems take turns.
-SYSTEMS = {
-    "numpy": "NumPy",
-    "numpy-parallel": PARALLEL,
-    "torch-cpu": "PyTorch CPU",
-    **{option: "CuPy" if loop == DEFAULT_LOOP else f"CuPy {loop} loop" for option, loop in CUPY_LOOPS.items()},
-    "torch-cuda": "PyTorch CUDA",
-    "torch-cuda-tf32": "PyTorch CUDA TF32",
-}
-LOOP_OF = {SYSTEMS[option]: loop for option, loop in CUPY_LOOPS.items()}        # table name -> loop
-INFERENCE_SYSTEMS = ("NumPy", "PyTorch CPU", *LOOP_OF, "PyTorch CUDA")
+CUPY_PEERS = ("NumPy", PARALLEL, "PyTorch CUDA", "PyTorch CUDA TF32")   # CuPy's speed over: our CPU paths, cuDNN
 TARGET_H, TARGET_B = 32, 1024            # the issue's training target: CuPy >= 20x NumPy, >= PyTorch cuDNN
 TARGET_REAL_TIME = 1000                  # the issue's inference target on the GPU, x real time
 
@@ -173,155 +126,12 @@ def gpu_peak(name: str, override_tflops: float | None) -> tuple[float | None, st
 
 
 def on_gpu(name: str) -> bool:
-    return name in LOOP_OF or name.startswith("PyTorch CUDA")
+    return SYSTEM[name].device == "gpu"
 
 
 def ceiling(peak: float | None, H: int) -> float | None:
     """Samples/s at which the recurrent products alone would keep the device at its peak."""
     return None if peak is None else peak / (FLOPS_PER_SAMPLE * H * H)
-
-
-# --- the systems ---------------------------------------------------------------------------
-
-def set_cudnn_rnn_tf32(torch, allowed: bool):
-    """Let cuDNN's RNNs use TF32 tensor cores for float32, or not (IEEE FP32)."""
-    rnn = getattr(torch.backends.cudnn, "rnn", None)
-    if rnn is not None and hasattr(rnn, "fp32_precision"):      # PyTorch >= 2.9; never mix with the old flag
-        rnn.fp32_precision = "tf32" if allowed else "ieee"
-    else:
-        torch.backends.cudnn.allow_tf32 = allowed
-
-
-def cudnn_rnn_default(torch) -> str:
-    """PyTorch's own setting for cuDNN RNNs in float32, read before this script changes it."""
-    rnn = getattr(torch.backends.cudnn, "rnn", None)
-    if rnn is not None and hasattr(rnn, "fp32_precision"):
-        return f"torch.backends.cudnn.rnn.fp32_precision = {rnn.fp32_precision!r}"
-    return f"torch.backends.cudnn.allow_tf32 = {torch.backends.cudnn.allow_tf32}"
-
-
-def torch_cuda_step(torch, tf32: bool, H: int, x: np.ndarray, target: np.ndarray):
-    """bench_step.torch_step on CUDA with cuDNN's RNN precision set before every step."""
-    set_cudnn_rnn_tf32(torch, tf32)
-    inner = torch_step(torch, "cuda", H, x, target)
-
-    def step():
-        set_cudnn_rnn_tf32(torch, tf32)
-        inner()
-
-    return step
-
-
-def cupy_step(loop: str, H: int, x: np.ndarray, target: np.ndarray):
-    """bench_step.ours_step on the GPU with lstm_core's GPU loop set before every step."""
-    cuda_kernels.use_loop(loop)
-    inner = ours_step(get_xp("gpu"), H, x, target)
-
-    def step():
-        cuda_kernels.use_loop(loop)
-        inner()
-
-    return step
-
-
-def present_systems(torch) -> dict:
-    """{command-line name: table name} of the systems this machine can run."""
-    present = {"numpy": SYSTEMS["numpy"]}
-    if CORES > 1:
-        present["numpy-parallel"] = PARALLEL
-    if torch is not None:
-        present["torch-cpu"] = "PyTorch CPU"
-    if not gpu_unavailable_reason():
-        present.update({option: SYSTEMS[option] for option in CUPY_LOOPS})
-    if torch is not None and torch.cuda.is_available():
-        present["torch-cuda"] = "PyTorch CUDA"
-        present["torch-cuda-tf32"] = "PyTorch CUDA TF32"
-    return present
-
-
-def absent_because(option: str, torch) -> str:
-    """Why the system named ``option`` on the command line cannot run here."""
-    if option in CUPY_LOOPS:
-        return gpu_unavailable_reason()
-    if option == "numpy-parallel":
-        return "one core only"
-    if torch is None:
-        return "PyTorch is not installed, or --no-torch"
-    return "PyTorch sees no CUDA device"
-
-
-def training_systems(torch, names: list) -> list:
-    """bench_step.System for each table name in ``names``, in that order."""
-    makers = {
-        "NumPy": partial(ours_step, np),
-        PARALLEL: ours_parallel_step,
-        "PyTorch CPU": partial(torch_step, torch, "cpu"),
-        **{name: partial(cupy_step, loop) for name, loop in LOOP_OF.items()},
-        "PyTorch CUDA": partial(torch_cuda_step, torch, False),
-        "PyTorch CUDA TF32": partial(torch_cuda_step, torch, True),
-    }
-    return [System(name, makers[name]) for name in names]
-
-
-def ours_inference(xp, H: int, loop: str = DEFAULT_LOOP):
-    """x (N,) -> y (N,) through process_parallel with process.py's chunking for xp's
-    device (and, on the GPU, lstm_core's GPU loop ``loop``)."""
-    config = ModelConfig(hidden_size=H)
-    params = {name: to_device(value, xp) for name, value in init_params(config, np.random.default_rng(H)).items()}
-    parts = PARTS_GPU if is_gpu(xp) else PARTS_CPU
-
-    def run(x: np.ndarray) -> np.ndarray:
-        cuda_kernels.use_loop(loop)
-        return process_parallel(params, config, x, xp, parts, OVERLAP)
-
-    return run
-
-
-def torch_inference(torch, device: str, H: int):
-    """x (N,) -> y (N,): nn.LSTM + Linear + skip with our weights (the same init as
-    ours_inference) over the same chunked window, STEPS_PER_CALL steps a call, the state
-    carried, under torch.no_grad()."""
-    config = ModelConfig(hidden_size=H)
-    layers, head_W, head_b = to_torch_layout(init_params(config, np.random.default_rng(H)), config)
-    lstm, linear = torch.nn.LSTM(1, H), torch.nn.Linear(H, 1)
-    with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.from_numpy(layers[0]["W_ih"]))
-        lstm.weight_hh_l0.copy_(torch.from_numpy(layers[0]["W_hh"]))
-        lstm.bias_ih_l0.copy_(torch.from_numpy(layers[0]["bias"]))
-        lstm.bias_hh_l0.zero_()
-        linear.weight.copy_(torch.from_numpy(head_W))
-        linear.bias.copy_(torch.from_numpy(head_b))
-    lstm, linear = lstm.to(device), linear.to(device)
-    parts = PARTS_GPU if device == "cuda" else PARTS_CPU
-
-    def run(x: np.ndarray) -> np.ndarray:
-        if device == "cuda":
-            set_cudnn_rnn_tf32(torch, False)
-        window, plan = split_into_chunks(x, parts, OVERLAP)                 # (steps, P)
-        with torch.no_grad():
-            x_window = torch.from_numpy(window).to(device)
-            y_window = torch.empty_like(x_window)
-            state = None
-            for start in range(0, x_window.shape[0], STEPS_PER_CALL):
-                piece = x_window[start : start + STEPS_PER_CALL, :, None]  # (t, P, 1)
-                h, state = lstm(piece, state)                               # (t, P, H)
-                y_window[start : start + STEPS_PER_CALL] = linear(h)[..., 0] + piece[..., 0]
-            return join_chunks(y_window.cpu().numpy(), plan)
-
-    return run
-
-
-def inference_runners(torch, names: list, H: int) -> dict:
-    """{table name: run (x (N,) -> y (N,))} for each of ``names``, at hidden size H."""
-    runners = {}
-    for name in names:
-        if name in LOOP_OF:
-            runners[name] = ours_inference(get_xp("gpu"), H, LOOP_OF[name])
-        elif name == "NumPy":
-            runners[name] = ours_inference(np, H)
-        else:
-            runners[name] = torch_inference(torch, "cuda" if on_gpu(name) else "cpu", H)
-    return runners
 
 
 # --- the parts -----------------------------------------------------------------------------
@@ -331,50 +141,26 @@ def window_steps(args, B: int) -> int:
     return max(16, min(args.steps, args.window_samples // B))
 
 
-def run_throughput(args, torch, names: list) -> list:
-    """[(H, B, T, {name: [samples/s]})] for every configuration."""
-    systems = training_systems(torch, names)
-    results = []
-    for H in args.hidden:
-        for B in args.batch:
-            T = window_steps(args, B)
-            started = time.perf_counter()
-            rates = measure(systems, H, B, T, args.repeats, args.budget)
-            results.append((H, B, T, rates))
-            summary = ", ".join(f"{name} {k(statistics.median(rates[name]))} k/s" for name in names)
-            print(f"H={H:<3d} B={B:<4d} T={T:<4d} {summary}  ({time.perf_counter() - started:.1f} s)",
-                  file=sys.stderr, flush=True)
-    return results
-
-
 def compared_pairs(names: list) -> list:
-    """(system, reference) pairs whose outputs should agree: PyTorch against ours on each
-    device, and each other GPU loop against the default one."""
-    pairs = [("PyTorch CPU", "NumPy"), ("PyTorch CUDA", "CuPy")]
-    pairs += [(name, "CuPy") for name in LOOP_OF if name != "CuPy"]
-    return [(a, b) for a, b in pairs if a in names and b in names]
+    """(system, reference) pairs whose outputs should agree: each of ours and its peer, the
+    reference being ours (PyTorch against NumPy and CuPy, each other GPU loop against CuPy)."""
+    pairs = [(name, SYSTEM[name].peer) for name in names if SYSTEM[name].runner and SYSTEM[name].peer in names]
+    return [(a, b) if SYSTEM[b].ours else (b, a) for a, b in pairs]
 
 
 def run_inference(args, torch, names: list) -> list:
     """[(H, {name: [seconds of each timed run]}, {(name, reference): largest |y - y_reference|})]
-    for every H."""
+    for every H: a warm-up on 2 s each, then the systems take turns (common.take_turns)."""
     audio = music_like(args.audio_seconds, RATE, 3)             # (N,) float32
     warm = audio[: 2 * RATE]
     results = []
     for H in args.hidden:
         started = time.perf_counter()
-        runners = inference_runners(torch, names, H)
-        outputs, seconds = {}, {name: [] for name in runners}
-        for run in runners.values():
-            run(warm)                       # kernels compiled, cuDNN and BLAS started, buffers sized
-        for round_ in range(args.repeats):
-            for name, run in runners.items():
-                if round_ > 0 and sum(seconds[name]) >= args.budget:
-                    continue
-                start = time.perf_counter()
-                outputs[name] = run(audio)
-                seconds[name].append(time.perf_counter() - start)
-        differences = {(a, b): float(np.max(np.abs(outputs[a] - outputs[b]))) for a, b in compared_pairs(names)}
+        runners = {name: SYSTEM[name].runner(torch, H) for name in names}
+        seconds, outputs = common.take_turns({name: partial(run, audio) for name, run in runners.items()},
+                                             args.repeats, args.budget,
+                                             {name: partial(run, warm) for name, run in runners.items()})
+        differences = {(a, b): float(abs(outputs[a] - outputs[b]).max()) for a, b in compared_pairs(names)}
         results.append((H, seconds, differences))
         summary = ", ".join(f"{name} {args.audio_seconds / statistics.median(s):.0f}x" for name, s in seconds.items())
         print(f"H={H:<3d} {summary}  ({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
@@ -382,22 +168,18 @@ def run_inference(args, torch, names: list) -> list:
 
 
 def run_quality(args, use_gpu: bool) -> dict:
-    """{device: (settings text, [(training seconds, val ESR)])}: the CPU, and the GPU if used."""
+    """{device: (settings text, [(training seconds, val ESR)])}: the CPU, and the GPU if used,
+    each with train.py's settings for it (validating, on the GPU, in process.py's chunks)."""
     x_train, y_train, x_val, y_val = time_to_quality.material(args.effect, seconds=args.quality_seconds)
-    horizon = max(args.budgets)
-    devices = [("CPU", "cpu", np, CORES, 32)]
+    settings = {"CPU": device_settings("cpu")}
     if use_gpu:
-        devices.append(("GPU", "gpu", get_xp("gpu"), 1, PARTS_GPU))
-    cuda_kernels.use_loop(DEFAULT_LOOP)             # the loop train.py runs
+        settings["GPU"] = device_settings("gpu", validation_parts=GPU.parts)
     runs = {}
-    for label, device, xp, processes, validation_parts in devices:
-        overrides = device_defaults(device)
-        backend = f"CuPy ({DEFAULT_LOOP} loop)" if is_gpu(xp) else f"NumPy x{processes}"
-        settings = f"{backend}, {', '.join(f'{k}={v}' for k, v in overrides.items())}"
+    for label, device in settings.items():
+        backend = f"CuPy ({device.gpu_loop} loop)" if device.device == "gpu" else f"NumPy x{device.processes}"
         started = time.perf_counter()
-        points = time_to_quality.run_ours(x_train, y_train, x_val, y_val, horizon, overrides, xp, processes,
-                                          validation_parts)
-        runs[label] = (settings, points)
+        points = time_to_quality.run_ours(x_train, y_train, x_val, y_val, max(args.budgets), device, TrainConfig())
+        runs[label] = (f"{backend}, batch={device.batch}, segment={device.segment}", points)
         print(f"quality {label}: {len(points)} epochs, best val ESR {min(v for _, v in points):.3g} "
               f"({time.perf_counter() - started:.0f} s with validation)", file=sys.stderr, flush=True)
     return runs
@@ -417,16 +199,15 @@ def throughput_table(results: list, names: list, peaks: dict) -> str:
     """One row per (H, B): each system's median k samples/s (% of its device's ceiling),
     the ceilings, and ratios: CuPy (the faster of its loops) against NumPy, NumPy xN and
     PyTorch CUDA, NumPy against PyTorch CPU, and the other GPU loops against the default."""
-    cupy_names = [name for name in names if name in LOOP_OF]
+    cupy_names = [name for name in names if SYSTEM[name].gpu_loop]
     best = "CuPy" if len(cupy_names) < 2 else "CuPy (faster loop)"
-    ratios = [(best, peer) for peer in ("NumPy", PARALLEL, "PyTorch CUDA", "PyTorch CUDA TF32")
-              if cupy_names and peer in names]
+    ratios = [(best, peer) for peer in CUPY_PEERS if cupy_names and peer in names]
     ratios += [(name, "CuPy") for name in cupy_names if name != "CuPy" and "CuPy" in names]
     ratios += [("NumPy", "PyTorch CPU")] if "NumPy" in names and "PyTorch CPU" in names else []
     devices = [device for device in ("CPU", "GPU") if any(on_gpu(name) == (device == "GPU") for name in names)]
     header = ["H", "B", "T"] + [f"{name} k/s (% ceiling)" for name in names]
     header += [f"{device} ceiling M/s" for device in devices] + [f"{ours} / {peer}" for ours, peer in ratios]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    rows = []
     for H, B, T, rates in results:
         medians = {name: statistics.median(rates[name]) for name in names}
         if cupy_names:
@@ -438,9 +219,8 @@ def throughput_table(results: list, names: list, peaks: dict) -> str:
         for device in devices:
             limit = ceiling(peaks[device], H)
             row.append(millions(limit) if limit else "-")
-        row += [f"{medians[ours] / medians[peer]:.2f}" for ours, peer in ratios]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row + [f"{medians[ours] / medians[peer]:.2f}" for ours, peer in ratios])
+    return common.markdown_table(header, rows)
 
 
 def throughput_notes(args, results: list, names: list) -> str:
@@ -458,10 +238,10 @@ def target_lines(args, throughput: list, inference: list) -> list:
     """The issue's targets, as far as this run measured them, for each GPU loop."""
     lines = []
     target = next((rates for H, B, T, rates in throughput if (H, B) == (TARGET_H, TARGET_B)), None)
-    cupy_names = [name for name in (target or {}) if name in LOOP_OF]
+    cupy_names = [name for name in (target or {}) if SYSTEM[name].gpu_loop]
     for name in cupy_names:
         cupy = statistics.median(target[name])
-        for peer in ("NumPy", PARALLEL, "PyTorch CUDA", "PyTorch CUDA TF32"):
+        for peer in CUPY_PEERS:
             if peer in target:
                 goal = "target >= 20 against the 2-core machine" if peer.startswith("NumPy") else "target >= 1"
                 lines.append(f"{name} / {peer} at H={TARGET_H} B={TARGET_B}: "
@@ -474,7 +254,7 @@ def target_lines(args, throughput: list, inference: list) -> list:
         lines.append(f"training target (H={TARGET_H}, B={TARGET_B}, CuPy): not measured in this run")
     for H, seconds, _ in inference:
         for name in seconds:
-            if name in LOOP_OF:
+            if SYSTEM[name].gpu_loop:
                 speed = args.audio_seconds / statistics.median(seconds[name])
                 lines.append(f"{name} inference at H={H}: {speed:,.0f}x real time (target >= {TARGET_REAL_TIME})")
     return lines
@@ -483,14 +263,11 @@ def target_lines(args, throughput: list, inference: list) -> list:
 def inference_table(args, results: list, names: list) -> str:
     """One row per H: x real time of each system, then the largest output differences."""
     pairs = compared_pairs(names)
-    header = ["H"] + [f"{name} ({PARTS_GPU if on_gpu(name) else PARTS_CPU} chunks)" for name in names]
+    header = ["H"] + [f"{name} ({(GPU if on_gpu(name) else CPU).parts} chunks)" for name in names]
     header += [f"max abs {a} - {b}" for a, b in pairs]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for H, seconds, differences in results:
-        row = [str(H)] + [f"{args.audio_seconds / statistics.median(seconds[name]):,.0f}x" for name in names]
-        row += [f"{differences[pair]:.1e}" for pair in pairs]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    rows = [[str(H)] + [f"{args.audio_seconds / statistics.median(seconds[name]):,.0f}x" for name in names]
+            + [f"{differences[pair]:.1e}" for pair in pairs] for H, seconds, differences in results]
+    return common.markdown_table(header, rows)
 
 
 def first_reached(points: list, value: float) -> float | None:
@@ -503,13 +280,12 @@ def quality_table(args, runs: dict) -> str:
     cpu_best = time_to_quality.best_within(runs["CPU"][1], horizon)
     header = ["device", "settings"] + [f"best {b:g} s" for b in args.budgets]
     header += ["epochs", f"seconds to {cpu_best:.3g} (the CPU's best in {horizon:g} s)"]
-    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    rows = []
     for label, (settings, points) in runs.items():
         reached = first_reached(points, cpu_best)
         row = [label, settings] + [f"{time_to_quality.best_within(points, b):.3g}" for b in args.budgets]
-        row += [str(len(points)), f"{reached:.1f}" if reached is not None else "-"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row + [str(len(points)), f"{reached:.1f}" if reached is not None else "-"])
+    return common.markdown_table(header, rows, text_columns=2)
 
 
 def quality_points(runs: dict) -> str:
@@ -520,14 +296,10 @@ def quality_points(runs: dict) -> str:
 
 def plot_throughput(results: list, names: list, peaks: dict, path: Path, title: str = "") -> bool:
     """samples/s against B (log-log), one panel per H, one line per system; dotted: ceilings."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("matplotlib is not installed: no plot")
+    plt = common.pyplot()
+    if plt is None:
         return False
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from matplotlib.ticker import NullLocator
 
     hidden = list(dict.fromkeys(H for H, *_ in results))
     columns = min(2, len(hidden))
@@ -548,7 +320,7 @@ def plot_throughput(results: list, names: list, peaks: dict, path: Path, title: 
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xticks(batches, [str(B) for B in batches])
-        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        axis.xaxis.set_minor_locator(NullLocator())
         axis.set_title(f"H = {H}")
         axis.set_xlabel("batch B (segments a step)")
         axis.grid(True, which="both", alpha=0.3)
@@ -563,26 +335,7 @@ def plot_throughput(results: list, names: list, peaks: dict, path: Path, title: 
     return True
 
 
-def append_results(path: Path, facts: dict, command: str, sections: list):
-    """Append the run under a heading naming the GPU, the CPU, the date; create the file if missing."""
-    machine = f"{facts['GPU']} GPU, {facts['CPU']} ({facts['cores'].split()[0]} cores)"
-    text = "" if path.exists() else "# Benchmark results\n"
-    text += f"\n## CPU vs GPU: {machine}, {facts['date']}\n\n`{command}`\n\n"
-    text += "\n".join(f"- {name}: {value}" for name, value in facts.items()) + "\n"
-    for title, body in sections:
-        text += f"\n### {title}\n\n{body}\n"
-    with path.open("a") as file:
-        file.write(text)
-
-
 # --- the command line ----------------------------------------------------------------------
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Training samples/s, inference speed and time to quality on every "
@@ -592,7 +345,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="smoke run in seconds: H 8, B 8 and 40, T 64, one timed step or run, 3 s of audio, "
                         "a 2 s quality budget on 8 s of material (options given explicitly still win)")
-    p.add_argument("--systems", nargs="+", choices=list(SYSTEMS),
+    p.add_argument("--systems", nargs="+", choices=[system.option for system in SYSTEMS],
                    help="backends to run (default: every one present); one that is absent is an error")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even where it is installed")
     g = p.add_argument_group("throughput")
@@ -621,7 +374,8 @@ def parse_args(argv=None):
                    help="seconds of generated material, the last 20 %% validating (default 60)")
     g = p.add_argument_group("output")
     g.add_argument("--write", action="store_true", help="append the tables to --results and plot to --plot")
-    g.add_argument("--results", type=Path, default=RESULTS, help=f"where --write appends (default {RESULTS})")
+    g.add_argument("--results", type=Path, default=common.RESULTS,
+                   help=f"where --write appends (default {common.RESULTS})")
     g.add_argument("--plot", type=Path, default=PLOT, help=f"where --write saves the plot (default {PLOT})")
     args = p.parse_args(argv)
     quick = args.quick
@@ -644,54 +398,45 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    torch = None if args.no_torch else import_torch()
-    if torch is not None:
-        check_torch_loss(torch)
-        tf32_default = cudnn_rnn_default(torch) if torch.cuda.is_available() else "-"
-    present = present_systems(torch)
-    wanted = args.systems or list(present)
-    missing = [name for name in wanted if name not in present]
+    torch = None if args.no_torch else common.import_torch()
+    by_option = {system.option: system for system in SYSTEMS}
+    wanted = args.systems or [system.option for system in SYSTEMS if not system.absent(torch)]
+    missing = [option for option in wanted if by_option[option].absent(torch)]
     if missing:
-        sys.exit("not present on this machine: " + ", ".join(f"{name} ({absent_because(name, torch)})"
-                                                             for name in missing))
-    names = [SYSTEMS[name] for name in SYSTEMS if name in wanted]
+        sys.exit("not present on this machine: " + ", ".join(f"{option} ({by_option[option].absent(torch)})"
+                                                             for option in missing))
+    names = [system.name for system in SYSTEMS if system.option in wanted]
 
-    facts = machine_facts(torch)
+    facts = common.machine_facts(torch)
     peaks = {}
     peaks["CPU"], facts["CPU peak"] = cpu_peak(args.cpu_peak_tflops)
     gpu_name = facts["GPU"] if facts["GPU"] != "none" else ""
     peaks["GPU"], facts["GPU peak"] = gpu_peak(gpu_name, args.gpu_peak_tflops)
-    if torch is not None and torch.cuda.is_available():
-        facts["cuDNN RNN float32"] = (f"PyTorch's default here: {tf32_default}; 'PyTorch CUDA' runs IEEE FP32, "
-                                      f"'PyTorch CUDA TF32' TF32")
-    if any(name in LOOP_OF for name in names):
-        facts["GPU loops"] = ", ".join(f"{name} = cuda_kernels.use_loop({loop!r})" for name, loop in LOOP_OF.items()
-                                       if name in names) + f" (lstm_core's default: {DEFAULT_LOOP!r})"
+    loops = [SYSTEM[name] for name in names if SYSTEM[name].gpu_loop]
+    if loops:
+        facts["GPU loops"] = (", ".join(f"{system.name} = gpu_loop {system.gpu_loop!r}" for system in loops)
+                              + f" (lstm_core's default: {DEFAULT_LOOP!r})")
     facts["systems"] = ", ".join(names)
-    for name, value in facts.items():
-        print(f"{name + ':':20s}{value}")
+    common.print_facts(facts)
     print(flush=True)
 
     sections, timings, throughput, inference = [], [], [], []
     if "throughput" in args.part:
-        started, others_before = time.perf_counter(), others_cpu_seconds()
-        throughput = run_throughput(args, torch, names)
+        started, other_work = time.perf_counter(), common.watch_other_work()
+        throughput = measure_grid([SYSTEM[name] for name in names], torch, args.hidden, args.batch,
+                                  partial(window_steps, args), args.repeats, args.budget)
         table = throughput_table(throughput, names, peaks)
-        notes = throughput_notes(args, throughput, names)
-        if others_before is not None:
-            others = others_cpu_seconds() - others_before
-            notes += (f" Other processes: {others:.1f} core-s busy during the {time.perf_counter() - started:.0f} s "
-                      f"of measuring{' (the timings are skewed)' if others > bench_step.OTHERS_LIMIT else ''}.")
+        notes = " ".join(filter(None, [throughput_notes(args, throughput, names), other_work()]))
         sections.append(("Training throughput (k samples/s, % of the FLOP ceiling 24 H^2 flops a sample)",
                          f"{table}\n\n{notes}"))
         timings.append(f"throughput {time.perf_counter() - started:.0f} s")
     if "inference" in args.part:
         started = time.perf_counter()
-        inference_names = [name for name in names if name in INFERENCE_SYSTEMS]
+        inference_names = [name for name in names if SYSTEM[name].runner]
         inference = run_inference(args, torch, inference_names)
         table = inference_table(args, inference, inference_names)
-        notes = (f"x real time for {args.audio_seconds:g} s of generated 44.1 kHz mono audio, {OVERLAP} samples of "
-                 f"warm-up a chunk, median of up to {args.repeats} runs after a warm-up on 2 s "
+        notes = (f"x real time for {args.audio_seconds:g} s of generated 44.1 kHz mono audio, {CPU.overlap} samples "
+                 f"of warm-up a chunk, median of up to {args.repeats} runs after a warm-up on 2 s "
                  f"(the same --budget cap); ours: lstm_core.inference.process_parallel; PyTorch: nn.LSTM + Linear "
                  f"with the same weights over the same chunks, no_grad, {STEPS_PER_CALL} steps a call. "
                  f"The last columns: the largest difference between PyTorch's output and ours, and between the GPU "
@@ -705,7 +450,7 @@ def main(argv=None) -> int:
         started = time.perf_counter()
         runs = run_quality(args, any(on_gpu(name) for name in names))
         notes = (f"{args.quality_seconds:g} s of generated music-like audio at {RATE} Hz through the "
-                 f"{args.effect} effect ({time_to_quality.EFFECT_TEXT[args.effect]}), the last 20 % validating; "
+                 f"{args.effect} effect ({time_to_quality.EFFECTS[args.effect][0]}), the last 20 % validating; "
                  f"H = 32; best val ESR within each training-time budget (validation off the clock).")
         sections.append(("Time to quality (val ESR against training seconds)",
                          f"{quality_table(args, runs)}\n\n{notes}\n\nEvery epoch (training seconds, val ESR):\n\n"
@@ -716,8 +461,10 @@ def main(argv=None) -> int:
         print(f"\n{title}\n\n{body}")
     print(f"\ntime taken: {', '.join(timings)}")
     if args.write:
-        command = shlex.join(["python", "benchmarks/cpu_vs_gpu.py", *(sys.argv[1:] if argv is None else argv)])
-        append_results(args.results, facts, command, sections)
+        machine = f"{facts['GPU']} GPU, {facts['CPU']} ({facts['cores'].split()[0]} cores)"
+        text = common.facts_list(facts) + "".join(f"\n\n### {title}\n\n{body}" for title, body in sections)
+        common.append_section(args.results, f"CPU vs GPU: {machine}, {facts['date']}",
+                              common.command_line("cpu_vs_gpu.py", argv), text)
         print(f"appended to {args.results}")
         title = f"training samples/s: {facts['GPU']} GPU, {facts['CPU']} ({CORES} cores), {facts['date']}"
         if throughput and plot_throughput(throughput, names, peaks, args.plot, title):

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))          # the benchmarks package
 
-import cpu_vs_gpu  # noqa: E402
+from benchmarks import common, cpu_vs_gpu  # noqa: E402
 from lstm_core.backend import gpu_unavailable_reason  # noqa: E402
+
+OPTIONS = {system.option: system for system in common.SYSTEMS}
+GPU_LOOPS = [system.name for system in common.SYSTEMS if system.gpu_loop]        # CuPy, once for each loop
+INFERENCE = [system.name for system in common.SYSTEMS if system.runner]
 
 TINY = ["--hidden", "4", "--batch", "4", "8", "--steps", "32", "--repeats", "2", "--audio-seconds", "1",
         "--budgets", "1", "2", "--quality-seconds", "4"]
@@ -40,7 +44,7 @@ def number(cell: str) -> float:
 
 def test_every_part_without_torch(tmp_path, capsys):
     results, plot = tmp_path / "RESULTS.md", tmp_path / "plot.png"
-    systems = ["numpy", "numpy-parallel"] if cpu_vs_gpu.CORES > 1 else ["numpy"]
+    systems = ["numpy", "numpy-parallel"] if common.CORES > 1 else ["numpy"]
     code = cpu_vs_gpu.main([*TINY, "--no-torch", "--systems", *systems, "--write", "--results", str(results),
                             "--plot", str(plot)])
     assert code == 0
@@ -49,7 +53,7 @@ def test_every_part_without_torch(tmp_path, capsys):
     assert text.count("\n|") == capsys.readouterr().out.count("\n|")      # what was printed was written
     throughput, inference, quality = tables(text)
 
-    names = [cpu_vs_gpu.SYSTEMS[name] for name in systems]
+    names = [OPTIONS[option].name for option in systems]
     header, rows = throughput
     assert header[:3] == ["H", "B", "T"]
     assert header[3 : 3 + len(names)] == [f"{name} k/s (% ceiling)" for name in names]
@@ -96,7 +100,7 @@ def test_asking_for_an_absent_gpu_is_an_error():
 
 def test_tables_with_every_backend():
     """The GPU columns, ratios and targets, from made-up speeds (no GPU needed)."""
-    names = list(cpu_vs_gpu.SYSTEMS.values())                  # every backend, every GPU loop
+    names = [system.name for system in common.SYSTEMS]         # every backend, every GPU loop
     speeds = {name: 1e6 * (index + 1) for index, name in enumerate(names)}
     results = [(32, 1024, 256, {name: [speed, 2 * speed] for name, speed in speeds.items()})]
     header, rows = tables(cpu_vs_gpu.throughput_table(results, names, {"CPU": 1e12, "GPU": 67e12}))[0]
@@ -104,17 +108,17 @@ def test_tables_with_every_backend():
     row = dict(zip(header, rows[0]))
     assert row["GPU ceiling M/s"] == f"{67e12 / (24 * 32 * 32) / 1e6:,.0f}"
     assert number(row["CuPy k/s (% ceiling)"]) == 1.5e6 * (names.index("CuPy") + 1) / 1e3
-    fastest_cupy = max(speeds[name] for name in cpu_vs_gpu.LOOP_OF)
-    cupy = "CuPy (faster loop)" if len(cpu_vs_gpu.LOOP_OF) > 1 else "CuPy"
+    fastest_cupy = max(speeds[name] for name in GPU_LOOPS)
+    cupy = "CuPy (faster loop)" if len(GPU_LOOPS) > 1 else "CuPy"
     assert number(row[f"{cupy} / NumPy"]) == pytest.approx(fastest_cupy / speeds["NumPy"], abs=0.01)
     assert number(row[f"{cupy} / PyTorch CUDA"]) == pytest.approx(fastest_cupy / speeds["PyTorch CUDA"], abs=0.01)
 
     class Args:
         numpy_reference, audio_seconds = 1e6, 180.0
 
-    inference = [(32, {name: [0.1] for name in cpu_vs_gpu.INFERENCE_SYSTEMS},
-                  {pair: 1e-7 for pair in cpu_vs_gpu.compared_pairs(list(cpu_vs_gpu.INFERENCE_SYSTEMS))})]
-    header, rows = tables(cpu_vs_gpu.inference_table(Args, inference, list(cpu_vs_gpu.INFERENCE_SYSTEMS)))[0]
+    inference = [(32, {name: [0.1] for name in INFERENCE},
+                  {pair: 1e-7 for pair in cpu_vs_gpu.compared_pairs(INFERENCE)})]
+    header, rows = tables(cpu_vs_gpu.inference_table(Args, inference, INFERENCE))[0]
     assert header[2] == "PyTorch CPU (64 chunks)" and "CuPy (4096 chunks)" in header
     assert "max abs PyTorch CUDA - CuPy" in header and rows[0][1] == "1,800x"
     lines = cpu_vs_gpu.target_lines(Args, results, inference)
