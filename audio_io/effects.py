@@ -91,18 +91,33 @@ def one_pole_lowpass(x, cutoff_hz: float, rate: int) -> np.ndarray:
     return linear_filter(x, [[pole]], [a], [pole], a).astype(np.float32)
 
 
+def iir(x, b, a) -> np.ndarray:
+    """The filter a0 y[n] = sum_k b_k x[n-k] - sum_{k>=1} a_k y[n-k], of any order, from rest.
+
+    x (T,); b, a: coefficient sequences of equal length N + 1; returns y (T,) float64.
+    Transposed direct form II as a state-space system (N states) run by linear_filter:
+    y = b0 x + s1, s_k' = b_k x - a_k y + s_{k+1} (s_{N+1} = 0).
+    """
+    b = np.asarray(b, np.float64) / float(a[0])
+    a = np.asarray(a, np.float64) / float(a[0])
+    if b.shape != a.shape or b.ndim != 1 or b.size < 2:
+        raise ValueError(f"b and a must be coefficient lists of the same length (2 or more), got {b.size} and {a.size}")
+    order = b.size - 1
+    A = np.zeros((order, order))
+    A[:, 0] = -a[1:]
+    A[:-1, 1:] = np.eye(order - 1)
+    B = b[1:] - a[1:] * b[0]
+    C = np.zeros(order)
+    C[0] = 1.0
+    return linear_filter(x, A, B, C, b[0])
+
+
 def biquad(x, b, a) -> np.ndarray:
     """The second-order filter a0 y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2].
 
     x (T,); b = (b0, b1, b2), a = (a0, a1, a2); starts from rest; returns y (T,) float32.
     """
-    b0, b1, b2 = (float(v) / float(a[0]) for v in b)
-    a1, a2 = float(a[1]) / float(a[0]), float(a[2]) / float(a[0])
-    # Transposed direct form II as a state-space system: y = b0 x + s1,
-    # s1' = b1 x - a1 y + s2, s2' = b2 x - a2 y.
-    A = [[-a1, 1.0], [-a2, 0.0]]
-    B = [b1 - a1 * b0, b2 - a2 * b0]
-    return linear_filter(x, A, B, [1.0, 0.0], b0).astype(np.float32)
+    return iir(x, b, a).astype(np.float32)
 
 
 def lowpass_biquad_coefficients(cutoff_hz: float, q: float, rate: int) -> tuple[tuple, tuple]:
