@@ -27,6 +27,7 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
 from lstm_core.run import Reporter, db
+from lstm_core.schedule import SCHEDULES
 
 from command_line import ArgumentParser, fail
 
@@ -65,6 +66,11 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--patience", type=int,
                    help=f"stop when the val ESR has not improved for this many epochs (default {DEFAULT_PATIENCE})")
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"Adam learning rate (default {DEFAULTS.lr:g})")
+    g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
+                   help="the learning rate over the run: constant (--lr throughout), budget (with --budget, falls from "
+                        "--lr to 2 %% of it as the budget runs out; without one, as plateau), plateau (halved after 3 "
+                        "epochs without a better val ESR). Every schedule but constant rolls back an epoch whose val "
+                        f"ESR spikes; all roll back a diverged one (default {DEFAULTS.schedule})")
     g.add_argument("--batch", type=int, help=f"windows per batch (default {CPU.batch} on the CPU, "
                    f"{GPU.batch} on the GPU)")
     g.add_argument("--segment", type=float,
@@ -195,9 +201,10 @@ class ConsoleReporter(Reporter):
     def epoch(self, row: dict, improved: bool):
         self.close()
         mark = " *" if improved else ""
+        event = f"  {row['event']}" if row.get("event") else ""
         print(f"epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val ESR {row['val_esr']:.4g} "
               f"({db(row['val_esr']):6.1f} dB){mark}  {row['samples_per_s'] / 1e3:7.0f}k samples/s  "
-              f"{row['seconds']:6.1f} s", flush=True)
+              f"{row['seconds']:6.1f} s{event}", flush=True)
 
     def close(self):
         if self._bar is not None:

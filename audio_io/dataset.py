@@ -58,6 +58,16 @@ class Dataset:
     y_val: np.ndarray         # ...and target
     pair: Pair                # the checked training pair (rate, delay, notes)
     pair_name: str = ""       # the input file, for messages
+    val_follows_train: bool = True   # the validation audio is the pair's end (not a separate pair)
+
+    @property
+    def val_history(self) -> np.ndarray | None:
+        """The input just before the validation audio in the same recording (the training
+        part, when the validation part is the pair's end), or None for a separate
+        validation pair. Validation runs the model over its end first, forward only, so
+        the validation audio is scored from a warmed-up state, as training scores every
+        window after its warm-up; only the input is read, so nothing of the target leaks."""
+        return self.x_train if self.val_follows_train else None
 
     @property
     def rate(self) -> int:
@@ -97,7 +107,7 @@ def load_dataset(options: PairOptions) -> Dataset:
         val = load_pair(options.val_input, options.val_target, options.channel, options.trim, options.align)
         if val.rate != pair.rate:
             raise AudioError(f"{options.val_input} is {val.rate} Hz but the training pair is {pair.rate} Hz")
-        data = Dataset(pair.input, pair.target, val.input, val.target, pair, options.input)
+        data = Dataset(pair.input, pair.target, val.input, val.target, pair, options.input, val_follows_train=False)
     else:
         data = Dataset(*split_validation(pair.input, pair.target, options.val_fraction), pair, options.input)
     if data.x_val.size < MIN_VALIDATION:

@@ -3,8 +3,10 @@
 A window of T = warmup + segment samples: the first ``warmup`` samples only drive the
 model's state (burn-in, no loss), the ``segment`` after it carry the loss (and are cut
 into TBPTT slices by the trainer). Each epoch the segment grid is shifted by a random
-offset and the segments shuffled, so segment boundaries fall in different places and
-batches mix different parts of the recording.
+offset drawn from a whole segment, so segment (and TBPTT) boundaries fall somewhere new
+every epoch, and the segments are shuffled, so batches mix different parts of the
+recording. (An offset drawn only from the samples left over after the last whole segment
+moved the grid by little, and not at all when nothing was left over.)
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 
 def window_count(n_samples: int, segment: int, warmup: int) -> int:
-    """How many whole windows fit (with the grid at offset 0)."""
+    """How many whole windows fit with the grid at offset 0 (an epoch has this many, or
+    one fewer when its offset pushes the last window out)."""
     return max(0, (n_samples - warmup) // segment)
 
 
@@ -27,8 +30,8 @@ def epoch_batches(x: np.ndarray, y: np.ndarray, segment: int, warmup: int, batch
         rng: draws the grid offset and the order.
     """
     n = x.size
-    spare = n - warmup - segment * window_count(n, segment, warmup)
-    offset = int(rng.integers(0, spare + 1)) if spare > 0 else 0
+    first_starts = n - warmup - segment + 1                # where the first window may start, at most
+    offset = int(rng.integers(0, min(segment, first_starts))) if first_starts > 1 else 0
     starts = np.arange(warmup + offset, n - segment + 1, segment)        # first loss sample of each window
     rng.shuffle(starts)
     steps = np.arange(-warmup, segment)                                  # (T,)

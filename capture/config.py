@@ -41,6 +41,7 @@ class CaptureConfig:
     budget: float | None = None
     patience: int | None = None
     lr: float = TRAIN_DEFAULTS.lr
+    schedule: str = TRAIN_DEFAULTS.schedule   # the learning rate over the run (lstm_core.schedule)
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
@@ -86,7 +87,7 @@ class CaptureConfig:
                                "patience": DEFAULT_PATIENCE}, self)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt)
+        return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,9 @@ from lstm_core.backend import get_xp, is_gpu
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.files.formats import read_model
 from lstm_core.files.model_file import ModelFileError
-from lstm_core.inference import process_parallel
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
-                           train_run)
+                           predict_validation, train_run)
 from lstm_core.training import segment_samples
 
 from .config import DEMO_RATE, DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions, stop_rule_over
@@ -54,8 +53,9 @@ def run_capture(config: CaptureConfig | ResumeConfig, reporter: Reporter | None 
     reporter = reporter or Reporter()
     if isinstance(config, ResumeConfig):
         folder, state, options, data, xp = _resume(config, reporter)
+        start_state = None
     else:
-        folder, state, options, data, xp = _start(config, reporter)
+        folder, state, options, data, xp, start_state = _start(config, reporter)
     device = options.device_settings("gpu" if is_gpu(xp) else "cpu")
     already = state.rule.reached(state.progress)
     if already:
@@ -63,7 +63,7 @@ def run_capture(config: CaptureConfig | ResumeConfig, reporter: Reporter | None 
         return Outcome(folder, state.progress, already_stopped=already)
     facts = _describe(state, data, device, reporter)
     try:
-        reason = train_run(state, data, device, folder, facts, reporter)
+        reason = train_run(state, data, device, folder, facts, reporter, start_state)
     except KeyboardInterrupt as exc:
         return Outcome(folder, state.progress, interrupted=exc)
     _finish(folder, state, data, device, xp, reporter)
@@ -76,9 +76,9 @@ def _start(config: CaptureConfig, reporter: Reporter):
     rule = config.stop_rule()
     train = config.train_config()
     folder = Path(config.out) if config.out else new_folder_name("demo" if config.demo else Path(config.target).stem)
-    params = init_rate = None
+    params = init_rate = start_state = None
     if config.init:
-        model, params, init_rate = _initial_model(config, reporter)
+        model, params, init_rate, start_state = _initial_model(config, reporter)
     else:
         defaults = ModelConfig()
         model = ModelConfig(hidden_size=config.hidden or defaults.hidden_size,
@@ -101,7 +101,7 @@ def _start(config: CaptureConfig, reporter: Reporter):
         reporter.note(f"warning: {config.init} was trained at {init_rate} Hz and the pair is {data.rate} Hz: its "
                       f"weights fit another rate, so fine-tuning starts further from the goal")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
-    return folder, state, options, data, xp
+    return folder, state, options, data, xp, start_state
 
 
 def _resume(config: ResumeConfig, reporter: Reporter):
@@ -136,9 +136,9 @@ def _load(options: RunOptions, train, reporter: Reporter) -> Dataset:
     return data
 
 
-def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConfig, dict, int | None]:
-    """(config, params, sample rate) of the --init model; its architecture stands, so model
-    flags must agree."""
+def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConfig, dict, int | None, tuple | None]:
+    """(config, params, sample rate, the state its streams start from) of the --init model;
+    its architecture stands, so model flags must agree."""
     loaded = read_model(config.init)
     model = loaded.config
     for note in loaded.notes:
@@ -154,7 +154,7 @@ def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConf
                          f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")
     reporter.note(f"init: starting from {config.init} (LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip "
                   f"{'on' if model.skip else 'off'}{f', {loaded.sample_rate} Hz' if loaded.sample_rate else ''})")
-    return model, loaded.params, loaded.sample_rate
+    return model, loaded.params, loaded.sample_rate, loaded.initial_state
 
 
 def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: Reporter) -> dict:
@@ -175,8 +175,7 @@ def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: 
 
 def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings, xp, reporter: Reporter):
     """The best model's validation prediction, and the report (which never fails the run)."""
-    y_best = process_parallel(state.best_params, state.model, data.x_val, xp, device.validation_parts,
-                              device.overlap, gpu_loop=device.gpu_loop)
+    y_best = predict_validation(state.best_params, state.model, data, device, xp)
     write_audio_atomic(folder / "val_prediction.wav", y_best, data.rate, "FLOAT")
     write_run_report(folder, reporter)
 

@@ -58,8 +58,9 @@ def loss_norms(target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95) 
     xp = array_module(target)
     ref = target[warmup:]
     ref_f = pre_emphasis(ref, pre_emphasis_coef) if pre_emphasis_coef else ref
-    energy = xp.maximum((ref_f * ref_f).sum(), SILENCE_POWER * ref_f.size)
-    dc_energy = xp.maximum((ref * ref).mean(), SILENCE_POWER)
+    # At least one sample's worth of floor: a 1-step slice has no pre-emphasised samples.
+    energy = xp.maximum((ref_f * ref_f).sum(), SILENCE_POWER * max(ref_f.size, 1))
+    dc_energy = xp.maximum((ref * ref).sum() / max(ref.size, 1), SILENCE_POWER)
     return LossNorms(energy, dc_energy, ref.size, ref.shape[1])
 
 

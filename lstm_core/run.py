@@ -7,16 +7,20 @@
 
     if the run fine-tunes a model and has not begun: measure the starting model (epoch 0)
     for each epoch:
-        for each batch of windows:  warm up, then one Adam update per TBPTT slice
-        validate (ESR on held-out audio)
-        better than the best so far: keep the parameters, write model.npz
+        for each batch of windows:  warm up, then one Adam update per TBPTT slice,
+                                    at the rate the schedule gives (schedule.py)
+        validate (ESR on held-out audio, warmed up on the audio before it)
+        better than the best so far: keep the parameters and Adam, write model.npz
+        diverged (a loss or ESR that is not a finite number) or spiked (SPIKE times the
+            best): roll back to the best parameters and Adam, halve the rate, go on
         write checkpoint.npz and history.csv
         stop when the epochs, the time budget or the patience run out
 
 It owns the policy (which model is kept, what is saved when) and reports through a
 Reporter, whose methods only tell; train.py prints them, a sweep hands them to its engine.
-Files are written atomically after every epoch, so an interrupted run (Ctrl-C, kill)
-resumes from its last finished epoch, and a resumed run ends exactly where one run
+Files are written atomically after every epoch, and never hold a NaN (a diverged epoch
+is rolled back before anything is saved), so an interrupted run (Ctrl-C, kill) resumes
+from its last finished epoch, and a resumed run ends exactly where one run
 straight through ends (tests/test_run.py).
 
 Arrays in, files out: ``data`` is the pair already cut for training and validation
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -46,12 +50,14 @@ from .inference import process_parallel
 from .losses import esr
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
+from .schedule import CUT, decay, plateau_cut
 from .training import TrainConfig, segment_samples, train_window
 from .workspace import Workspace
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
-           "load_checkpoint", "train_run"]
+           "load_checkpoint", "train_run", "predict_validation"]
+SPIKE = 10.0          # an epoch whose val ESR is this many times the best is rolled back (not under "constant")
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,9 @@ class Progress:
     seconds: float = 0.0                  # training wall time so far (validation included)
     best_esr: float = math.inf
     best_epoch: int = 0
-    history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS)
+    history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS, lr, event)
+    lr: float | None = None               # the base learning rate now (None: TrainConfig.lr, untouched)
+    lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,14 +118,36 @@ class RunState:
     adam: AdamState
     progress: Progress
     rng: np.random.Generator  # draws every epoch's windows
+    best_adam: AdamState = field(default_factory=AdamState)   # Adam as it was at the best epoch (roll-backs)
+
+    @property
+    def base_lr(self) -> float:
+        return self.train.lr if self.progress.lr is None else self.progress.lr
 
     def on_device(self, xp) -> "RunState":
         """The same state with its arrays moved to ``xp``'s device (in place; returned)."""
         self.params = {k: to_device(v, xp) for k, v in self.params.items()}
         self.best_params = {k: to_device(v, xp) for k, v in self.best_params.items()}
-        self.adam.m = {k: to_device(v, xp) for k, v in self.adam.m.items()}
-        self.adam.v = {k: to_device(v, xp) for k, v in self.adam.v.items()}
+        for adam in (self.adam, self.best_adam):
+            adam.m = {k: to_device(v, xp) for k, v in adam.m.items()}
+            adam.v = {k: to_device(v, xp) for k, v in adam.v.items()}
         return self
+
+    def keep_best(self):
+        """The parameters and Adam now become the best ones (copies)."""
+        self.best_params = {k: v.copy() for k, v in self.params.items()}
+        self.best_adam = copy_adam(self.adam)
+
+    def roll_back(self):
+        """The parameters and Adam go back to the best ones (copies), and the base rate is cut."""
+        self.params = {k: v.copy() for k, v in self.best_params.items()}
+        self.adam = copy_adam(self.best_adam)
+        self.progress.lr = self.base_lr * CUT
+        self.progress.lr_cut_epoch = self.progress.epoch
+
+
+def copy_adam(adam: AdamState) -> AdamState:
+    return AdamState(adam.step, {k: v.copy() for k, v in adam.m.items()}, {k: v.copy() for k, v in adam.v.items()})
 
 
 def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dict, seed: int,
@@ -140,6 +170,7 @@ def save_checkpoint(folder, state: RunState, facts: dict):
     arrays = dict(state.params)
     arrays.update({f"best.{k}": v for k, v in state.best_params.items()})
     arrays.update(state.adam.to_arrays())
+    arrays.update(state.best_adam.to_arrays("best_adam."))
     meta = {**facts, "kind": "checkpoint", "version": __version__, "model": state.model.to_dict(),
             "train": state.train.to_dict(), "options": dict(state.options), "rule": asdict(state.rule),
             "progress": state.progress.to_dict(), "rng": state.rng.bit_generator.state}
@@ -167,6 +198,9 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
                                      model),
             adam=AdamState.from_arrays({k: v for k, v in arrays.items() if k.startswith("adam.")}),
             progress=Progress.from_dict(meta["progress"]), rng=rng)
+        # Checkpoints from before roll-backs hold no best Adam: the current one stands in.
+        best_adam = {k: v for k, v in arrays.items() if k.startswith("best_adam.")}
+        state.best_adam = AdamState.from_arrays(best_adam, "best_adam.") if best_adam else copy_adam(state.adam)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
     return state, meta
@@ -181,6 +215,7 @@ class TrainingData(Protocol):
     y_train: np.ndarray
     x_val: np.ndarray         # (M,)
     y_val: np.ndarray
+    val_history: np.ndarray | None   # the input just before x_val, or None
     rate: int
 
     def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
@@ -205,17 +240,27 @@ class Reporter:
         """After each epoch is saved: its history row, and whether it is the best so far."""
 
 
+def predict_validation(params: dict, model: ModelConfig, data: TrainingData, device: DeviceSettings, xp,
+                       initial=None) -> np.ndarray:
+    """The model's output for the validation input (M,), as train_run scores it: parallel
+    chunks, warmed up on the input just before it when there is one (data.val_history),
+    from ``initial`` ((h, c), each (L, H)) or zeros."""
+    return process_parallel(params, model, data.x_val, xp, device.validation_parts, device.overlap,
+                            history=data.val_history, initial=initial, gpu_loop=device.gpu_loop)
+
+
 def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
-              reporter: Reporter | None = None) -> str:
+              reporter: Reporter | None = None, start_state=None) -> str:
     """Train ``state`` on ``data`` until its stop rule says stop; returns why ("epochs",
     "budget", "patience"). Updates ``state`` in place (moving it to ``device``).
 
-    Every epoch writes into ``folder`` (made if missing): checkpoint.npz, history.csv and, when the val ESR
-    improved, model.npz (the best parameters, with ``facts`` and the best epoch's). A
-    fine-tune (options["init"]) that has not begun first measures its starting model and
-    keeps it as epoch 0, so that its model.npz is never worse than where it began.
-    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the caller) propagates; the
-    files then hold the last finished epoch.
+    Every epoch writes into ``folder`` (made if missing): checkpoint.npz, history.csv and,
+    when the val ESR improved, model.npz (the best parameters, with ``facts`` and the best
+    epoch's). A fine-tune (options["init"]) that has not begun first measures its starting
+    model (from ``start_state``, (h, c) each (L, H), the state its file starts a stream
+    from; zeros if None) and keeps it as epoch 0, so that its model.npz is never worse than
+    where it began. KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one by the caller)
+    propagates; the files then hold the last finished epoch.
     """
     reporter = reporter or Reporter()
     xp = get_xp(device.device)
@@ -225,11 +270,10 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     warmup = state.train.warmup
     segment = segment_samples(device.segment, data.rate, state.train.tbptt)
     epoch_samples = data.window_count(segment, warmup) * (warmup + segment)
+    host_losses = device.device == "cpu"      # a loss read on the host costs nothing there; on a GPU, a sync
 
-    def validate(params) -> float:
-        y = process_parallel(params, state.model, data.x_val, xp, device.validation_parts, device.overlap,
-                             gpu_loop=device.gpu_loop)
-        return float(esr(y, data.y_val))
+    def validate(params, initial=None) -> float:
+        return float(esr(predict_validation(params, state.model, data, device, xp, initial), data.y_val))
 
     def save_best():
         progress = state.progress
@@ -239,45 +283,80 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     "date": datetime.now().isoformat(timespec="seconds")})
 
     if state.options.get("init") and state.progress.epoch == 0:
-        _measure_starting_model(state, validate, save_best, reporter, folder)
+        _measure_starting_model(state, lambda params: validate(params, start_state), save_best, reporter, folder)
     step, trainer = _training_step(state, device, warmup + segment)
     started = time.perf_counter() - state.progress.seconds
-    rule, progress = state.rule, state.progress
+    rule, progress, schedule = state.rule, state.progress, state.train.schedule
+
+    def rate_now() -> float:
+        return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
+
     try:
-        while True:
-            epoch_started = time.perf_counter()
-            loss_sum, batches, samples, out_of_time = 0.0, 0, 0, False
-            for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
-                loss = step(state.params, state.adam, to_device(x, xp), to_device(y, xp), state.train)
-                loss_sum = loss_sum + loss           # stays on the device until the epoch ends
-                batches += 1
-                samples += y.size
-                reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
-                if rule.budget is not None and time.perf_counter() - started >= rule.budget:
-                    out_of_time = True
-                    break
-            train_seconds = time.perf_counter() - epoch_started
-            val_esr = validate(state.params)
-            progress.epoch += 1
-            progress.seconds = time.perf_counter() - started
-            improved = val_esr < progress.best_esr
-            if improved:
-                progress.best_esr, progress.best_epoch = val_esr, progress.epoch
-                state.best_params = {k: v.copy() for k, v in state.params.items()}
-            row = {"epoch": progress.epoch, "train_loss": float(loss_sum / max(batches, 1)), "val_esr": val_esr,
-                   "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds}
-            progress.history.append(row)
-            if improved:
-                save_best()
-            save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
-            write_history(folder / HISTORY_FILE, progress.history)
-            reporter.epoch(row, improved)
-            reason = "budget" if out_of_time else rule.reached(progress)
-            if reason:
-                return reason
+        with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
+            while True:
+                epoch_started = time.perf_counter()
+                loss_sum, batches, samples, out_of_time = 0.0, 0, 0, False
+                for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
+                    train = replace(state.train, lr=rate_now())
+                    loss = step(state.params, state.adam, to_device(x, xp), to_device(y, xp), train)
+                    loss_sum = loss_sum + loss           # stays on the device until the epoch ends
+                    batches += 1
+                    samples += y.size
+                    reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
+                    if host_losses and not math.isfinite(float(loss)):
+                        break                            # diverged: the rest of the epoch would be NaN too
+                    if rule.budget is not None and time.perf_counter() - started >= rule.budget:
+                        out_of_time = True
+                        break
+                train_seconds = time.perf_counter() - epoch_started
+                train_loss = float(loss_sum / max(batches, 1))
+                lr = train.lr if batches else rate_now()
+                val_esr = validate(state.params)
+                progress.epoch += 1
+                progress.seconds = time.perf_counter() - started
+                diverged = not (math.isfinite(train_loss) and math.isfinite(val_esr))
+                spiked = (not diverged and schedule != "constant" and math.isfinite(progress.best_esr)
+                          and val_esr > SPIKE * progress.best_esr)
+                improved = not diverged and val_esr < progress.best_esr
+                event = ""
+                if improved:
+                    progress.best_esr, progress.best_epoch = val_esr, progress.epoch
+                    state.keep_best()
+                elif diverged or spiked:
+                    state.roll_back()
+                    event = (f"{'diverged' if diverged else 'spiked'}: rolled back to epoch {progress.best_epoch}, "
+                             f"learning rate now {state.base_lr:.3g}")
+                elif plateau_cut(schedule, rule.budget, progress.epoch, progress.best_epoch, progress.lr_cut_epoch):
+                    progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
+                    event = f"plateau: learning rate now {state.base_lr:.3g}"
+                row = {"epoch": progress.epoch, "train_loss": train_loss, "val_esr": val_esr,
+                       "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds, "lr": lr,
+                       "event": event}
+                progress.history.append(row)
+                if diverged and not math.isfinite(progress.best_esr):
+                    _keep_a_model(state, validate, save_best, reporter)
+                if improved:
+                    save_best()
+                save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
+                write_history(folder / HISTORY_FILE, progress.history)
+                reporter.epoch(row, improved)
+                reason = "budget" if out_of_time else rule.reached(progress)
+                if reason:
+                    return reason
     finally:
         if trainer is not None:
             trainer.close()
+
+
+def _keep_a_model(state: RunState, validate, save_best, reporter: Reporter):
+    """A run that diverged before any epoch was finite still leaves a model: the one it
+    rolled back to (its start), measured and saved as epoch 0."""
+    start_esr = validate(state.params)
+    if math.isfinite(start_esr):
+        state.progress.best_esr, state.progress.best_epoch = start_esr, 0
+        save_best()
+        reporter.note(f"the first epoch diverged: model.npz holds the starting model (val ESR {start_esr:.4g}) until "
+                      f"an epoch does better")
 
 
 def _training_step(state: RunState, device: DeviceSettings, window: int):
@@ -302,7 +381,7 @@ def _measure_starting_model(state: RunState, validate, save_best, reporter: Repo
         reporter.note("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
         return
     state.progress.best_esr, state.progress.best_epoch = start_esr, 0
-    state.best_params = {k: v.copy() for k, v in state.params.items()}
+    state.keep_best()
     save_best()
     reporter.note(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); "
                   f"{folder / MODEL_FILE} keeps it until an epoch does better")

@@ -20,6 +20,7 @@ from .backend import array_module
 from .cuda_kernels import DEFAULT_LOOP
 from .losses import LossNorms, esr_loss, loss_norms, mse_loss
 from .model import ModelConfig, model_forward, model_backward, zero_state
+from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
 def segment_samples(seconds: float, rate: int, tbptt: int) -> int:
@@ -40,10 +41,13 @@ class TrainConfig:
     pre_emphasis: float = 0.95    # a in e[n] - a e[n-1]; 0 turns it off
     dc_weight: float = 1.0        # weight of the DC term of the ESR loss
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
+    schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"the schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.tbptt < 1 or self.warmup < 0 or not self.lr > 0:
             raise ValueError("tbptt must be >= 1, warmup >= 0 and lr > 0")
 
@@ -64,9 +68,16 @@ def slice_norms(target, train: TrainConfig) -> LossNorms:
     return loss_norms(target, pre_emphasis_coef=train.pre_emphasis or None)
 
 
+MIN_SLICE = 2      # steps: the pre-emphasised error of one step is empty, a loss of 0/0
+
+
 def slices(T: int, train: TrainConfig):
-    """(start, stop) of each TBPTT slice after the warm-up of a window of T steps."""
-    return [(start, min(start + train.tbptt, T)) for start in range(train.warmup, T, train.tbptt)]
+    """(start, stop) of each TBPTT slice after the warm-up of a window of T steps. A last
+    slice shorter than MIN_SLICE joins the one before it."""
+    spans = [(start, min(start + train.tbptt, T)) for start in range(train.warmup, T, train.tbptt)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < MIN_SLICE:
+        spans[-2:] = [(spans[-2][0], T)]
+    return spans
 
 
 def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=None, gpu_loop: str = DEFAULT_LOOP):

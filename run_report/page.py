@@ -76,6 +76,10 @@ def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_
         parts.append(f"<p class='note'>{len(diverged)} epoch(s) diverged: the loss or ESR was not a finite number "
                      f"(epoch {', '.join(map(str, diverged))}); the curves have gaps there. The model file holds "
                      f"the best epoch before.</p>")
+    events = [(row["epoch"], row["event"]) for row in run.history if row.get("event")]
+    if events:
+        parts.append("<p>What the run did along the way (its learning-rate schedule and roll-backs):</p><ul>"
+                     + "".join(f"<li>after epoch {epoch}: {_e(event)}</li>" for epoch, event in events) + "</ul>")
     parts.append("<h2>Prediction against target</h2>")
     if audio is None:
         parts.append(f"<p class='note'>No waveform, spectra or audio: {_e(audio_missing)}.</p>")

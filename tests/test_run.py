@@ -134,3 +134,117 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
     save_npz_atomic(tmp_path / "checkpoint.npz", arrays, meta)
     with pytest.raises(ModelFileError, match="damaged"):
         load_checkpoint(tmp_path)
+
+
+# ----------------------------------------------------------------------------- runs that never waste themselves
+
+def test_a_diverged_epoch_is_rolled_back_and_nothing_saved_holds_a_nan(tmp_path, monkeypatch):
+    """A NaN gradient injected in epoch 2: the run rolls back to epoch 1's parameters and
+    Adam, halves its rate, says so in history.csv, and goes on; checkpoint.npz and model.npz
+    hold finite numbers only, and the run resumes from them."""
+    import lstm_core.run
+
+    real = lstm_core.run.train_window
+    calls = {"windows": 0}
+
+    def poisoned(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        calls["windows"] += 1
+        loss = real(params, config, adam, x, target, train, workspace, gpu_loop)
+        if calls["windows"] == poison_at:
+            params["lstm0.W_h"][0, 0] = np.nan                  # as a NaN gradient would leave it
+        return loss
+
+    data = small_data()
+    poison_at = math.inf
+    monkeypatch.setattr(lstm_core.run, "train_window", poisoned)
+    train_run(small_run(epochs=1), data, DEVICE, tmp_path / "count", {})
+    poison_at = calls["windows"] + 2                             # in epoch 2
+    calls["windows"] = 0
+    state = small_run(epochs=4)
+    train_run(state, data, DEVICE, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert not math.isfinite(rows[1]["train_loss"]) and rows[1]["event"].startswith("diverged: rolled back to epoch 1")
+    assert rows[2]["lr"] < rows[0]["lr"]                         # the rate was cut
+    assert all(math.isfinite(row["val_esr"]) for row in rows[2:])   # and it went on learning
+    from lstm_core.files.npz import load_npz
+
+    arrays, _ = load_npz(tmp_path / "run" / "checkpoint.npz")
+    assert all(np.isfinite(value).all() for value in arrays.values())
+    params, _, _ = load_model(tmp_path / "run" / "model.npz")
+    assert all(np.isfinite(value).all() for value in params.values())
+    monkeypatch.setattr(lstm_core.run, "train_window", real)
+    resumed, _ = load_checkpoint(tmp_path / "run")
+    resumed.rule = dataclasses.replace(resumed.rule, epochs=5)
+    assert train_run(resumed, data, DEVICE, tmp_path / "run", {}) == "epochs"
+
+
+def test_a_first_epoch_that_diverges_still_leaves_a_model(tmp_path, monkeypatch):
+    import lstm_core.run
+
+    real = lstm_core.run.train_window
+
+    def poisoned(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        loss = real(params, config, adam, x, target, train, workspace, gpu_loop)
+        params["out.b"][0] = np.inf
+        return loss
+
+    monkeypatch.setattr(lstm_core.run, "train_window", poisoned)
+    state = small_run(epochs=1)
+    reporter = Recorder()
+    train_run(state, small_data(), DEVICE, tmp_path, {}, reporter)
+    params, _, meta = load_model(tmp_path / "model.npz")
+    assert meta["epoch"] == 0 and math.isfinite(meta["val_esr"])
+    assert any("the first epoch diverged" in note for note in reporter.notes)
+
+
+def test_validation_is_scored_from_a_warmed_up_state(tmp_path):
+    """Validation runs over the training audio before it first (input only), so its
+    output equals the exact sequential run over the whole recording, which a cold start
+    at the validation audio's first sample does not."""
+    from lstm_core.inference import process_parallel, process_sequential
+    from lstm_core.run import predict_validation
+
+    data = small_data()
+    state = small_run(epochs=1)
+    train_run(state, data, DEVICE, tmp_path, {})
+    whole = np.concatenate([data.x_train, data.x_val])
+    exact, _ = process_sequential(state.params, state.model, whole)
+    exact = exact[data.x_train.size:]
+    warm = predict_validation(state.params, state.model, data, DEVICE, np)
+    cold = process_parallel(state.params, state.model, data.x_val, np, DEVICE.validation_parts, DEVICE.overlap)
+
+    def error_db(y):
+        return 10 * np.log10(np.sum((y - exact) ** 2) / np.sum(exact ** 2))
+
+    assert error_db(warm) < -80 and error_db(cold) > error_db(warm) + 20
+
+
+def test_every_epoch_moves_the_window_grid(rng):
+    """The grid's offset is drawn from a whole segment, even when the pair holds a whole
+    number of windows (nothing left over): the first window starts somewhere new."""
+    from audio_io.windows import epoch_batches
+
+    segment, warmup = 100, 20
+    x = np.arange(warmup + 10 * segment, dtype=np.float32)        # exactly 10 windows, nothing spare
+    firsts = set()
+    for _ in range(40):
+        starts = [int(xw[warmup, 0, :].min()) for xw, _ in epoch_batches(x, x, segment, warmup, 64, rng)]
+        firsts.add(min(starts) - warmup)
+    assert len(firsts) > 20 and max(firsts) < segment and min(firsts) >= 0
+
+
+def test_a_last_slice_of_one_sample_joins_the_one_before():
+    """warmup + tbptt + 1 steps: no 0/0 loss, no update from an empty pre-emphasised slice."""
+    from lstm_core.adam import AdamState
+    from lstm_core.losses import loss_norms
+    from lstm_core.training import slices, train_window
+
+    train = TrainConfig(warmup=10, tbptt=20)
+    assert slices(31, train) == [(10, 31)]
+    assert slices(32, train) == [(10, 30), (30, 32)]
+    assert float(loss_norms(np.zeros((1, 3), np.float32)).energy) > 0     # a 1-step target: no 0/0
+    state = small_run()
+    x = np.random.default_rng(0).standard_normal((31, 1, 2)).astype(np.float32)
+    loss = train_window(state.params, state.model, AdamState(), x, np.tanh(x[:, 0]), train)
+    assert math.isfinite(float(loss)) and all(np.isfinite(v).all() for v in state.params.values())
+

@@ -1,6 +1,9 @@
 """history.csv: one row per epoch, the run's learning curve as a spreadsheet reads it.
 
-    epoch, train_loss, val_esr, samples_per_s, seconds[, lr]
+    epoch, train_loss, val_esr, samples_per_s, seconds[, lr, event]
+
+lr is the learning rate at the epoch's end; event says what the run did after it (a
+roll-back from a diverged or spiking epoch, a plateau's cut), empty otherwise.
 
 Written atomically after every epoch by the run (lstm_core/run.py), read by the report.
 A diverged epoch records NaN or Inf as its loss and ESR: that is the run's story, kept.
@@ -33,7 +36,8 @@ def write_history(path, history: list):
 
 
 def read_history(path) -> list:
-    """history.csv as a list of dicts of numbers (HISTORY_COLUMNS). Raises HistoryError."""
+    """history.csv as a list of dicts: HISTORY_COLUMNS as numbers, and "lr" (a number or
+    None) and "event" (a string) where the file has them. Raises HistoryError."""
     path = Path(path)
     if not path.is_file():
         raise HistoryError(f"{path}: no such file (the run has not finished an epoch, or this is not a run folder)")
@@ -43,7 +47,9 @@ def read_history(path) -> list:
             missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise HistoryError(f"{path}: damaged: columns missing: {', '.join(missing)}")
-            rows = [{c: (int(row[c]) if c == "epoch" else float(row[c])) for c in HISTORY_COLUMNS} for row in reader]
+            rows = [{**{c: (int(row[c]) if c == "epoch" else float(row[c])) for c in HISTORY_COLUMNS},
+                     "lr": float(row["lr"]) if row.get("lr") else None, "event": row.get("event") or ""}
+                    for row in reader]
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
         if isinstance(exc, HistoryError):
             raise

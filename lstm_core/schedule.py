@@ -1,0 +1,47 @@
+"""The learning rate over a run: how a time budget turns into quality.
+
+    constant   the rate given, all run long (the default)
+    budget     with a time budget: a half cosine from the rate given down to FLOOR of it
+               when the budget runs out; without one, as plateau
+    plateau    the rate halved after PLATEAU_EPOCHS epochs without a better val ESR
+
+Under every schedule the run also halves its rate when it rolls back from an epoch that
+diverged or spiked (run.py). The rate in force is Progress.lr (the base: the rate given,
+halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
+
+Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however
+close the model is to its best, so late epochs oscillate, sometimes by orders of magnitude;
+a rate that falls as the budget runs out spends the first part exploring and the end
+settling. Measured by time to quality on five effects (benchmarks/RESULTS.md, 2026-11-30),
+the budget cosine won on the low-pass, the resonant filter and the amp-like effect and
+lost on the overdrive and, badly, on the compressor (which is still learning when the
+rate has fallen), so the constant rate stays the default.
+"""
+
+from __future__ import annotations
+
+import math
+
+SCHEDULES = ("constant", "budget", "plateau")
+FLOOR = 0.02              # the budget cosine ends at this fraction of the base rate
+PLATEAU_EPOCHS = 3        # epochs without a better val ESR before the plateau schedule halves the rate
+CUT = 0.5                 # what a plateau or a roll-back multiplies the base rate by
+
+
+HOLD = 0.0                # the fraction of the budget spent at the full rate before the cosine begins
+
+
+def decay(schedule: str, budget: float | None, seconds: float) -> float:
+    """The factor on the base rate after ``seconds`` of training."""
+    if schedule == "budget" and budget:
+        done = min(max((seconds / budget - HOLD) / (1.0 - HOLD), 0.0), 1.0)
+        return FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + math.cos(math.pi * done))
+    return 1.0
+
+
+def plateau_cut(schedule: str, budget: float | None, epoch: int, best_epoch: int, last_cut: int) -> bool:
+    """Whether the base rate is halved after ``epoch``: under "plateau" (and "budget"
+    without a budget), PLATEAU_EPOCHS epochs after the best one and after the last cut."""
+    if schedule == "constant" or (schedule == "budget" and budget):
+        return False
+    return epoch - max(best_epoch, last_cut) >= PLATEAU_EPOCHS
