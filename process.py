@@ -3,6 +3,7 @@
     python process.py model.npz guitar_di.wav guitar_amped.wav
     python process.py amp.nam guitar_di.wav guitar_amped.wav      # a Neural Amp Modeler LSTM
     python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
+    python process.py runs/pedal-.../model.npz di.wav out.wav --knob drive=7 --knob tone=3   # trained with --captures
 
 The file is read and written in blocks (10 s on the CPU, 5 minutes on the GPU), so memory
 does not grow with its length. By default each block runs as parallel chunks that each warm up on the audio before them
@@ -14,7 +15,6 @@ carries (a .nam file's initial state; zeros otherwise).
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,6 +28,7 @@ from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.inference import process_parallel, process_sequential
+from lstm_core.knobs import knob_inputs, model_knobs
 from lstm_core.files.formats import read_model
 from command_line import ArgumentParser, fail
 
@@ -43,9 +44,13 @@ def parse_args(argv):
     p.add_argument("--sequential", action="store_true",
                    help="the exact sample-by-sample recurrence (slower) instead of parallel chunks")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
-    p.add_argument("--knob", type=float, action="append", default=[], metavar="VALUE",
-                   help="for a conditioned model (inputs besides the audio, such as a gain knob): the constant value "
-                        "of its next input, usually 0 to 1; give it once per input")
+    p.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE|VALUE",
+                   help="for a conditioned model (inputs besides the audio, such as a gain knob): a knob's setting. "
+                        "A model trained here with --captures takes each knob by name in its own units (--knob gain=7, "
+                        "within the range it was trained on); an AIDA-X file takes each input by position, as is "
+                        "(--knob 0.7, usually 0 to 1); give one per knob")
+    p.add_argument("--extrapolate", action="store_true",
+                   help="allow knob settings outside the range the model was trained on")
     return p.parse_args(argv)
 
 
@@ -82,14 +87,8 @@ def main(argv=None):
         except Exception as exc:
             fail(f"{source}: cannot be read as audio ({exc})")
         fmt, subtype = output_subtype(info, destination)
-        if len(args.knob) != config.input_size - 1:
-            if config.input_size == 1:
-                fail(f"{args.model}: the model takes audio only: leave out --knob")
-            fail(f"{args.model}: a conditioned model with {config.input_size - 1} input(s) besides the audio: give "
-                 f"--knob VALUE {config.input_size - 1} time(s) (given {len(args.knob)})")
-        for value in args.knob:
-            if not math.isfinite(value):
-                fail(f"--knob {value}: give a finite number (knobs usually run from 0 to 1)")
+        knobs = model_knobs(model.meta) if model.kind == "npz" else None     # other formats: inputs by position
+        controls = knob_inputs(knobs, config.input_size - 1, args.knob, args.extrapolate, args.model)
         rate = model.sample_rate
         if rate and rate != info.samplerate:
             print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "
@@ -97,7 +96,7 @@ def main(argv=None):
         params = {k: to_device(v, xp) for k, v in model.params.items()}
         device = device_settings("gpu" if is_gpu(xp) else "cpu")
         seconds, clipped = process_file(params, config, xp, device, source, destination, info, fmt, subtype,
-                                        args.sequential, model.initial_state, args.knob)
+                                        args.sequential, model.initial_state, controls)
     except (ModelFileError, BackendError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk

@@ -2,6 +2,8 @@
 
     python train.py dry.wav wet.wav              # writes runs/wet-<date-time>/model.npz
     python train.py                              # the built-in demo (same as --demo)
+    python train.py --demo knobs                 # a pedal with two knobs: one model for every setting
+    python train.py --captures pedal.csv         # your pedal at several settings (see README, "Knobs")
     python train.py --resume runs/wet-...        # continue an interrupted run
     python train.py dry.wav wet.wav --init amp.nam   # fine-tune a model (ours, .nam or AIDA-X .json)
 
@@ -19,7 +21,7 @@ import sys
 
 from audio_io.files import AudioError
 from capture import CaptureConfig, ResumeConfig, run_capture
-from capture.config import DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEMO_BUDGET, TRAIN_DEFAULTS as DEFAULTS
+from capture.config import DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEMO_BUDGET, DEMOS, TRAIN_DEFAULTS as DEFAULTS
 from capture.session import summary
 from lstm_core.backend import BackendError
 from lstm_core.devices import CPU, GPU
@@ -34,6 +36,19 @@ from command_line import ArgumentParser, fail
 DEFAULT_MODEL = ModelConfig()
 
 
+def knob_range(text: str) -> tuple[str, float, float]:
+    """NAME=LOW:HIGH -> (name, low, high), for --knob-range."""
+    name, _, span = text.partition("=")
+    low, _, high = span.partition(":")
+    try:
+        values = float(low), float(high)
+    except ValueError:
+        values = ()
+    if not name or len(values) != 2 or not values[1] > values[0]:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=LOW:HIGH with LOW below HIGH, such as gain=0:10")
+    return name, *values
+
+
 def parse_args(argv):
     return build_parser().parse_args(argv)
 
@@ -45,8 +60,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("input", nargs="?", help="the dry recording (any format soundfile reads)")
     p.add_argument("target", nargs="?", help="the same recording through the effect")
     p.add_argument("--out", help="run folder (default: runs/<target name>-<date-time>)")
-    p.add_argument("--demo", action="store_true", help="train on a generated demo pair (a plucked-string "
-                   "performance through an overdrive and a low-pass), written into the run folder")
+    p.add_argument("--demo", nargs="?", const="pair", choices=DEMOS,
+                   help="train on generated audio written into the run folder: 'pair' (the default) a plucked-string "
+                        "performance through an overdrive and a low-pass; 'knobs' the same pedal with a drive and a "
+                        "tone knob, captured at 7 settings (a capture set, see --captures)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint.npz, with its "
                    "settings and stopping rule (--epochs, --budget, --patience given now replace the rule)")
     p.add_argument("--force", action="store_true", help="allow writing into a run folder that already holds "
@@ -94,6 +111,17 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--channel", type=int, help="use this channel (from 0) of multi-channel files "
                    "(default: mix down to mono)")
     g.add_argument("--trim", action="store_true", help="allow files of different lengths: cut the longer")
+    g = p.add_argument_group("knobs: one model for every setting (a capture set)")
+    g.add_argument("--captures", metavar="SET.csv", help="train one conditioned model on the recordings a CSV lists: "
+                   "columns input, target, one per knob (its setting in each row) and optionally name; paths relative "
+                   "to the CSV's folder")
+    g.add_argument("--knob-range", type=knob_range, action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="what 0 and 1 of a knob mean to the model (default: the lowest and highest setting in the "
+                        "CSV); process.py refuses settings outside it")
+    g.add_argument("--holdout", action="append", default=[], metavar="NAME",
+                   help="a row of the capture set to validate only, never train on (to measure how well settings "
+                        "between the trained ones come out); repeatable")
+    g = p.add_argument_group("the pair, continued")
     g.add_argument("--align", action="store_true",
                    help="compensate the delay between input and target found by cross-correlation")
     return p
@@ -132,7 +160,9 @@ def main(argv=None):
                               args.device)
     else:
         settings = {name: value for name, value in vars(args).items() if name != "resume"}
-        config = CaptureConfig(**{**settings, "demo": args.demo or args.input is None})
+        plain = args.input is None and not args.captures
+        config = CaptureConfig(**{**settings, "demo": args.demo or ("pair" if plain else None),
+                                  "knob_range": tuple(args.knob_range), "holdout": tuple(args.holdout)})
     previous = signal.signal(signal.SIGTERM, _terminate)   # `kill` ends a run as Ctrl-C does: state saved, no traceback
     try:
         return run_command(config)

@@ -1,14 +1,17 @@
-"""One dataset function: from the pair options to the training audio, the validation audio
-and the pair's facts.
+"""The dataset functions: from the pair options (or a capture set) to the training audio,
+the validation audio and the facts.
 
-Training (capture/) and the run report both call ``load_dataset`` with the options the run
-stored, so the audio the report plays is exactly the audio that was validated: the split,
-its default and the checks live here and nowhere else.
+Training (capture/) and the run report both call them with the options the run stored, so
+the audio the report plays is exactly the audio that was validated: the split, its default
+and the checks live here and nowhere else.
 
     options = PairOptions("dry.wav", "wet.wav")            # the last 20 % validates
     data = load_dataset(options)                            # raises AudioError
     data.x_train, data.y_train, data.x_val, data.y_val      # (N,) float32 each
     data.epoch_batches(segment, warmup, batch, rng)         # one epoch of training windows
+
+    data = load_capture_dataset(read_capture_set("set.csv"), options)   # one row per knob setting
+    data.validation                                          # the end of every row, scored apart
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from lstm_core.run import ValidationPart
+
+from .capture_set import CaptureSet, CaptureSetError
 from .demo import pair_file
 from .files import AudioError
 from .pair import SILENCE_PEAK, Pair, load_pair
-from .windows import epoch_batches, split_validation, window_count
+from .windows import epoch_batches, grid_starts, recordings_batches, split_validation, window_count
 
 DEFAULT_VAL_FRACTION = 0.2    # without a separate validation pair, the last 20 % of the pair validates
 MIN_VALIDATION = 1000         # samples
@@ -74,6 +80,10 @@ class Dataset:
         return self.pair.rate
 
     @property
+    def validation(self) -> list:
+        return [ValidationPart(self.x_val, self.y_val, self.val_history)]
+
+    @property
     def facts(self) -> dict:
         """What a run records about its pair (model.npz's "pair"; the report shows it)."""
         rate = self.rate
@@ -117,3 +127,106 @@ def load_dataset(options: PairOptions) -> Dataset:
         raise AudioError("the validation target is silent: choose other validation audio (--val-input/--val-target "
                          "or --val-fraction)")
     return data
+
+
+@dataclass
+class Recording:
+    """One row of a capture set, read, checked and split."""
+
+    name: str
+    knobs: tuple              # as written in the CSV
+    controls: tuple           # scaled to 0..1 over the knobs' ranges: the model's other inputs
+    x_train: np.ndarray       # (N,) float32
+    y_train: np.ndarray
+    x_val: np.ndarray         # (M,) float32: the end of the recording
+    y_val: np.ndarray
+    pair: Pair
+    held_out: bool = False    # never trained on (--holdout): validated only, to measure interpolation
+
+
+@dataclass
+class CaptureDataset:
+    """A capture set ready to train: every row's training part, windows mixed across rows,
+    and every row's end validated apart (held-out rows too, never trained on)."""
+
+    capture_set: CaptureSet
+    ranges: dict              # knob name -> (low, high): what 0 and 1 of each model input mean
+    recordings: list          # Recording, in the CSV's order
+    rate: int
+
+    @property
+    def training(self) -> list:
+        return [r for r in self.recordings if not r.held_out]
+
+    @property
+    def validation(self) -> list:
+        return [ValidationPart(r.x_val, r.y_val, r.x_train, r.controls, r.name, r.held_out) for r in self.recordings]
+
+    @property
+    def facts(self) -> dict:
+        """What a run records about its capture set (model.npz's "pair" and "knobs")."""
+        return {"capture_set": self.capture_set.path, "knob_names": list(self.capture_set.knob_names),
+                "knob_ranges": {k: list(v) for k, v in self.ranges.items()},
+                "rows": [{"name": r.name, "knobs": list(r.knobs), "held_out": r.held_out,
+                          "seconds": r.pair.input.size / self.rate, "delay": int(r.pair.delay),
+                          "aligned": bool(r.pair.aligned), "notes": list(r.pair.notes)} for r in self.recordings],
+                "seconds": sum(r.pair.input.size for r in self.recordings) / self.rate,
+                "train_seconds": sum(r.x_train.size for r in self.training) / self.rate,
+                "val_seconds": sum(r.x_val.size for r in self.recordings) / self.rate}
+
+    def window_count(self, segment: int, warmup: int) -> int:
+        return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)
+
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
+        """One epoch of windows from every trained row, mixed: (x (T, 1 + K, B), y (T, B))."""
+        return recordings_batches([(r.x_train, r.y_train, r.controls) for r in self.training], segment, warmup,
+                                  batch, rng)
+
+    def check_window(self, warmup: int, segment: int):
+        """Raise CaptureSetError unless every trained row holds one whole window."""
+        for r in self.training:
+            if grid_starts(r.x_train.size, segment, warmup, np.random.default_rng(0)).size == 0:
+                raise CaptureSetError(f"{self.capture_set.path}, row {self._row(r)}: {r.x_train.size / self.rate:.2f} "
+                                      f"s are left for training, fewer than one window ({warmup} + {segment} samples); "
+                                      f"use a longer recording, or a shorter --segment or --warmup")
+
+    def _row(self, recording: Recording) -> int:
+        return next(row.row for row in self.capture_set.rows if row.name == recording.name)
+
+
+def load_capture_dataset(capture_set: CaptureSet, options: PairOptions | None = None, ranges: dict | None = None,
+                         holdout: tuple = ()) -> CaptureDataset:
+    """Every row of ``capture_set`` read and checked as a pair (the channel, trim, align and
+    val_fraction of ``options``), its end held out for validation; knobs scaled over
+    ``ranges`` (name -> (low, high); default: the set's own smallest and largest values);
+    rows named in ``holdout`` validated only. Raises CaptureSetError (a row's AudioError,
+    with the row in front) naming the file, row and column."""
+    options = options or PairOptions("", "")
+    names = [row.name for row in capture_set.rows]
+    unknown = [name for name in holdout if name not in names]
+    if unknown:
+        raise CaptureSetError(f"{capture_set.path}: --holdout {unknown[0]}: no row of that name (the rows are "
+                              f"{', '.join(names)})")
+    if len(set(holdout)) >= len(names):
+        raise CaptureSetError(f"{capture_set.path}: --holdout leaves no row to train on")
+    scale = capture_set.ranges(ranges)
+    recordings, rate = [], None
+    for row in capture_set.rows:
+        try:
+            pair = load_pair(row.input, row.target, options.channel, options.trim, options.align)
+            x_train, y_train, x_val, y_val = split_validation(pair.input, pair.target, options.val_fraction)
+            if x_val.size < MIN_VALIDATION or np.abs(y_val).max() < SILENCE_PEAK:
+                raise AudioError(f"the end kept for validation is too short or silent ({x_val.size} samples); use a "
+                                 f"longer recording or a larger --val-fraction")
+        except AudioError as exc:
+            raise CaptureSetError(f"{capture_set.path}, row {row.row} ({row.name}): {exc}") from None
+        if rate is not None and pair.rate != rate:
+            raise CaptureSetError(f"{capture_set.path}, row {row.row} ({row.name}): {pair.rate} Hz, but row "
+                                  f"{capture_set.rows[0].row} is {rate} Hz: resample so that every row has the same "
+                                  f"sample rate")
+        rate = pair.rate
+        controls = tuple((value - scale[name][0]) / (scale[name][1] - scale[name][0])
+                         for name, value in zip(capture_set.knob_names, row.knobs))
+        recordings.append(Recording(row.name, row.knobs, controls, x_train, y_train, x_val, y_val, pair,
+                                    row.name in holdout))
+    return CaptureDataset(capture_set, scale, recordings, rate)

@@ -185,6 +185,32 @@ def pair_file(path: str, run_folder) -> str:
     return path
 
 
+KNOB_DEMO_SETTINGS = ((0, 0), (0, 10), (5, 5), (10, 0), (10, 10), (5, 0), (5, 10))   # (drive, tone): corners, middle
+KNOB_DEMO_FILES = ("demo_knobs.csv",)      # besides demo_input.wav and a target per setting
+
+
+def knob_demo(folder, seconds: float, rate: int, seed: int) -> Path:
+    """A capture set in ``folder``: one music_like take (demo_input.wav) through the knob
+    demo's pedal (effects.knob_pedal) at KNOB_DEMO_SETTINGS, a target WAV each, and
+    demo_knobs.csv listing them. Returns the CSV's path."""
+    from lstm_core.files.atomic import write_text_atomic
+
+    from .effects import knob_pedal
+    from .files import write_audio_atomic
+
+    folder = Path(folder)
+    dry = music_like(seconds, rate, seed)
+    write_audio_atomic(folder / "demo_input.wav", dry, rate, "PCM_24")
+    lines = ["input,target,drive,tone,name"]
+    for drive, tone in KNOB_DEMO_SETTINGS:
+        name = f"drive{drive}_tone{tone}"
+        write_audio_atomic(folder / f"demo_{name}.wav", knob_pedal(dry, rate, drive, tone), rate, "PCM_24")
+        lines.append(f"demo_input.wav,demo_{name}.wav,{drive},{tone},{name}")
+    path = folder / "demo_knobs.csv"
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
 def demo_pair(seconds: float, rate: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(dry, wet), each (round(seconds rate),) float32: music_like and demo_effect of it."""
     dry = music_like(seconds, rate, seed)

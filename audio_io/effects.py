@@ -226,6 +226,14 @@ def compressor(x, rate: int, threshold_db: float = -24.0, ratio: float = 6.0, at
     return (x * 10.0 ** ((makeup_db - applied_db) / 20.0)).astype(np.float32)
 
 
+def knob_pedal(x, rate: int, drive: float, tone: float) -> np.ndarray:
+    """The knob demo's pedal: overdrive(x, 1 + 0.8 drive, bias 0.05) into a one-pole low-pass
+    at 700 Hz 2^(0.45 tone) (700 Hz to 16 kHz, under 0.45 rate); drive and tone run 0..10.
+    x (T,) -> (T,) float32."""
+    cutoff = min(700.0 * 2.0 ** (0.45 * tone), 0.45 * rate)
+    return one_pole_lowpass(overdrive(x, 1.0 + 0.8 * drive, DEMO_BIAS), cutoff, rate)
+
+
 DEMO_GAIN = 4.0            # drives the loudest notes well into clipping, leaves the softest nearly clean
 DEMO_BIAS = 0.05           # a little asymmetry, for some even harmonics
 DEMO_CUTOFF_HZ = 4000.0    # takes the fizz off the clipped edges, as a pedal's tone control does

@@ -29,15 +29,41 @@ def epoch_batches(x: np.ndarray, y: np.ndarray, segment: int, warmup: int, batch
         batch: windows per batch (the last batch may be smaller).
         rng: draws the grid offset and the order.
     """
-    n = x.size
+    return recordings_batches([(x, y, ())], segment, warmup, batch, rng)
+
+
+def grid_starts(n: int, segment: int, warmup: int, rng: np.random.Generator) -> np.ndarray:
+    """The first loss sample of each window of one recording of n samples, the grid moved
+    by an offset drawn from a whole segment (as far as the recording allows)."""
     first_starts = n - warmup - segment + 1                # where the first window may start, at most
     offset = int(rng.integers(0, min(segment, first_starts))) if first_starts > 1 else 0
-    starts = np.arange(warmup + offset, n - segment + 1, segment)        # first loss sample of each window
-    rng.shuffle(starts)
+    return np.arange(warmup + offset, n - segment + 1, segment)
+
+
+def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, rng: np.random.Generator):
+    """One epoch over several recordings, their windows mixed in every batch.
+
+    recordings: (x (N_r,), y (N_r,), controls (K,)) each: the audio, and the constant
+    values of the model's other inputs (knob settings) for that recording. Every window of
+    every recording is used once, in one shuffled order, so each batch holds the settings
+    in proportion to their duration. Yields (x_window (T, 1 + K, B), y_window (T, B)) float32.
+    """
+    pooled = [(index, start) for index, (x, _, _) in enumerate(recordings)
+              for start in grid_starts(x.size, segment, warmup, rng)]
+    order = np.array(pooled, dtype=np.int64).reshape(-1, 2)
+    rng.shuffle(order)
     steps = np.arange(-warmup, segment)                                  # (T,)
-    for first in range(0, starts.size, batch):
-        index = steps[:, None] + starts[None, first : first + batch]      # (T, B)
-        yield x[index][:, None, :], y[index]
+    K = len(recordings[0][2])
+    for first in range(0, order.shape[0], batch):
+        chosen = order[first : first + batch]
+        x_window = np.empty((steps.size, 1 + K, chosen.shape[0]), np.float32)
+        y_window = np.empty((steps.size, chosen.shape[0]), np.float32)
+        for column, (index, start) in enumerate(chosen):
+            x, y, controls = recordings[index]
+            x_window[:, 0, column] = x[start + steps]
+            x_window[:, 1:, column] = controls
+            y_window[:, column] = y[start + steps]
+        yield x_window, y_window
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float):

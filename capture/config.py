@@ -21,6 +21,8 @@ DEFAULT_EPOCHS = 1000
 DEFAULT_PATIENCE = 25
 DEMO_BUDGET = 60.0       # seconds: the demo shows learning within about a minute
 DEMO_SECONDS = 40        # of generated audio
+KNOB_DEMO_SECONDS = 15   # of generated audio, through each of the knob demo's settings
+DEMOS = ("pair", "knobs")
 DEMO_RATE = 44100
 
 
@@ -31,7 +33,8 @@ class CaptureConfig:
     input: str | None = None          # the dry recording (None with demo)
     target: str | None = None         # the same recording through the effect
     out: str | None = None            # the run folder (None: runs/<target name>-<date-time>)
-    demo: bool = False                # generate the demo pair into the run folder and train on it
+    demo: str | None = None           # "pair": generate the demo pair into the run folder and train on it;
+                                      # "knobs": a pedal captured at several drive and tone settings
     force: bool = False               # replace a run folder's files
     hidden: int | None = None         # model: hidden size...
     layers: int | None = None         # ...layers...
@@ -55,15 +58,26 @@ class CaptureConfig:
     channel: int | None = None
     trim: bool = False
     align: bool = False
+    captures: str | None = None       # a capture set (CSV): one conditioned model for every setting listed
+    knob_range: tuple = ()            # (name, low, high) each: what 0 and 1 of a knob input mean
+    holdout: tuple = ()               # capture-set rows validated only, never trained on
 
     def check(self):
         """Raise ValueError, naming the flag, for a setting outside its range."""
         if self.input and not self.target:
             raise ValueError("give both INPUT and TARGET (or neither, for the demo)")
-        if self.demo and self.input:
-            raise ValueError("--demo trains on generated audio: leave out INPUT and TARGET")
-        if not self.demo and not self.input:
-            raise ValueError("give INPUT and TARGET, or ask for the demo")
+        if self.demo and (self.input or self.captures):
+            raise ValueError("--demo trains on generated audio: leave out INPUT and TARGET, and --captures")
+        if self.captures and self.input:
+            raise ValueError("--captures lists the recordings: leave out INPUT and TARGET")
+        if self.captures and (self.val_input or self.val_target):
+            raise ValueError("--captures validates on the end of every row: leave out --val-input and --val-target")
+        if (self.knob_range or self.holdout) and not self.captures:
+            raise ValueError("--knob-range and --holdout belong to a capture set: give --captures SET.csv")
+        if self.captures and self.init:
+            raise ValueError("--captures trains a conditioned model from scratch: leave out --init")
+        if not (self.demo or self.input or self.captures):
+            raise ValueError("give INPUT and TARGET, or --captures SET.csv, or ask for the demo")
         for flag, value in {"--hidden": self.hidden, "--layers": self.layers, "--batch": self.batch}.items():
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be at least 1, got {value}")
@@ -130,6 +144,9 @@ class RunOptions:
     processes: int            # CPU processes sharing each batch (1: no workers)
     device: str               # as asked: "cpu", "gpu" or "auto"
     init: str | None = None   # the model the weights started from (--init), if any
+    captures: str | None = None        # a capture set's CSV (then input and target are None)
+    knob_ranges: dict | None = None    # knob name -> [low, high] given with --knob-range
+    holdout: list | None = None        # capture-set rows never trained on
 
     @classmethod
     def from_dict(cls, options: dict) -> "RunOptions":
@@ -139,7 +156,8 @@ class RunOptions:
         return asdict(self)
 
     def pair(self) -> PairOptions:
-        return PairOptions.from_dict(self.to_dict())
+        """The pair options (for a capture set: the channel, trim, align and split every row shares)."""
+        return PairOptions.from_dict({**self.to_dict(), "input": self.input or "", "target": self.target or ""})
 
     def device_settings(self, device: str) -> DeviceSettings:
         """The settings on ``device`` ("cpu" or "gpu", where the run's arrays live)."""

@@ -6,12 +6,12 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from audio_io.demo import DEMO_FILES
+from audio_io.demo import DEMO_FILES, KNOB_DEMO_FILES
 from audio_io.files import write_audio_atomic
 
 from .config import DEMO_RATE, DEMO_SECONDS
 
-RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", *DEMO_FILES,
+RUN_FILES = ("model.npz", "checkpoint.npz", "history.csv", "val_prediction.wav", *DEMO_FILES, *KNOB_DEMO_FILES,
              "report.html", "curves.png", "prediction.png")
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from audio_io.dataset import Dataset, load_dataset
+from audio_io.capture_set import read_capture_set
+from audio_io.dataset import CaptureDataset, Dataset, load_capture_dataset, load_dataset
+from audio_io.demo import KNOB_DEMO_SETTINGS, knob_demo
 from audio_io.files import write_audio_atomic
 from audio_io.pair import Pair
 from lstm_core.backend import get_xp, is_gpu
@@ -26,10 +28,11 @@ from lstm_core.files.formats import read_model
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
-                           predict_validation, train_run)
+                           predict_validation, train_run, validation_errors)
 from lstm_core.training import segment_samples
 
-from .config import DEMO_RATE, DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions, stop_rule_over
+from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
+                     stop_rule_over)
 from .folder import absolute, new_folder_name, prepare_folder, write_demo_pair
 
 SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
@@ -75,13 +78,16 @@ def _start(config: CaptureConfig, reporter: Reporter):
     xp = get_xp(config.device or "auto")
     rule = config.stop_rule()
     train = config.train_config()
-    folder = Path(config.out) if config.out else new_folder_name("demo" if config.demo else Path(config.target).stem)
+    name = {"pair": "demo", "knobs": "demo-knobs"}.get(config.demo) or Path(config.captures or config.target).stem
+    folder = Path(config.out) if config.out else new_folder_name(name)
     params = init_rate = start_state = None
+    capture_set = read_capture_set(config.captures) if config.captures else None
+    knob_count = 2 if config.demo == "knobs" else len(capture_set.knob_names) if capture_set else 0
     if config.init:
         model, params, init_rate, start_state = _initial_model(config, reporter)
     else:
         defaults = ModelConfig()
-        model = ModelConfig(hidden_size=config.hidden or defaults.hidden_size,
+        model = ModelConfig(input_size=1 + knob_count, hidden_size=config.hidden or defaults.hidden_size,
                             num_layers=config.layers or defaults.num_layers,
                             skip=defaults.skip if config.skip is None else config.skip)
     defaults = device_settings("gpu" if is_gpu(xp) else "cpu", batch=config.batch, segment=config.segment,
@@ -89,10 +95,18 @@ def _start(config: CaptureConfig, reporter: Reporter):
     options = RunOptions(absolute(config.input), absolute(config.target), absolute(config.val_input),
                          absolute(config.val_target), config.val_fraction, defaults.segment, defaults.batch, config.seed,
                          config.channel, config.trim, config.align, defaults.processes, config.device or "auto",
-                         absolute(config.init))
+                         absolute(config.init), absolute(config.captures),
+                         {name: [low, high] for name, low, high in config.knob_range} or None,
+                         list(config.holdout) or None)
     data = None if config.demo else _load(options, train, reporter)        # before any folder exists
     prepare_folder(folder, config.force)
-    if config.demo:
+    if config.demo == "knobs":
+        captures = knob_demo(folder, KNOB_DEMO_SECONDS, DEMO_RATE, config.seed)
+        reporter.note(f"demo: wrote {captures} and the {len(KNOB_DEMO_SETTINGS)} recordings it lists (a pedal's drive "
+                      f"and tone knobs, {KNOB_DEMO_SECONDS} s each at {DEMO_RATE} Hz)")
+        options = replace(options, captures=absolute(captures))
+        data = _load(options, train, reporter)
+    elif config.demo:
         demo_input, demo_target = write_demo_pair(folder, config.seed)
         reporter.note(f"demo: wrote {demo_input} and {demo_target} ({DEMO_SECONDS} s at {DEMO_RATE} Hz)")
         options = replace(options, input=demo_input, target=demo_target)
@@ -114,7 +128,7 @@ def _resume(config: ResumeConfig, reporter: Reporter):
                              f"({exc!r})") from None
     if config.input:
         options = replace(options, input=absolute(config.input), target=absolute(config.target))
-    else:                                    # a moved or renamed run folder still holds its demo pair
+    elif not options.captures:               # a moved or renamed run folder still holds its demo pair
         located = options.pair().located(folder)
         options = replace(options, input=located.input, target=located.target)
     if config.device:
@@ -126,12 +140,30 @@ def _resume(config: ResumeConfig, reporter: Reporter):
     return folder, state, options, _load(options, state.train, reporter), xp
 
 
-def _load(options: RunOptions, train, reporter: Reporter) -> Dataset:
+def _load(options: RunOptions, train, reporter: Reporter) -> Dataset | CaptureDataset:
     """The run's dataset, with its notes and the delay found told; raises AudioError."""
+    if options.captures:
+        return _load_capture_set(options, train, reporter)
     data = load_dataset(options.pair())
     for note in data.pair.notes:
         reporter.note(f"note: {note}")
     reporter.note(delay_message(data.pair))
+    data.check_window(train.warmup, segment_samples(options.segment, data.rate, train.tbptt))
+    return data
+
+
+def _load_capture_set(options: RunOptions, train, reporter: Reporter) -> CaptureDataset:
+    """A capture set's dataset, each row's findings told with its name in front."""
+    capture_set = read_capture_set(options.captures)
+    ranges = {name: tuple(values) for name, values in (options.knob_ranges or {}).items()}
+    data = load_capture_dataset(capture_set, options.pair(), ranges, tuple(options.holdout or ()))
+    for recording in data.recordings:
+        for note in recording.pair.notes:
+            reporter.note(f"note: {recording.name}: {note}")
+        reporter.note(f"{recording.name}: {delay_message(recording.pair)}")
+    knobs = ", ".join(f"{name} {low:g} to {high:g}" for name, (low, high) in data.ranges.items())
+    reporter.note(f"capture set: {len(data.recordings)} settings of {knobs} (scaled to 0..1 for the model)"
+                  + (f"; held out: {', '.join(options.holdout)}" if options.holdout else ""))
     data.check_window(train.warmup, segment_samples(options.segment, data.rate, train.tbptt))
     return data
 
@@ -163,19 +195,32 @@ def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: 
     segment = segment_samples(device.segment, data.rate, train.tbptt)
     windows = data.window_count(segment, train.warmup)
     rate = data.rate
-    reporter.note(f"pair: {data.pair.input.size / rate:.1f} s at {rate} Hz; training on {data.x_train.size / rate:.1f} "
-                  f"s ({windows} windows of {train.warmup} + {segment} samples), validating on "
-                  f"{data.x_val.size / rate:.1f} s")
+    facts = data.facts
+    what = "capture set" if isinstance(data, CaptureDataset) else "pair"
+    reporter.note(f"{what}: {facts['seconds']:.1f} s at {rate} Hz; training on {facts['train_seconds']:.1f} s "
+                  f"({windows} windows of {train.warmup} + {segment} samples), validating on "
+                  f"{facts['val_seconds']:.1f} s")
     count = parameter_count(state.params)
     label = device_label(device)
     reporter.note(f"model: LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip "
                   f"{'on' if model.skip else 'off'}, {count} parameters; training on {label}")
-    return {"segment_samples": segment, "pair": data.facts, "device": label, "parameters": count}
+    knobs = {"knobs": [{"name": name, "min": low, "max": high} for name, (low, high) in data.ranges.items()]} \
+        if isinstance(data, CaptureDataset) else {}
+    return {"segment_samples": segment, "pair": facts, "device": label, "parameters": count, **knobs}
 
 
 def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings, xp, reporter: Reporter):
-    """The best model's validation prediction, and the report (which never fails the run)."""
-    y_best = predict_validation(state.best_params, state.model, data, device, xp)
+    """The best model's validation prediction (a capture set: each setting's val ESR, told),
+    and the report (which never fails the run)."""
+    if isinstance(data, CaptureDataset):
+        _, each = validation_errors(state.best_params, state.model, data.validation, device, xp)
+        for recording in data.recordings:
+            knobs = ", ".join(f"{n}={v:g}" for n, v in zip(data.capture_set.knob_names, recording.knobs))
+            reporter.note(f"val ESR {each[recording.name]:.4g} ({db(each[recording.name]):.1f} dB)  {recording.name} "
+                          f"({knobs}){'  held out: never trained on' if recording.held_out else ''}")
+        write_run_report(folder, reporter)
+        return
+    y_best = predict_validation(state.best_params, state.model, data.validation[0], device, xp)
     write_audio_atomic(folder / "val_prediction.wav", y_best, data.rate, "FLOAT")
     write_run_report(folder, reporter)
 

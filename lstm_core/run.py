@@ -47,7 +47,7 @@ from .files.history import HISTORY_COLUMNS, write_history
 from .files.model_file import ModelFileError
 from .files.npz import check_params, load_npz, save_model, save_npz_atomic
 from .inference import process_parallel
-from .losses import esr
+from .losses import ESR_EPS
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
 from .schedule import CUT, decay, plateau_cut
@@ -56,7 +56,7 @@ from .workspace import Workspace
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
-           "load_checkpoint", "train_run", "predict_validation"]
+           "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
 SPIKE = 10.0          # an epoch whose val ESR is this many times the best is rolled back (not under "constant")
 
 
@@ -208,15 +208,23 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
 
 # ----------------------------------------------------------------------------- training
 
-class TrainingData(Protocol):
-    """What train_run needs of the data (audio_io.dataset.Dataset has it)."""
+@dataclass
+class ValidationPart:
+    """One stretch of held-out audio, scored after a warm-up on the input before it."""
 
-    x_train: np.ndarray       # (N,) float32
-    y_train: np.ndarray
-    x_val: np.ndarray         # (M,)
-    y_val: np.ndarray
-    val_history: np.ndarray | None   # the input just before x_val, or None
+    x: np.ndarray                     # (M,) float32 audio input
+    y: np.ndarray                     # (M,) target
+    history: np.ndarray | None = None  # the input just before x in the same recording, or None
+    controls: tuple = ()              # a conditioned model's other inputs (knobs, scaled to 0..1)
+    name: str = ""                    # a capture set's row name
+    held_out: bool = False            # a setting never trained on: reported, never used to choose the model
+
+
+class TrainingData(Protocol):
+    """What train_run needs of the data (audio_io.dataset's Dataset and CaptureDataset have it)."""
+
     rate: int
+    validation: list                  # ValidationPart, one per recording validated
 
     def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
         """Yield one epoch of (x (T, I, B), y (T, B)) host batches, T = warmup + segment."""
@@ -240,13 +248,29 @@ class Reporter:
         """After each epoch is saved: its history row, and whether it is the best so far."""
 
 
-def predict_validation(params: dict, model: ModelConfig, data: TrainingData, device: DeviceSettings, xp,
+def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
                        initial=None) -> np.ndarray:
-    """The model's output for the validation input (M,), as train_run scores it: parallel
-    chunks, warmed up on the input just before it when there is one (data.val_history),
-    from ``initial`` ((h, c), each (L, H)) or zeros."""
-    return process_parallel(params, model, data.x_val, xp, device.validation_parts, device.overlap,
-                            history=data.val_history, initial=initial, gpu_loop=device.gpu_loop)
+    """The model's output for one validation part (M,), as train_run scores it: parallel
+    chunks, warmed up on the input just before it when there is one (part.history),
+    from ``initial`` ((h, c), each (L, H)) or zeros, with the part's knob settings."""
+    return process_parallel(params, model, part.x, xp, device.validation_parts, device.overlap,
+                            history=part.history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop)
+
+
+def validation_errors(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,
+                      initial=None) -> tuple[float, dict]:
+    """(the ESR over every part not held out, its error energy over its target energy
+    summed across parts; {part name: its own ESR} for every part)."""
+    error = energy = 0.0
+    each = {}
+    for part in parts:
+        difference = (predict_validation(params, model, part, device, xp, initial) - part.y).astype(np.float64)
+        target = part.y.astype(np.float64)
+        e, t = float(difference @ difference), float(target @ target)
+        each[part.name] = float(e / (t + ESR_EPS))
+        if not part.held_out:
+            error, energy = error + e, energy + t
+    return float(error / (energy + ESR_EPS)), each
 
 
 def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
@@ -272,13 +296,20 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     epoch_samples = data.window_count(segment, warmup) * (warmup + segment)
     host_losses = device.device == "cpu"      # a loss read on the host costs nothing there; on a GPU, a sync
 
+    by_part = {}                              # the latest validation's ESR of each part (a capture set's settings)
+
     def validate(params, initial=None) -> float:
-        return float(esr(predict_validation(params, state.model, data, device, xp, initial), data.y_val))
+        overall, each = validation_errors(params, state.model, data.validation, device, xp, initial)
+        by_part.clear()
+        by_part.update(each)
+        return overall
 
     def save_best():
         progress = state.progress
+        parts = {"val_parts": [{"name": part.name, "esr": by_part.get(part.name), "held_out": part.held_out}
+                               for part in data.validation]} if len(data.validation) > 1 else {}
         save_model(folder / MODEL_FILE, state.best_params, state.model, data.rate,
-                   {**facts, "options": dict(state.options), "train": state.train.to_dict(),
+                   {**facts, **parts, "options": dict(state.options), "train": state.train.to_dict(),
                     "val_esr": progress.best_esr, "epoch": progress.best_epoch, "trained_seconds": progress.seconds,
                     "date": datetime.now().isoformat(timespec="seconds")})
 

@@ -135,3 +135,23 @@ def comparison_figure(runs: list, names: list) -> Figure:
     axes.legend(fontsize="small")
     axes.set_title("Validation ESR against training time")
     return figure
+
+
+def knob_figure(settings: list, knob_names: list) -> Figure:
+    """Val ESR against each knob's value, one panel a knob: trained settings filled,
+    held-out ones hollow (how well the settings between come out)."""
+    figure = Figure(figsize=(4.5 * max(1, len(knob_names)), 3.8), layout="constrained")
+    panels = figure.subplots(1, max(1, len(knob_names)), squeeze=False)[0]
+    for axes, knob in zip(panels, knob_names):
+        for held_out, style in ((False, dict(marker="o", color="tab:blue", label="trained")),
+                                (True, dict(marker="s", markerfacecolor="none", color="tab:red",
+                                            label="held out (never trained on)"))):
+            points = [(s.knobs.get(knob), s.esr) for s in settings if s.held_out == held_out and np.isfinite(s.esr)]
+            if points:
+                axes.semilogy([p[0] for p in points], [p[1] for p in points], linestyle="none", markersize=8, **style)
+        axes.set_xlabel(knob)
+        axes.set_ylabel("validation ESR (log scale)")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize="small")
+        axes.set_title(f"ESR against {knob}")
+    return figure

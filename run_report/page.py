@@ -17,8 +17,8 @@ import soundfile as sf
 
 from lstm_core.files.atomic import write_bytes_atomic
 
-from .figures import comparison_figure, curves_figure, png_bytes, prediction_figure, transient_start
-from .run import Run, ReportError, distinct_names, load_run, validation_audio
+from .figures import comparison_figure, curves_figure, knob_figure, png_bytes, prediction_figure, transient_start
+from .run import Run, ReportError, capture_audio, distinct_names, load_run, settings, validation_audio
 from .verdict import advice, db, grade
 
 CLIP_SECONDS = 5.0
@@ -43,7 +43,15 @@ def write_report(folder) -> Path:
     """Write report.html, curves.png and prediction.png into the run folder; returns the
     page's path. Raises ReportError (missing or damaged run files) or OSError."""
     run = load_run(folder)
-    audio, audio_missing = validation_audio(run)
+    knobs = settings(run)
+    if knobs:                                  # a capture set: its extreme settings, and ESR against each knob
+        lowest, highest = extreme_settings(knobs, run.meta.get("knobs") or [])
+        extremes, audio_missing = capture_audio(run, [lowest, highest])
+        audio = extremes.get(highest)
+        knob_png = png_bytes(knob_figure(knobs, [k.get("name") for k in run.meta.get("knobs") or []]))
+    else:
+        audio, audio_missing = validation_audio(run)
+        extremes, knob_png = {}, None
     curves = png_bytes(curves_figure(run))
     prediction = png_bytes(prediction_figure(audio)) if audio is not None else None
     write_bytes_atomic(run.folder / "curves.png", curves)
@@ -51,13 +59,26 @@ def write_report(folder) -> Path:
         write_bytes_atomic(run.folder / "prediction.png", prediction)
     else:
         (run.folder / "prediction.png").unlink(missing_ok=True)     # an earlier report's, now stale
-    page = report_html(run, curves, prediction, audio, audio_missing)
+    page = report_html(run, curves, prediction, audio, audio_missing, knobs, knob_png, extremes)
     path = run.folder / "report.html"
     write_bytes_atomic(path, page.encode("utf-8"))
     return path
 
 
-def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_missing: str) -> str:
+def extreme_settings(knobs: list, ranges: list) -> tuple[str, str]:
+    """The names of the lowest and highest setting: the rows whose knobs, each scaled to
+    0..1 over its range, average lowest and highest."""
+    def level(setting):
+        scaled = [(setting.knobs.get(k.get("name"), k.get("min")) - k.get("min")) / ((k.get("max") - k.get("min")) or 1)
+                  for k in ranges]
+        return sum(scaled) / max(len(scaled), 1)
+
+    ordered = sorted(knobs, key=level)
+    return ordered[0].name, ordered[-1].name
+
+
+def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_missing: str, knobs=(),
+                knob_png: bytes | None = None, extremes: dict | None = None) -> str:
     name, meaning = grade(run.val_esr)
     diverged = run.diverged_epochs
     tips = advice(run.val_esr, run.meta, run.history[-1]["epoch"], run.best_epoch, len(diverged))
@@ -80,12 +101,21 @@ def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_
     if events:
         parts.append("<p>What the run did along the way (its learning-rate schedule and roll-backs):</p><ul>"
                      + "".join(f"<li>after epoch {epoch}: {_e(event)}</li>" for epoch, event in events) + "</ul>")
+    if knobs:
+        parts.append("<h2>Every setting</h2>" + _settings_table(knobs, run.meta.get("knobs") or []))
+        parts.append(_img(knob_png, "validation ESR against each knob"))
     parts.append("<h2>Prediction against target</h2>")
     if audio is None:
         parts.append(f"<p class='note'>No waveform, spectra or audio: {_e(audio_missing)}.</p>")
     else:
+        if extremes:
+            parts.append(f"<p class='sub'>At the highest setting, {_e(list(extremes)[-1])}:</p>")
         parts.append(_img(prediction, "waveform overlay, error and spectra"))
-        parts.append("<h2>Listen: A/B</h2>" + _players(audio))
+        if extremes:
+            parts.append("<h2>Listen: A/B at the lowest and the highest setting</h2>"
+                         + "".join(f"<h3>{_e(name)}</h3>" + _players(clip) for name, clip in extremes.items()))
+        else:
+            parts.append("<h2>Listen: A/B</h2>" + _players(audio))
     parts.append("<h2>The run</h2>" + _facts_table(run))
     return _page(f"Report: {run.name}", "\n".join(parts))
 
@@ -102,6 +132,21 @@ def _players(audio) -> str:
     return "".join(rows) + "</div>"
 
 
+def _settings_table(knobs: list, ranges: list) -> str:
+    """One row a setting: its knobs, its val ESR (and dB, grade), trained or held out."""
+    names = [k.get("name") for k in ranges]
+    head = "".join(f"<th>{_e(str(n))}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{_e(s.name)}</td>" + "".join(f"<td>{s.knobs.get(n, float('nan')):g}</td>" for n in names)
+        + f"<td data-value='{s.esr!r}'>{s.esr:.4g}</td><td>{db(s.esr):.1f}</td><td>{_e(grade(s.esr)[0])}</td>"
+        f"<td>{'held out: never trained on' if s.held_out else 'trained'}</td></tr>" for s in knobs)
+    spans = ", ".join(f"{_e(str(k.get('name')))} {k.get('min'):g} to {k.get('max'):g}" for k in ranges)
+    return (f"<p class='sub'>The model's knobs run over {spans} (0 to 1 at its inputs). The run's val ESR is "
+            f"over the trained settings together; held-out ones are measured, never trained on.</p>"
+            f"<table class='settings'><thead><tr><th>setting</th>{head}<th>val ESR</th><th>dB</th><th>grade</th>"
+            f"<th></th></tr></thead>{rows}</table>")
+
+
 def _facts_table(run: Run) -> str:
     meta, options = run.meta, run.meta.get("options") or {}
     pair, model, train = meta.get("pair") or {}, meta.get("model") or {}, meta.get("train") or {}
@@ -109,8 +154,8 @@ def _facts_table(run: Run) -> str:
     delay = pair.get("delay")
     notes = [str(note) for note in pair.get("notes") or []]
     rows = [
-        ("input", Path(options.get("input", "?")).name),
-        ("target", Path(options.get("target", "?")).name),
+        ("input", Path(options.get("input") or "?").name),
+        ("target", Path(options.get("target") or "?").name),
         ("validation", f"{Path(options['val_input']).name} and {Path(options['val_target']).name}"
                        if options.get("val_input") and options.get("val_target")
                        else f"the last {100 * options.get('val_fraction', 0.2):g} % of the pair"),
@@ -135,6 +180,10 @@ def _facts_table(run: Run) -> str:
         ("samples/s", f"{statistics.median(row['samples_per_s'] for row in run.history):,.0f} (median of epochs)"),
         ("device", meta.get("device", "?")),
     ]
+    if options.get("captures"):                 # a capture set: its CSV instead of one pair
+        settings_count = len(pair.get("rows") or [])
+        rows[:3] = [("capture set", f"{Path(options['captures']).name} ({settings_count} settings)"),
+                    ("validation", f"the last {100 * options.get('val_fraction', 0.2):g} % of every setting")]
     rows += [("note", note) for note in notes]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
 

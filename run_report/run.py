@@ -18,11 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from audio_io.dataset import PairOptions, load_dataset
+from audio_io.capture_set import read_capture_set
+from audio_io.dataset import PairOptions, load_capture_dataset, load_dataset
 from audio_io.files import read_audio
 from lstm_core.files.history import HistoryError, read_history
 from lstm_core.files.model_file import ModelFileError
+from lstm_core.devices import CPU
 from lstm_core.files.npz import load_model
+from lstm_core.run import predict_validation
 
 
 class ReportError(ValueError):
@@ -111,3 +114,48 @@ def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
         return None, (f"val_prediction.wav ({prediction.size} samples at {rate} Hz) does not match the validation "
                       f"part of the pair ({y.size} samples at {data.rate} Hz): were the files changed since the run?")
     return ValidationAudio(x, y, prediction, data.rate), ""
+
+
+@dataclass
+class Setting:
+    """One row of a capture set as the run validated it."""
+
+    name: str
+    knobs: dict                  # knob name -> its value in the row (the knob's own units)
+    esr: float                   # its val ESR at the best epoch (NaN if the file does not say)
+    held_out: bool               # never trained on (--holdout)
+
+
+def settings(run: Run) -> list:
+    """The capture set's settings with their val ESRs (model.npz's val_parts and its rows),
+    or [] for a run on a single pair."""
+    parts = run.meta.get("val_parts") or []
+    rows = {row.get("name"): row for row in (run.meta.get("pair") or {}).get("rows") or []}
+    names = [knob.get("name") for knob in run.meta.get("knobs") or []]
+    found = []
+    for part in parts:
+        row = rows.get(part.get("name"), {})
+        esr = part.get("esr")
+        found.append(Setting(str(part.get("name")), dict(zip(names, row.get("knobs") or [])),
+                             float(esr) if isinstance(esr, (int, float)) else math.nan, bool(part.get("held_out"))))
+    return found
+
+
+def capture_audio(run: Run, names: list) -> tuple[dict, str]:
+    """({setting name: ValidationAudio} for ``names``, "") from the capture set the run
+    names and its model, or ({}, why not)."""
+    options = run.meta.get("options") or {}
+    try:
+        params, config, _ = load_model(run.folder / "model.npz")
+        capture_set = read_capture_set(options["captures"])
+        ranges = {name: tuple(values) for name, values in (options.get("knob_ranges") or {}).items()}
+        pair = PairOptions.from_dict({**options, "input": "", "target": ""})
+        data = load_capture_dataset(capture_set, pair, ranges, tuple(options.get("holdout") or ()))
+    except (ValueError, KeyError, TypeError) as exc:        # AudioError and ModelFileError are ValueErrors
+        return {}, f"the capture set could not be read again ({exc})"
+    audio = {}
+    for recording, part in zip(data.recordings, data.validation):
+        if recording.name in names:
+            prediction = predict_validation(params, config, part, CPU, np)
+            audio[recording.name] = ValidationAudio(part.x, part.y, prediction, data.rate)
+    return audio, ""

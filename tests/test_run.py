@@ -210,7 +210,7 @@ def test_validation_is_scored_from_a_warmed_up_state(tmp_path):
     whole = np.concatenate([data.x_train, data.x_val])
     exact, _ = process_sequential(state.params, state.model, whole)
     exact = exact[data.x_train.size:]
-    warm = predict_validation(state.params, state.model, data, DEVICE, np)
+    warm = predict_validation(state.params, state.model, data.validation[0], DEVICE, np)
     cold = process_parallel(state.params, state.model, data.x_val, np, DEVICE.validation_parts, DEVICE.overlap)
 
     def error_db(y):

@@ -71,7 +71,9 @@ def aidax_metadata(facts: dict, sample_rate: int | None) -> dict:
     metadata = {"name": facts.get("name"), "samplerate": int(sample_rate) if sample_rate else None,
                 "esr": finite_number(facts.get("val_esr")),
                 "date": when.isoformat(timespec="seconds"),
-                "source": f"lstm-audio-effects {__version__}"}
+                "source": f"lstm-audio-effects {__version__}",
+                # A conditioned model's knobs, in input order after the audio: the plugin's 0..1 is min..max.
+                "knobs": facts.get("knobs") or None}
     return {k: v for k, v in metadata.items() if v is not None}
 
 

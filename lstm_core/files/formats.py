@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import model_input, process_sequential, rest_state, run, start_state
+from ..knobs import model_knobs
 from .aidax import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
 from .model_file import ModelFile, ModelFileError, sample_rate_or_none
 from .nam import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
@@ -67,7 +68,9 @@ def export_document(model: ModelFile, path, name: str | None = None) -> dict:
     Raises ModelFileError for what the format cannot express."""
     path = Path(path)
     kind = KINDS.get(path.suffix.lower())
+    knobs = model_knobs(model.meta)
     facts = {"name": name or model.meta.get("name") or path.stem, "val_esr": model.meta.get("val_esr"),
+             "knobs": [{"name": k.name, "min": k.low, "max": k.high} for k in knobs] if knobs else None,
              "date": model.meta.get("date")}
     if kind == "nam":
         check_nam_expressible(model.config)
