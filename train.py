@@ -16,6 +16,7 @@ every expected failure into one line and an exit code.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 
@@ -44,7 +45,7 @@ def knob_range(text: str) -> tuple[str, float, float]:
         values = float(low), float(high)
     except ValueError:
         values = ()
-    if not name or len(values) != 2 or not values[1] > values[0]:
+    if not name or len(values) != 2 or not all(math.isfinite(v) for v in values) or not values[1] > values[0]:
         raise argparse.ArgumentTypeError(f"{text!r}: give NAME=LOW:HIGH with LOW below HIGH, such as gain=0:10")
     return name, *values
 
@@ -115,10 +116,10 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--captures", metavar="SET.csv", help="train one conditioned model on the recordings a CSV lists: "
                    "columns input, target, one per knob (its setting in each row) and optionally name; paths relative "
                    "to the CSV's folder")
-    g.add_argument("--knob-range", type=knob_range, action="append", default=[], metavar="NAME=LOW:HIGH",
+    g.add_argument("--knob-range", type=knob_range, action="append", metavar="NAME=LOW:HIGH",
                    help="what 0 and 1 of a knob mean to the model (default: the lowest and highest setting in the "
                         "CSV); process.py refuses settings outside it")
-    g.add_argument("--holdout", action="append", default=[], metavar="NAME",
+    g.add_argument("--holdout", action="append", metavar="NAME",
                    help="a row of the capture set to validate only, never train on (to measure how well settings "
                         "between the trained ones come out); repeatable")
     g = p.add_argument_group("the pair, continued")
@@ -136,10 +137,13 @@ def resume_conflicts(argv: list) -> list[str]:
     INPUT TARGET may change), so anything else typed, even a default value, is pointed out."""
     parser = build_parser()
     not_given = object()
-    parser.set_defaults(**{dest: not_given for dest in vars(parser.parse_args([]))})
+    defaults = vars(parser.parse_args([]))
+    # The repeatable flags default to None and are typed when not None (argparse would append to a sentinel).
+    parser.set_defaults(**{dest: not_given for dest, value in defaults.items() if value is not None
+                           or dest not in ("knob_range", "holdout")})
     typed = vars(parser.parse_args(argv))
     return [("--no-skip" if value is False else f"--{dest.replace('_', '-')}") for dest, value in typed.items()
-            if dest not in RESUME_MAY_CHANGE and value is not not_given]
+            if dest not in RESUME_MAY_CHANGE and value is not not_given and value is not None]
 
 
 # ----------------------------------------------------------------------------- main
@@ -162,7 +166,7 @@ def main(argv=None):
         settings = {name: value for name, value in vars(args).items() if name != "resume"}
         plain = args.input is None and not args.captures
         config = CaptureConfig(**{**settings, "demo": args.demo or ("pair" if plain else None),
-                                  "knob_range": tuple(args.knob_range), "holdout": tuple(args.holdout)})
+                                  "knob_range": tuple(args.knob_range or ()), "holdout": tuple(args.holdout or ())})
     previous = signal.signal(signal.SIGTERM, _terminate)   # `kill` ends a run as Ctrl-C does: state saved, no traceback
     try:
         return run_command(config)

@@ -58,6 +58,11 @@ class CaptureSet:
             low, high = given.get(name, (min(values), max(values)))
             if not high > low:
                 raise CaptureSetError(f"{self.path}: the range of knob {name} is empty ({low:g} to {high:g})")
+            outside = [row for row in self.rows if not low <= row.knobs[index] <= high]
+            if outside:
+                raise CaptureSetError(f"{self.path}, row {outside[0].row}, column {name}: "
+                                      f"{outside[0].knobs[index]:g} is outside the knob's range ({low:g} to {high:g}): "
+                                      f"widen --knob-range")
             ranges[name] = (float(low), float(high))
         return ranges
 
@@ -72,9 +77,17 @@ def read_capture_set(path) -> CaptureSet:
         with open(path, newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)
             columns = [c.strip() for c in (reader.fieldnames or [])]
-            records = [{(k or "").strip(): (v or "").strip() for k, v in record.items()} for record in reader]
+            raw = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CaptureSetError(f"{path}: not a readable CSV file ({exc})") from None
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise CaptureSetError(f"{path}: column {duplicated[0]!r} appears twice: name every column once")
+    records = []
+    for number, record in enumerate(raw, start=2):
+        if None in record:                       # more cells than the header has columns
+            raise CaptureSetError(f"{path}, row {number}: more cells than the header has columns")
+        records.append({(k or "").strip(): (v or "").strip() for k, v in record.items()})
     for column in PATH_COLUMNS:
         if column not in columns:
             raise CaptureSetError(f"{path}: no column {column!r} (a capture set has columns input, target, one per "

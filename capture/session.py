@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from audio_io.capture_set import read_capture_set
+from audio_io.capture_set import CaptureSetError, read_capture_set
 from audio_io.dataset import CaptureDataset, Dataset, load_capture_dataset, load_dataset
 from audio_io.demo import KNOB_DEMO_SETTINGS, knob_demo
 from audio_io.files import write_audio_atomic
@@ -114,6 +114,8 @@ def _start(config: CaptureConfig, reporter: Reporter):
     if init_rate and init_rate != data.rate:
         reporter.note(f"warning: {config.init} was trained at {init_rate} Hz and the pair is {data.rate} Hz: its "
                       f"weights fit another rate, so fine-tuning starts further from the goal")
+    if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
+        options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
     return folder, state, options, data, xp, start_state
 
@@ -126,6 +128,8 @@ def _resume(config: ResumeConfig, reporter: Reporter):
     except TypeError as exc:
         raise ModelFileError(f"{folder / 'checkpoint.npz'}: the checkpoint is damaged or from another version "
                              f"({exc!r})") from None
+    if config.input and options.captures:
+        raise ValueError("--resume of a capture-set run reads its CSV again: leave out INPUT and TARGET")
     if config.input:
         options = replace(options, input=absolute(config.input), target=absolute(config.target))
     elif not options.captures:               # a moved or renamed run folder still holds its demo pair
@@ -133,6 +137,11 @@ def _resume(config: ResumeConfig, reporter: Reporter):
         options = replace(options, input=located.input, target=located.target)
     if config.device:
         options = replace(options, device=config.device)
+    if options.captures and options.knob_ranges:           # the knobs the run started with, and no others
+        names = read_capture_set(options.captures).knob_names
+        if list(names) != list(options.knob_ranges):
+            raise CaptureSetError(f"{options.captures}: its knob columns ({', '.join(names)}) are not the ones the run "
+                                  f"started with ({', '.join(options.knob_ranges)})")
     state.rule = stop_rule_over(meta["rule"], config)    # a flag out of range is the flag's error
     state.options = options.to_dict()
     xp = get_xp(options.device)

@@ -58,6 +58,7 @@ MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "hist
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
            "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
 SPIKE = 10.0          # an epoch whose val ESR is this many times the best is rolled back (not under "constant")
+SPIKE_FLOOR = 1e-9    # ...a best below this counting as this (a best of 0 would make every epoch a spike)
 
 
 @dataclass(frozen=True)
@@ -347,7 +348,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 progress.seconds = time.perf_counter() - started
                 diverged = not (math.isfinite(train_loss) and math.isfinite(val_esr))
                 spiked = (not diverged and schedule != "constant" and math.isfinite(progress.best_esr)
-                          and val_esr > SPIKE * progress.best_esr)
+                          and val_esr > SPIKE * max(progress.best_esr, SPIKE_FLOOR))
                 improved = not diverged and val_esr < progress.best_esr
                 event = ""
                 if improved:

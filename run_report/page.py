@@ -109,7 +109,8 @@ def report_html(run: Run, curves: bytes, prediction: bytes | None, audio, audio_
         parts.append(f"<p class='note'>No waveform, spectra or audio: {_e(audio_missing)}.</p>")
     else:
         if extremes:
-            parts.append(f"<p class='sub'>At the highest setting, {_e(list(extremes)[-1])}:</p>")
+            parts.append(f"<p class='sub'>At the highest setting, {_e(list(extremes)[-1])} (the players: the lowest "
+                         f"setting first):</p>")
         parts.append(_img(prediction, "waveform overlay, error and spectra"))
         if extremes:
             parts.append("<h2>Listen: A/B at the lowest and the highest setting</h2>"
@@ -170,7 +171,8 @@ def _facts_table(run: Run) -> str:
         ("model", f"LSTM, {model.get('num_layers')} layer(s) of {model.get('hidden_size')} units, skip "
                   f"{'on' if model.get('skip') else 'off'}, {meta.get('parameters', '?')} parameters"),
         ("started from", Path(options["init"]).name if options.get("init") else "random weights"),
-        ("training", f"lr {train.get('lr')}, batch {options.get('batch')}, segment {options.get('segment')} s, "
+        ("training", f"lr {train.get('lr')} ({train.get('schedule', 'constant')} schedule), batch "
+                     f"{options.get('batch')}, segment {options.get('segment')} s, "
                      f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}"),
         ("loss", f"{str(train.get('loss', '?')).upper()}, pre-emphasis {train.get('pre_emphasis')}, "
                  f"DC weight {train.get('dc_weight')}"),

@@ -153,9 +153,9 @@ def capture_audio(run: Run, names: list) -> tuple[dict, str]:
         data = load_capture_dataset(capture_set, pair, ranges, tuple(options.get("holdout") or ()))
     except (ValueError, KeyError, TypeError) as exc:        # AudioError and ModelFileError are ValueErrors
         return {}, f"the capture set could not be read again ({exc})"
+    parts = {recording.name: part for recording, part in zip(data.recordings, data.validation)}
     audio = {}
-    for recording, part in zip(data.recordings, data.validation):
-        if recording.name in names:
-            prediction = predict_validation(params, config, part, CPU, np)
-            audio[recording.name] = ValidationAudio(part.x, part.y, prediction, data.rate)
+    for name in [name for name in names if name in parts]:     # in the order asked for
+        part = parts[name]
+        audio[name] = ValidationAudio(part.x, part.y, predict_validation(params, config, part, CPU, np), data.rate)
     return audio, ""

@@ -148,3 +148,37 @@ def test_the_knob_demo_writes_its_capture_set_and_trains_on_it(tmp_path):
     assert [k["name"] for k in meta["knobs"]] == ["drive", "tone"] and len(esrs) == 7
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Every setting" in page and page.count("<audio") == 6          # lowest and highest, 3 players each
+
+
+def test_more_capture_set_mistakes_are_one_line(tmp_path):
+    write_set(tmp_path, [{"drive": d} for d in (0, 1, 2)], seconds=2)
+    good = (tmp_path / "set.csv").read_text().splitlines()
+    cases = [
+        (["input,target,drive,drive,name"] + [line + ",9" for line in good[1:]], [], "column 'drive' appears twice"),
+        (good[:2] + [good[2] + ",extra"] + good[3:], [], "row 3: more cells than the header has columns"),
+        (good, ["--knob-range", "drive=0:1.5"], "row 4, column drive: 2 is outside the knob's range"),
+        (good, ["--knob-range", "drive=0:inf"], "LOW below HIGH"),
+        (good, ["--init", "some.npz"], "leave out --init"),
+    ]
+    for lines, flags, match in cases:
+        (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
+        code, _, err = run("train.py", "--captures", tmp_path / "set.csv", "--out", tmp_path / "run", *flags,
+                           cwd=tmp_path)
+        assert_one_line_error(code, err, match)
+    (tmp_path / "resumable").mkdir()
+    code, _, err = run("train.py", "--resume", tmp_path / "resumable", "--holdout", "s1", cwd=tmp_path)
+    assert_one_line_error(code, err, "leave out --holdout")
+
+
+def test_a_capture_set_run_resumes_with_the_knobs_it_started_with(tmp_path):
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    train_set(tmp_path, "--epochs", "1", "--segment", "0.25")
+    lines = (tmp_path / "set.csv").read_text().splitlines()
+    (tmp_path / "set.csv").write_text("\n".join(lines[:3]) + "\n")             # a row gone: the range stays 0 to 4
+    code, out, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "2", cwd=tmp_path)
+    assert code == 0 and "resuming" in out, err
+    _, _, meta = load_model(tmp_path / "run" / "model.npz")
+    assert meta["knobs"] == [{"name": "drive", "min": 0.0, "max": 4.0}]
+    (tmp_path / "set.csv").write_text("\n".join(line + (f",{i}" if i else ",tone") for i, line in enumerate(lines)) + "\n")
+    code, _, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "3", cwd=tmp_path)
+    assert_one_line_error(code, err, "not the ones the run started with")

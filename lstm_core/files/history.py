@@ -26,8 +26,9 @@ class HistoryError(ValueError):
 
 def write_history(path, history: list):
     """``history``: one dict per epoch with at least HISTORY_COLUMNS (extra keys are
-    written as further columns, in the order of the first row)."""
-    columns = list(HISTORY_COLUMNS) + [k for k in (history[0] if history else {}) if k not in HISTORY_COLUMNS]
+    written as further columns, in the order first seen; a row without one leaves it empty)."""
+    extra = dict.fromkeys(k for row in history for k in row if k not in HISTORY_COLUMNS)   # every row's, in order
+    columns = list(HISTORY_COLUMNS) + list(extra)
     with atomic_output(path) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
