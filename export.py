@@ -11,6 +11,7 @@ stops with a message saying what to do instead.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def parse_args(argv):
     p.add_argument("output", help="the file to write: NAME.nam or NAME.json")
     p.add_argument("--name", help="the model's name in the file's metadata (default: OUTPUT's name)")
     p.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--input-level-dbu", type=float, metavar="DBU",
+                   help=".nam only: the analog level (dBu) that digital full scale was at the capture's input, so that "
+                        "NAM plays it at its real loudness (NAM's level calibration)")
+    p.add_argument("--output-level-dbu", type=float, metavar="DBU",
+                   help=".nam only: the same at the capture's output")
     return p.parse_args(argv)
 
 
@@ -44,7 +50,11 @@ def main(argv=None):
     try:
         model = read_model(source)
         try:
-            document = export_document(model, destination, args.name)
+            levels = {"input_level_dbu": args.input_level_dbu, "output_level_dbu": args.output_level_dbu}
+            for flag, value in levels.items():
+                if value is not None and not math.isfinite(value):
+                    fail(f"--{flag.replace('_', '-')} {value}: give a finite number of dBu")
+            document = export_document(model, destination, args.name, levels)
         except ModelFileError as exc:
             raise ModelFileError(f"{source}: {exc}") from None
         with atomic_output(destination) as temporary, open(temporary, "w", encoding="utf-8") as stream:

@@ -96,7 +96,7 @@ def main(argv=None):
         params = {k: to_device(v, xp) for k, v in model.params.items()}
         device = device_settings("gpu" if is_gpu(xp) else "cpu")
         seconds, clipped = process_file(params, config, xp, device, source, destination, info, fmt, subtype,
-                                        args.sequential, model.initial_state, controls)
+                                        args.sequential, model.initial_state, controls, model.gains)
     except (ModelFileError, BackendError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:                       # an unwritable folder, a full disk
@@ -114,7 +114,7 @@ def main(argv=None):
 
 
 def process_file(params, config, xp, device: DeviceSettings, source: Path, destination: Path, info, fmt, subtype,
-                 sequential: bool, initial=None, controls=()):
+                 sequential: bool, initial=None, controls=(), gains=(1.0, 1.0)):
     """Stream source -> destination block by block (``device``'s blocks, chunks and
     warm-up); returns (seconds, clipped samples). ``initial``: the state (h, c), each
     (L, H), streams start from; ``controls``: knob values."""
@@ -132,6 +132,8 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
                     break
                 if not np.isfinite(x).all():
                     raise ValueError(f"{source}: holds NaN or infinite samples")
+                if gains[0] != 1.0:
+                    x = (x * gains[0]).astype(np.float32)          # AIDA-X's in_gain: before the model and its skip
                 if sequential:
                     y, state = process_sequential(params, config, x, xp, state, initial, controls, device.gpu_loop)
                 else:
@@ -144,6 +146,8 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
                         history[channel] = previous[-overlap:]
                 if integer:
                     clipped += int((np.abs(y) > 1.0).sum())
+                if gains[1] != 1.0:
+                    y = y * gains[1]                                 # AIDA-X's out_gain: after the skip
                 writer.write(y)
     return time.perf_counter() - started, clipped
 

@@ -190,6 +190,9 @@ def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConf
         if value is not None and value != stored:
             raise ValueError(f"--init {config.init} brings its own architecture (hidden {model.hidden_size}, layers "
                              f"{model.num_layers}, skip {'on' if model.skip else 'off'}): leave out {flag}")
+    if any(loaded.gains_db):
+        raise ValueError(f"{config.init}: sets in_gain/out_gain ({loaded.gains_db[0]:g} / {loaded.gains_db[1]:g} dB) "
+                         f"around the model, which a fine-tune here would not keep: set them to 0 to fine-tune it")
     if model.input_size != 1:
         raise ValueError(f"{config.init}: a conditioned model ({model.input_size - 1} input(s) besides the audio, such "
                          f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")

@@ -223,12 +223,12 @@ def test_conditioned_model_to_nam_says_what_to_do(tmp_path):
         export_document(model, tmp_path / "knob.nam")
 
 
-def test_empty_check_vectors_check_nothing_and_out_gain_is_refused(tmp_path):
+def test_empty_check_vectors_check_nothing_and_a_gain_must_be_a_number(tmp_path):
     rng = np.random.default_rng(72)
     layers = random_torch_layers(rng, 1, 3, 1)
     model = read_model(write_json(tmp_path / "empty.json", hand_aidax(*layers, vectors=([], []))))
     assert not any("check vectors" in note for note in model.notes)
     document = hand_aidax(*layers)
-    document["out_gain"] = 6.0
+    document["out_gain"] = "loud"
     with pytest.raises(ModelFileError, match="out_gain"):
         read_model(write_json(tmp_path / "gain.json", document))

@@ -164,3 +164,47 @@ def test_a_fine_tune_scores_its_start_from_the_files_own_state(files):
     assert code == 0, err
     _, _, meta = load_model(folder / "tuned" / "model.npz")
     assert meta["epoch"] == 0 and meta["val_esr"] < 1e-8, out
+
+
+def test_aidax_gains_are_applied_as_aidax_applies_them(files):
+    """in_gain scales the audio before the model (its skip included), out_gain the output
+    after the skip, both in dB; an export keeps them, a .nam refuses them, --init too."""
+    folder = files["dir"]
+    rng = np.random.default_rng(11)
+    layers, head_W, head_b = random_torch_layers(rng, 1, 5, 1)
+    document = hand_aidax(layers, head_W, head_b, skip=1)
+    document["in_gain"], document["out_gain"] = 6.0, -3.0
+    write_json(folder / "gained.json", document)
+    code, out, err = run("process.py", folder / "gained.json", folder / "in.wav", folder / "out.wav", "--sequential")
+    assert code == 0 and "in_gain 6 dB" in out, err
+    y, _ = sf.read(folder / "out.wav", dtype="float32")
+    g_in, g_out = 10 ** (6.0 / 20), 10 ** (-3.0 / 20)
+    expected = g_out * reference_forward(g_in * files["x"][:, None], layers, head_W, head_b, True)[0]
+    assert relative_error(y, expected) < 1e-5
+    code, _, err = run("export.py", folder / "gained.json", folder / "copy.json")
+    assert code == 0, err
+    copy = json.loads((folder / "copy.json").read_text())
+    assert (copy["in_gain"], copy["out_gain"]) == (6.0, -3.0)
+    code, _, err = run("export.py", folder / "gained.json", folder / "gained.nam")
+    assert_one_line_error(code, err, "in_gain/out_gain")
+    sf.write(folder / "dry.wav", files["x"], RATE)
+    sf.write(folder / "wet.wav", np.tanh(files["x"]), RATE)
+    code, _, err = run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "gained.json", "--out",
+                       folder / "refused")
+    assert_one_line_error(code, err, "in_gain/out_gain")
+
+
+def test_nam_level_calibration(files):
+    folder = files["dir"]
+    code, _, err = run("export.py", folder / "ours_skip0.npz", folder / "levels.nam", "--input-level-dbu", "12.5",
+                       "--output-level-dbu", "-4")
+    assert code == 0, err
+    metadata = json.loads((folder / "levels.nam").read_text())["metadata"]
+    assert metadata["input_level_dbu"] == 12.5 and metadata["output_level_dbu"] == -4.0
+    code, _, err = run("export.py", folder / "levels.nam", folder / "again.nam")          # a .nam keeps its own
+    assert code == 0, err
+    assert json.loads((folder / "again.nam").read_text())["metadata"]["input_level_dbu"] == 12.5
+    code, _, err = run("export.py", folder / "ours_skip1.npz", folder / "x.json", "--input-level-dbu", "3")
+    assert_one_line_error(code, err, ".nam files only")
+    code, _, err = run("export.py", folder / "ours_skip0.npz", folder / "y.nam", "--input-level-dbu", "nan")
+    assert_one_line_error(code, err, "finite number of dBu")

@@ -12,7 +12,10 @@ The file is one JSON object:
 
 W is PyTorch's W_ih transposed, U is W_hh transposed, b the summed bias, gates in the
 order i, f, g, o. With "in_skip": 1 the input sample is added to the output (our skip);
-a missing in_skip means 0. The state starts at zero. A conditioned model has I > 1: the
+a missing in_skip means 0. "in_gain" and "out_gain" (dB, 0 when missing) are gains AIDA-X
+applies around the model: the audio is multiplied by in_gain before it (the skip sees the
+scaled audio too) and the output by out_gain after the skip is added; the check vectors
+are the model's alone. The state starts at zero. A conditioned model has I > 1: the
 audio first, then its knob values. ``input_batch`` / ``output_batch`` are a short input
 and the model's output for it (computed in float32), so an implementation can check
 itself: we write them on export and check them on import.
@@ -46,9 +49,10 @@ def check_signal(samples: int = CHECK_SAMPLES) -> np.ndarray:
 
 
 def aidax_document(params: dict, config: ModelConfig, sample_rate: int | None, metadata: dict,
-                   input_batch: np.ndarray, output_batch: np.ndarray) -> dict:
+                   input_batch: np.ndarray, output_batch: np.ndarray, gains_db=(0.0, 0.0)) -> dict:
     """The AIDA-X JSON object for our model, with its check vectors (input_batch (N, I) or
-    (N,), output_batch (N,)) as computed by the caller."""
+    (N,), output_batch (N,): the model alone, without the gains) as computed by the caller,
+    and in_gain / out_gain when ``gains_db`` sets them."""
     layers, head_W, head_b = to_torch_layout(params, config)
     H = config.hidden_size
     entries = [{"type": "lstm", "activation": "", "shape": [None, None, H],
@@ -63,6 +67,7 @@ def aidax_document(params: dict, config: ModelConfig, sample_rate: int | None, m
         "input_batch": _floats(input_batch),
         "output_batch": _floats(output_batch),
         "metadata": aidax_metadata(metadata, sample_rate),
+        **{key: float(value) for key, value in zip(("in_gain", "out_gain"), gains_db) if value},
     }
 
 
@@ -86,10 +91,7 @@ def read_aidax(path, document) -> tuple[ModelFile, tuple | None]:
     skip = document.get("in_skip", 0)
     if isinstance(skip, bool) or skip not in (0, 1):
         raise ModelFileError(f"{path}: \"in_skip\" is {skip!r}; only 0 and 1 are defined")
-    gain = document.get("out_gain", 0)
-    if gain not in (0, None):
-        raise ModelFileError(f"{path}: sets \"out_gain\" ({gain!r} dB), an output gain AIDA-X applies after the "
-                             f"model, which this reader does not support")
+    gains = tuple(_gain_db(path, document, key) for key in ("in_gain", "out_gain"))
     entries = document["layers"]
     if not entries:
         raise ModelFileError(f"{path}: \"layers\" is empty")
@@ -126,7 +128,20 @@ def read_aidax(path, document) -> tuple[ModelFile, tuple | None]:
             "metadata": metadata}
     notes = [] if rate else [f"{path}: names no sample rate (metadata \"samplerate\"): use it at the rate it was "
                              f"trained at"]
-    return ModelFile(params, config, rate, meta, "aidax", None, notes), _check_vectors(path, document, inputs)
+    if any(gains):
+        notes.append(f"{path}: in_gain {gains[0]:g} dB and out_gain {gains[1]:g} dB: the audio is scaled before the "
+                     f"model and its output after, as AIDA-X does")
+    return ModelFile(params, config, rate, meta, "aidax", None, notes, gains), _check_vectors(path, document, inputs)
+
+
+def _gain_db(path, document: dict, key: str) -> float:
+    """AIDA-X's in_gain or out_gain in dB (0 when absent or null). Raises ModelFileError."""
+    value = document.get(key)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ModelFileError(f"{path}: \"{key}\" is {value!r}; it must be a gain in dB (a finite number)")
+    return float(value)
 
 
 def _in_size(path, in_shape) -> int:

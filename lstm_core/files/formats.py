@@ -20,7 +20,7 @@ from ..inference import model_input, process_sequential, rest_state, run, start_
 from ..knobs import model_knobs
 from .aidax import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
 from .model_file import ModelFile, ModelFileError, sample_rate_or_none
-from .nam import DEFAULT_NAM_RATE, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
+from .nam import DEFAULT_NAM_RATE, LEVEL_KEYS, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
 from .npz import load_model
 
 KINDS = {".npz": "npz", ".nam": "nam", ".json": "aidax"}
@@ -63,16 +63,25 @@ def check_vector_error(model: ModelFile, input_batch: np.ndarray, output_batch: 
     return float(np.linalg.norm(y - reference) / max(np.linalg.norm(reference), 1e-30))
 
 
-def export_document(model: ModelFile, path, name: str | None = None) -> dict:
+def export_document(model: ModelFile, path, name: str | None = None, levels: dict | None = None) -> dict:
     """The JSON object of ``model`` in the format ``path``'s extension names (.nam or .json).
-    Raises ModelFileError for what the format cannot express."""
+    ``levels``: a .nam's level calibration ({"input_level_dbu": ..., "output_level_dbu": ...});
+    a .nam read in keeps its own. Raises ModelFileError for what the format cannot express."""
     path = Path(path)
     kind = KINDS.get(path.suffix.lower())
     knobs = model_knobs(model.meta)
     facts = {"name": name or model.meta.get("name") or path.stem, "val_esr": model.meta.get("val_esr"),
              "knobs": [{"name": k.name, "min": k.low, "max": k.high} for k in knobs] if knobs else None,
              "date": model.meta.get("date")}
+    given = {key: value for key, value in (levels or {}).items() if value is not None}
+    if given and kind != "nam":
+        raise ModelFileError("--input-level-dbu and --output-level-dbu are written into .nam files only")
     if kind == "nam":
+        carried = model.meta.get("metadata") if isinstance(model.meta.get("metadata"), dict) else {}
+        facts.update({key: carried.get(key) for key in LEVEL_KEYS}, **given)
+        if any(model.gains_db):
+            raise ModelFileError(f"sets in_gain/out_gain ({model.gains_db[0]:g} / {model.gains_db[1]:g} dB), which a .nam "
+                                 f"file cannot hold: export to AIDA-X .json instead")
         check_nam_expressible(model.config)
         if not model.sample_rate:
             model.notes.append(f"the model names no sample rate: the .nam file says {DEFAULT_NAM_RATE} Hz, NAM's "
@@ -89,7 +98,7 @@ def export_document(model: ModelFile, path, name: str | None = None) -> dict:
         y, _ = process_sequential(model.params, model.config, x, controls=controls)
         # input_batch: the audio alone (N,), or with its knob columns (N, I) for a conditioned model
         input_batch = x if not controls else model_input(x[:, None], model.config, controls)[:, :, 0]
-        return aidax_document(model.params, model.config, model.sample_rate, facts, input_batch, y)
+        return aidax_document(model.params, model.config, model.sample_rate, facts, input_batch, y, model.gains_db)
     raise ModelFileError(f"{path}: export writes .nam (Neural Amp Modeler) or .json (AIDA-X / RTNeural) files, "
                          f"not {path.suffix or 'files without an extension'!r}")
 

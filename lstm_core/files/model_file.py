@@ -30,6 +30,13 @@ class ModelFile:
     kind: str                          # "npz" (ours), "nam" or "aidax"
     initial_state: tuple | None = None  # (h, c), each (L, H): where a stream starts; None: zeros
     notes: list = field(default_factory=list)   # what the reader noticed, for the user
+    gains_db: tuple = (0.0, 0.0)       # (input, output) gains in dB around the model (AIDA-X in_gain, out_gain)
+
+    @property
+    def gains(self) -> tuple[float, float]:
+        """(input, output) as factors: the audio is multiplied by the first before the model
+        (its skip included) and the model's output by the second."""
+        return tuple(10.0 ** (g / 20.0) for g in self.gains_db)
 
 
 

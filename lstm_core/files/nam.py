@@ -35,6 +35,9 @@ from .torch_layout import from_torch_layout, to_torch_layout
 NAM_VERSION = "0.5.4"          # the file-format version written (the plugin checks its major.minor)
 DEFAULT_NAM_RATE = 48000       # what NAM assumes when a file names no sample rate
 NAM_BURN_IN = 48000            # samples of silence NAM's trainer runs to find the initial state
+# The level calibration: the analog level (dBu) that digital full scale meant at the input
+# and at the output of the capture, so that a plugin plays the capture at its real loudness.
+LEVEL_KEYS = ("input_level_dbu", "output_level_dbu")
 
 
 def weight_count(config: ModelConfig) -> int:
@@ -91,6 +94,8 @@ def nam_metadata(facts: dict) -> dict:
     esr = finite_number(facts.get("val_esr"))
     if esr is not None:
         metadata["training"] = {"validation_esr": esr}
+    for key in LEVEL_KEYS:                   # the level calibration NAM's trainer writes (since 0.10)
+        metadata[key] = finite_number(facts.get(key))
     return {k: v for k, v in metadata.items() if v is not None}
 
 
