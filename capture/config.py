@@ -75,8 +75,6 @@ class CaptureConfig:
             raise ValueError("a capture set validates on the end of every row: leave out --val-input and --val-target")
         if (self.knob_range or self.holdout) and not capture_set:
             raise ValueError("--knob-range and --holdout belong to a capture set: give --captures SET.csv")
-        if capture_set and self.init:
-            raise ValueError("a capture set trains a conditioned model from scratch: leave out --init")
         if not (self.demo or self.input or self.captures):
             raise ValueError("give INPUT and TARGET, or --captures SET.csv, or ask for the demo")
         for flag, value in {"--hidden": self.hidden, "--layers": self.layers, "--batch": self.batch}.items():

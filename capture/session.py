@@ -26,6 +26,7 @@ from lstm_core.backend import get_xp, is_gpu
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.files.formats import read_model
 from lstm_core.files.model_file import ModelFileError
+from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, train_run, validation_errors)
@@ -83,8 +84,10 @@ def _start(config: CaptureConfig, reporter: Reporter):
     params = init_rate = start_state = None
     capture_set = read_capture_set(config.captures) if config.captures else None
     knob_count = 2 if config.demo == "knobs" else len(capture_set.knob_names) if capture_set else 0
+    init_ranges = None
     if config.init:
-        model, params, init_rate, start_state = _initial_model(config, reporter)
+        names = capture_set.knob_names if capture_set else ("drive", "tone") if config.demo == "knobs" else ()
+        model, params, init_rate, start_state, init_ranges = _initial_model(config, reporter, names)
     else:
         defaults = ModelConfig()
         model = ModelConfig(input_size=1 + knob_count, hidden_size=config.hidden or defaults.hidden_size,
@@ -96,7 +99,8 @@ def _start(config: CaptureConfig, reporter: Reporter):
                          absolute(config.val_target), config.val_fraction, defaults.segment, defaults.batch, config.seed,
                          config.channel, config.trim, config.align, defaults.processes, config.device or "auto",
                          absolute(config.init), absolute(config.captures),
-                         {name: [low, high] for name, low, high in config.knob_range} or None,
+                         {**{name: list(span) for name, span in (init_ranges or {}).items()},   # the --init model's,
+                          **{name: [low, high] for name, low, high in config.knob_range}} or None,  # or as given
                          list(config.holdout) or None)
     data = None if config.demo else _load(options, train, reporter)        # before any folder exists
     prepare_folder(folder, config.force)
@@ -177,9 +181,12 @@ def _load_capture_set(options: RunOptions, train, reporter: Reporter) -> Capture
     return data
 
 
-def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConfig, dict, int | None, tuple | None]:
-    """(config, params, sample rate, the state its streams start from) of the --init model;
-    its architecture stands, so model flags must agree."""
+def _initial_model(config: CaptureConfig, reporter: Reporter, knob_names: tuple = ()
+                   ) -> tuple[ModelConfig, dict, int | None, tuple | None, dict | None]:
+    """(config, params, sample rate, the state its streams start from, its knob ranges or
+    None) of the --init model; its architecture stands, so model flags must agree, and its
+    inputs must be the audio and ``knob_names`` (a capture set's knobs, the same names in
+    the same order when the model names its knobs)."""
     loaded = read_model(config.init)
     model = loaded.config
     for note in loaded.notes:
@@ -193,12 +200,20 @@ def _initial_model(config: CaptureConfig, reporter: Reporter) -> tuple[ModelConf
     if any(loaded.gains_db):
         raise ValueError(f"{config.init}: sets in_gain/out_gain ({loaded.gains_db[0]:g} / {loaded.gains_db[1]:g} dB) "
                          f"around the model, which a fine-tune here would not keep: set them to 0 to fine-tune it")
-    if model.input_size != 1:
-        raise ValueError(f"{config.init}: a conditioned model ({model.input_size - 1} input(s) besides the audio, such "
-                         f"as a knob); train.py trains on audio pairs only, so it cannot fine-tune it")
+    if model.input_size != 1 + len(knob_names):
+        if not knob_names:
+            raise ValueError(f"{config.init}: a conditioned model ({model.input_size - 1} input(s) besides the audio, "
+                             f"such as a knob): fine-tune it on a capture set (--captures) with as many knobs")
+        raise ValueError(f"{config.init}: takes {model.input_size - 1} input(s) besides the audio, and the capture set "
+                         f"has {len(knob_names)} knob(s) ({', '.join(knob_names)})")
+    knobs = model_knobs(loaded.meta) if loaded.kind == "npz" else None
+    if knobs and [k.name for k in knobs] != list(knob_names):
+        raise ValueError(f"{config.init}: its knobs are {', '.join(k.name for k in knobs)}, the capture set's are "
+                         f"{', '.join(knob_names)}: the same names, in the same order, are needed")
     reporter.note(f"init: starting from {config.init} (LSTM H={model.hidden_size} x {model.num_layers} layer(s), skip "
                   f"{'on' if model.skip else 'off'}{f', {loaded.sample_rate} Hz' if loaded.sample_rate else ''})")
-    return model, loaded.params, loaded.sample_rate, loaded.initial_state
+    ranges = {k.name: (k.low, k.high) for k in knobs} if knobs else None
+    return model, loaded.params, loaded.sample_rate, loaded.initial_state, ranges
 
 
 def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: Reporter) -> dict:

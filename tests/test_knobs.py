@@ -9,7 +9,8 @@ import soundfile as sf
 
 from audio_io import effects
 from audio_io.demo import music_like
-from lstm_core.files.npz import load_model
+from lstm_core.files.npz import load_model, save_model
+from lstm_core.model import ModelConfig, init_params
 from lstm_core.knobs import Knob, knob_inputs
 
 from helpers import assert_one_line_error, relative_error, run
@@ -158,8 +159,10 @@ def test_more_capture_set_mistakes_are_one_line(tmp_path):
         (good[:2] + [good[2] + ",extra"] + good[3:], [], "row 3: more cells than the header has columns"),
         (good, ["--knob-range", "drive=0:1.5"], "row 4, column drive: 2 is outside the knob's range"),
         (good, ["--knob-range", "drive=0:inf"], "LOW below HIGH"),
-        (good, ["--init", "some.npz"], "leave out --init"),
+        (good, ["--init", tmp_path / "plain.npz"], "takes 0 input(s) besides the audio, and the capture set has 1"),
     ]
+    config = ModelConfig(hidden_size=4)
+    save_model(tmp_path / "plain.npz", init_params(config, np.random.default_rng(0)), config, RATE)
     for lines, flags, match in cases:
         (tmp_path / "set.csv").write_text("\n".join(lines) + "\n")
         code, _, err = run("train.py", "--captures", tmp_path / "set.csv", "--out", tmp_path / "run", *flags,
@@ -182,3 +185,16 @@ def test_a_capture_set_run_resumes_with_the_knobs_it_started_with(tmp_path):
     (tmp_path / "set.csv").write_text("\n".join(line + (f",{i}" if i else ",tone") for i, line in enumerate(lines)) + "\n")
     code, _, err = run("train.py", "--resume", tmp_path / "run", "--epochs", "3", cwd=tmp_path)
     assert_one_line_error(code, err, "not the ones the run started with")
+
+
+def test_a_conditioned_model_fine_tunes_on_a_capture_set(tmp_path):
+    """--init from a model trained on a capture set: its weights and its knob ranges carry
+    over (a row outside its range is refused, as with --knob-range)."""
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    train_set(tmp_path, "--epochs", "1", "--segment", "0.25")
+    code, out, err = run("train.py", "--captures", tmp_path / "set.csv", "--init", tmp_path / "run" / "model.npz",
+                         "--out", tmp_path / "tuned", "--epochs", "1", "--segment", "0.25", "--processes", "1",
+                         cwd=tmp_path)
+    assert code == 0 and "init: the starting model's val ESR is" in out, err
+    _, config, meta = load_model(tmp_path / "tuned" / "model.npz")
+    assert config.input_size == 2 and meta["knobs"] == [{"name": "drive", "min": 0.0, "max": 4.0}]
