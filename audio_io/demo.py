@@ -186,6 +186,7 @@ def pair_file(path: str, run_folder) -> str:
 
 
 KNOB_DEMO_SETTINGS = ((0, 0), (0, 10), (5, 5), (10, 0), (10, 10), (5, 0), (5, 10))   # (drive, tone): corners, middle
+KNOB_DEMO_KNOBS = ("drive", "tone")           # the knob demo's knobs, the model's inputs after the audio
 KNOB_DEMO_FILES = ("demo_knobs.csv",)      # besides demo_input.wav and a target per setting
 
 
@@ -201,7 +202,7 @@ def knob_demo(folder, seconds: float, rate: int, seed: int) -> Path:
     folder = Path(folder)
     dry = music_like(seconds, rate, seed)
     write_audio_atomic(folder / "demo_input.wav", dry, rate, "PCM_24")
-    lines = ["input,target,drive,tone,name"]
+    lines = [",".join(["input", "target", *KNOB_DEMO_KNOBS, "name"])]
     for drive, tone in KNOB_DEMO_SETTINGS:
         name = f"drive{drive}_tone{tone}"
         write_audio_atomic(folder / f"demo_{name}.wav", knob_pedal(dry, rate, drive, tone), rate, "PCM_24")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audio_io.capture_set import CaptureSetError, read_capture_set
 from audio_io.dataset import CaptureDataset, Dataset, load_capture_dataset, load_dataset
-from audio_io.demo import KNOB_DEMO_SETTINGS, knob_demo
+from audio_io.demo import KNOB_DEMO_KNOBS, KNOB_DEMO_SETTINGS, knob_demo
 from audio_io.files import write_audio_atomic
 from audio_io.pair import Pair
 from lstm_core.backend import get_xp, is_gpu
@@ -83,14 +83,13 @@ def _start(config: CaptureConfig, reporter: Reporter):
     folder = Path(config.out) if config.out else new_folder_name(name)
     params = init_rate = start_state = None
     capture_set = read_capture_set(config.captures) if config.captures else None
-    knob_count = 2 if config.demo == "knobs" else len(capture_set.knob_names) if capture_set else 0
+    knob_names = capture_set.knob_names if capture_set else KNOB_DEMO_KNOBS if config.demo == "knobs" else ()
     init_ranges = None
     if config.init:
-        names = capture_set.knob_names if capture_set else ("drive", "tone") if config.demo == "knobs" else ()
-        model, params, init_rate, start_state, init_ranges = _initial_model(config, reporter, names)
+        model, params, init_rate, start_state, init_ranges = _initial_model(config, reporter, knob_names)
     else:
         defaults = ModelConfig()
-        model = ModelConfig(input_size=1 + knob_count, hidden_size=config.hidden or defaults.hidden_size,
+        model = ModelConfig(input_size=1 + len(knob_names), hidden_size=config.hidden or defaults.hidden_size,
                             num_layers=config.layers or defaults.num_layers,
                             skip=defaults.skip if config.skip is None else config.skip)
     defaults = device_settings("gpu" if is_gpu(xp) else "cpu", batch=config.batch, segment=config.segment,

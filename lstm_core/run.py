@@ -315,7 +315,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     "date": datetime.now().isoformat(timespec="seconds")})
 
     if state.options.get("init") and state.progress.epoch == 0:
-        _measure_starting_model(state, lambda params: validate(params, start_state), save_best, reporter, folder)
+        # A fine-tune starts from a model that may already be good: its own val ESR is the best to beat.
+        start_esr = _keep_start(state, lambda params: validate(params, start_state), save_best)
+        if start_esr is None:
+            reporter.note("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
+        else:
+            reporter.note(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); "
+                          f"{folder / MODEL_FILE} keeps it until an epoch does better")
     step, trainer = _training_step(state, device, warmup + segment)
     started = time.perf_counter() - state.progress.seconds
     rule, progress, schedule = state.rule, state.progress, state.train.schedule
@@ -365,8 +371,11 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                        "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds, "lr": lr,
                        "event": event}
                 progress.history.append(row)
-                if diverged and not math.isfinite(progress.best_esr):
-                    _keep_a_model(state, validate, save_best, reporter)
+                if diverged and not math.isfinite(progress.best_esr):   # nothing finite yet: keep the start
+                    start_esr = _keep_start(state, validate, save_best)
+                    if start_esr is not None:
+                        reporter.note(f"the first epoch diverged: model.npz holds the starting model (val ESR "
+                                      f"{start_esr:.4g}) until an epoch does better")
                 if improved:
                     save_best()
                 save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
@@ -378,17 +387,6 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     finally:
         if trainer is not None:
             trainer.close()
-
-
-def _keep_a_model(state: RunState, validate, save_best, reporter: Reporter):
-    """A run that diverged before any epoch was finite still leaves a model: the one it
-    rolled back to (its start), measured and saved as epoch 0."""
-    start_esr = validate(state.params)
-    if math.isfinite(start_esr):
-        state.progress.best_esr, state.progress.best_epoch = start_esr, 0
-        save_best()
-        reporter.note(f"the first epoch diverged: model.npz holds the starting model (val ESR {start_esr:.4g}) until "
-                      f"an epoch does better")
 
 
 def _training_step(state: RunState, device: DeviceSettings, window: int):
@@ -405,18 +403,17 @@ def _training_step(state: RunState, device: DeviceSettings, window: int):
     return step, None
 
 
-def _measure_starting_model(state: RunState, validate, save_best, reporter: Reporter, folder: Path):
-    """A fine-tune starts from a model that may already be good: its own val ESR is the
-    best to beat. Saved as epoch 0, it is the run's model until an epoch beats it."""
+def _keep_start(state: RunState, validate, save_best) -> float | None:
+    """The parameters now (a fine-tune's start, or where a first diverged epoch rolled
+    back to) measured and, when their val ESR is a finite number, kept as epoch 0, the
+    run's model until an epoch beats it. Returns that ESR, or None."""
     start_esr = float(validate(state.params))
     if not math.isfinite(start_esr):
-        reporter.note("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
-        return
+        return None
     state.progress.best_esr, state.progress.best_epoch = start_esr, 0
     state.keep_best()
     save_best()
-    reporter.note(f"init: the starting model's val ESR is {start_esr:.4g} ({db(start_esr):.1f} dB); "
-                  f"{folder / MODEL_FILE} keeps it until an epoch does better")
+    return start_esr
 
 
 def db(value: float) -> float:
