@@ -1,0 +1,218 @@
+"""sweep.py and its plan (capture/plan.py): many captures, and a grid of settings, on Ray Tune.
+
+The plan, the grid and the summary are tested without Ray. The sweeps themselves run a
+local Ray with 2 CPUs on tiny generated pairs (3 s at 16 kHz): every trial's run folder,
+the summary against the folders, ASHA stopping a hopeless setting, a sweep killed and run
+again, and a trial's model against train.py's. They skip, saying why, without Ray
+(pip install -e ".[cluster]"; the test extra installs it).
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio_io import effects
+from audio_io.demo import music_like
+from capture.plan import (FINISHED, STOPPED_EARLY, Capture, PlanError, Trial, mark_trial, parse_grid, plan_trials,
+                          read_plan, summary_rows, trial_status)
+
+from helpers import ROOT, assert_one_line_error, run
+
+RATE = 16000
+EFFECTS = {"soft": lambda x: np.tanh(2.0 * x), "dark": lambda x: effects.one_pole_lowpass(x, 1500.0, RATE),
+           "drive": lambda x: effects.one_pole_lowpass(np.tanh(4.0 * x), 3000.0, RATE)}
+
+
+def write_plan_folder(folder: Path, names=("soft", "dark"), seconds=3.0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(names, start=1):
+        x = music_like(seconds, RATE, seed).astype(np.float32)
+        sf.write(folder / f"{name}_input.wav", x, RATE, subtype="FLOAT")
+        sf.write(folder / f"{name}_target.wav", EFFECTS[name](x).astype(np.float32), RATE, subtype="FLOAT")
+    return folder
+
+
+def read_summary(out: Path) -> list:
+    with open(out / "summary.csv") as stream:
+        return list(csv.DictReader(stream))
+
+
+# ----------------------------------------------------------------------------- without Ray
+
+def test_a_folder_plan_pairs_input_and_target_by_name(tmp_path):
+    plan = write_plan_folder(tmp_path / "plan")
+    captures = read_plan(plan)
+    assert [c.name for c in captures] == ["dark", "soft"]
+    assert captures[0].input.endswith("dark_input.wav") and captures[0].target.endswith("dark_target.wav")
+    (plan / "dark_target.wav").unlink()
+    with pytest.raises(PlanError, match="dark_input.wav: no dark_target.wav beside it"):
+        read_plan(plan)
+
+
+def test_a_csv_plan_lists_pairs_and_a_knob_csv_is_one_capture_set(tmp_path):
+    write_plan_folder(tmp_path)
+    (tmp_path / "plan.csv").write_text("input,target,name\nsoft_input.wav,soft_target.wav,a\n"
+                                       "dark_input.wav,dark_target.wav,\n")
+    captures = read_plan(tmp_path / "plan.csv")
+    assert [c.name for c in captures] == ["a", "dark_target"]
+    assert Path(captures[1].input) == (tmp_path / "dark_input.wav").resolve()
+    (tmp_path / "set.csv").write_text("input,target,drive\nsoft_input.wav,soft_target.wav,1\n"
+                                      "dark_input.wav,dark_target.wav,2\n")
+    (capture_set,) = read_plan(tmp_path / "set.csv")
+    assert capture_set.name == "set" and capture_set.captures == str((tmp_path / "set.csv").resolve())
+
+
+def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path):
+    grid = parse_grid(["hidden=16,32", "lr=0.005,0.01"])
+    assert grid == [{"hidden": 16, "lr": 0.005}, {"hidden": 16, "lr": 0.01}, {"hidden": 32, "lr": 0.005},
+                    {"hidden": 32, "lr": 0.01}]
+    assert parse_grid([]) == [{}]
+    trials = plan_trials([Capture("amp", "a.wav", "b.wav")], grid, tmp_path)
+    assert [Path(t.folder).name for t in trials] == ["amp-hidden16-lr0.005", "amp-hidden16-lr0.01",
+                                                     "amp-hidden32-lr0.005", "amp-hidden32-lr0.01"]
+    assert trials[0].label == "hidden=16 lr=0.005"
+    assert Trial.from_dict(json.loads(json.dumps(trials[0].to_dict()))) == trials[0]
+
+
+@pytest.mark.parametrize("items, match", [(["size=16"], "--grid size: unknown key (known: hidden, layers"),
+                                          (["hidden=16,abc"], "--grid hidden=abc: not a number"),
+                                          (["lr=0"], "--grid lr=0: must be positive"),
+                                          (["schedule=fast"], "--grid schedule=fast: one of constant"),
+                                          (["hidden"], "--grid hidden: give KEY=V1,V2"),
+                                          (["lr=0.1", "lr=0.2"], "--grid lr: given twice")])
+def test_a_bad_grid_is_named(items, match):
+    with pytest.raises(PlanError, match=match.replace("(", r"\(")):
+        parse_grid(items)
+
+
+def test_the_summary_reads_the_folders_and_names_the_best_of_each_capture(tmp_path):
+    trials = plan_trials([Capture("amp", "a", "b"), Capture("pedal", "c", "d")], parse_grid(["hidden=8,16"]),
+                         tmp_path)
+    for trial, scores in zip(trials, ([0.5, 0.2], [0.3, 0.1, 0.4], [0.05], [])):
+        Path(trial.folder).mkdir()
+        rows = "".join(f"{i + 1},1.0,{s},1000,{i + 1.5}\n" for i, s in enumerate(scores))
+        (Path(trial.folder) / "history.csv").write_text("epoch,train_loss,val_esr,samples_per_s,seconds\n" + rows)
+    mark_trial(trials[0], FINISHED)
+    mark_trial(trials[1], STOPPED_EARLY)
+    assert trial_status(trials[2].folder) is None
+    rows = summary_rows(trials)
+    assert [(r["best_val_esr"], r["epochs"], r["stopped_early"], r["best"]) for r in rows[:3]] == \
+        [(0.2, 2, "no", ""), (0.1, 3, "yes", "yes"), (0.05, 1, "no", "yes")]
+    assert rows[1]["seconds"] == 3.5 and rows[0]["status"] == FINISHED and rows[2]["status"] == "not ended"
+    assert rows[3]["epochs"] == 0 and rows[3]["best"] == ""
+
+
+# ----------------------------------------------------------------------------- bad plans, one line each
+
+def test_bad_plans_are_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run("sweep.py", empty)
+    assert_one_line_error(code, err, "no pairs found")
+    plan = write_plan_folder(tmp_path / "plan")
+    (tmp_path / "plan.csv").write_text(f"input,target\n{plan / 'soft_input.wav'},{plan / 'gone.wav'}\n")
+    code, _, err = run("sweep.py", tmp_path / "plan.csv")
+    assert_one_line_error(code, err, "row 2, column target: ")
+    code, _, err = run("sweep.py", plan, "--grid", "width=3")
+    assert_one_line_error(code, err, "--grid width: unknown key")
+    if _has_ray():
+        code, _, err = run("sweep.py", plan, "--address", "127.0.0.1:1", "--out", tmp_path / "o")
+        assert_one_line_error(code, err, "--address 127.0.0.1:1: no Ray cluster answers there")
+
+
+def test_without_ray_sweep_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['sweep.py', '.']; "
+            "import runpy; runpy.run_path('sweep.py', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert_one_line_error(done.returncode, done.stderr, 'pip install -e ".[cluster]"')
+
+
+# ----------------------------------------------------------------------------- on Ray
+
+def _has_ray() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_ray = pytest.mark.skipif(not _has_ray(), reason='Ray is not installed (pip install -e ".[cluster]")')
+
+
+@needs_ray
+def test_a_failing_pair_is_named_and_asha_stops_a_hopeless_setting(tmp_path):
+    """One capture, lr 0.01, 0.005 and 1e-6 (listed last, so that when it reaches its first
+    rung the others have been there): ASHA stops 1e-6 long before its 6 epochs. A second
+    capture whose target is silent fails the pair checks; the sweep goes on without it."""
+    plan = write_plan_folder(tmp_path / "plan", names=("soft",))
+    sf.write(plan / "mute_input.wav", music_like(3.0, RATE, 9), RATE)
+    sf.write(plan / "mute_target.wav", np.zeros(3 * RATE), RATE)
+    out = tmp_path / "out"
+    code, stdout, stderr = run("sweep.py", plan, "--grid", "hidden=8", "lr=0.01,0.005,1e-6", "--epochs", "6",
+                               "--out", out, "--cpus", "2", timeout=600)
+    assert code == 0, stderr
+    assert "sweep: mute: " in stdout and "the sweep goes on without it" in stdout
+    rows = {row["setting"]: row for row in read_summary(out)}
+    assert set(rows) == {"hidden=8 lr=0.01", "hidden=8 lr=0.005", "hidden=8 lr=1e-06"}
+    hopeless = rows["hidden=8 lr=1e-06"]
+    assert hopeless["stopped_early"] == "yes" and int(hopeless["epochs"]) < 6
+    assert hopeless["best"] == "" and float(hopeless["best_val_esr"]) > 10 * float(rows["hidden=8 lr=0.01"]["best_val_esr"])
+    for row in rows.values():               # every trial's folder and report; the summary agrees with them
+        folder = Path(row["folder"])
+        assert (folder / "model.npz").is_file() and (folder / "report.html").is_file()
+        with open(folder / "history.csv") as stream:
+            history = list(csv.DictReader(stream))
+        assert int(row["epochs"]) == len(history)
+        assert float(row["best_val_esr"]) == pytest.approx(min(float(h["val_esr"]) for h in history), rel=1e-5)
+        assert trial_status(folder) in (FINISHED, STOPPED_EARLY)
+    assert "soft-hidden8-lr1e-06" in (out / "compare.html").read_text()
+    assert "best for soft: hidden=8 lr=0.01" in stdout or "best for soft: hidden=8 lr=0.005" in stdout
+
+
+@needs_ray
+def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(tmp_path):
+    """kill -9 of the whole sweep once a trial has finished; the same command again
+    finishes the rest and leaves the finished trial as it was. A trial's model equals
+    train.py's with the same seed, settings and processes (resumed or not: a resumed run
+    equals one straight through, tests/test_run.py)."""
+    plan = write_plan_folder(tmp_path / "plan", names=("soft", "dark", "drive"))
+    out = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "sweep.py"), str(plan), "--grid", "hidden=8", "--epochs", "12",
+               "--no-early-stop", "--out", str(out), "--cpus", "2"]
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    finished = []
+    deadline = time.monotonic() + 240
+    while not finished and time.monotonic() < deadline and sweep.poll() is None:
+        time.sleep(0.5)
+        finished = [f for f in out.glob("*-hidden8") if trial_status(f) == FINISHED]
+    os.killpg(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    assert finished, "no trial finished before the deadline"
+    before = {f: (f / "history.csv").read_bytes() for f in finished}
+    assert len(finished) < 3, "every trial had finished before the kill: nothing left to resume"
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(finished)} of 3 trials had ended" in done.stdout
+    for folder, history in before.items():       # not trained again
+        assert (folder / "history.csv").read_bytes() == history
+    rows = read_summary(out)
+    assert len(rows) == 3 and all(row["status"] == FINISHED and row["epochs"] == "12" for row in rows)
+
+    train_out = tmp_path / "train"
+    code, _, stderr = run("train.py", plan / "dark_input.wav", plan / "dark_target.wav", "--hidden", "8",
+                          "--epochs", "12", "--processes", "1", "--device", "cpu", "--out", train_out, timeout=600)
+    assert code == 0, stderr
+    with np.load(out / "dark-hidden8" / "model.npz") as trial, np.load(train_out / "model.npz") as alone:
+        weights = [k for k in alone.files if k.startswith(("lstm", "out"))]
+        assert weights and all(np.array_equal(trial[k], alone[k]) for k in weights)
