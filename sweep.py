@@ -168,6 +168,7 @@ def run_tune(tune, trials: list[Trial], rule: dict, args, out: Path, progress: "
     from ray.tune.schedulers import FIFOScheduler
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # Tune's own tables off: Progress tells the user
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")   # Ctrl-C: KeyboardInterrupt here, exit 130
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     timed = args.budget is not None
     horizon = args.budget if timed else (args.epochs or 1000)

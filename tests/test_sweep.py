@@ -23,7 +23,7 @@ import soundfile as sf
 from audio_io import effects
 from audio_io.demo import music_like
 from capture.plan import (FINISHED, STOPPED_EARLY, Capture, PlanError, Trial, mark_trial, parse_grid, plan_trials,
-                          read_plan, summary_rows, trial_status)
+                          read_plan, run_trial, summary_rows, trial_status)
 
 from helpers import ROOT, assert_one_line_error, run
 
@@ -216,3 +216,25 @@ def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(t
     with np.load(out / "dark-hidden8" / "model.npz") as trial, np.load(train_out / "model.npz") as alone:
         weights = [k for k in alone.files if k.startswith(("lstm", "out"))]
         assert weights and all(np.array_equal(trial[k], alone[k]) for k in weights)
+
+
+def test_a_capture_set_trial_trains_one_conditioned_model(tmp_path):
+    """A plan CSV with knob columns is one capture; its trial (what a Ray worker runs,
+    here in-process) trains a conditioned model with the set's knobs, and marks it finished."""
+    write_plan_folder(tmp_path, names=("soft", "drive"))
+    (tmp_path / "set.csv").write_text("input,target,drive\nsoft_input.wav,soft_target.wav,2\n"
+                                      "drive_input.wav,drive_target.wav,4\n")
+    (trial,) = plan_trials(read_plan(tmp_path / "set.csv"), parse_grid(["hidden=4"]), tmp_path / "out")
+    run_trial(trial, {"epochs": 1, "budget": None, "patience": None}, 1)
+    assert trial_status(trial.folder) == FINISHED
+    with np.load(Path(trial.folder) / "model.npz") as model:
+        meta = json.loads(str(model["config.json"]))
+        assert model["lstm0.W_x"].shape[1] == 2          # the audio and the drive knob
+    assert [knob["name"] for knob in meta["knobs"]] == ["drive"]
+
+
+def test_only_sweep_py_imports_ray():
+    code = ("import sys, train, process, export, report, capture, capture.plan, lstm_core.run, audio_io.dataset, "
+            "run_report; assert 'ray' not in sys.modules, 'ray was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
