@@ -10,6 +10,8 @@ it: what early stopping would have kept.
     ours      lstm_core.run.train_run, what train.py runs, with train.py's CPU settings
               (lstm_core.devices: ParallelTrainer over every core) and its defaults;
               run_ours takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
+    unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
+              whose loss jumps is kept), as the defaults were before it (2026-11-30)
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
@@ -61,7 +63,8 @@ SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str}
-SYSTEMS = ("ours", "budget", "recipe")
+SYSTEMS = ("ours", "unguarded", "budget", "recipe")
+OURS = ("ours", "unguarded", "budget")        # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -192,7 +195,7 @@ def table(results: dict, budgets: list) -> str:
 def budget_aware(system: str, train: TrainConfig) -> bool:
     """Whether a run's learning rate depends on its budget (the budget schedule): then each
     budget gets its own run, as a user's --budget would; otherwise one run serves them all."""
-    return system in ("ours", "budget") and train.schedule == "budget"
+    return system in OURS and train.schedule == "budget"
 
 
 def plot(results: dict, path: Path) -> bool:
@@ -202,7 +205,7 @@ def plot(results: dict, path: Path) -> bool:
     effects_run = list(dict.fromkeys(e for (e, _) in results))
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
-        for system, style in (("ours", "-"), ("budget", ":"), ("recipe", "--")):
+        for system, style in (("ours", "-"), ("unguarded", "-."), ("budget", ":"), ("recipe", "--")):
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
@@ -258,8 +261,9 @@ def main(argv=None) -> int:
         x_train, y_train, x_val, y_val = material(effect)
         for system in args.systems:
             started = time.perf_counter()
-            if system in ("ours", "budget"):
-                settings = train if system == "ours" else replace(train, schedule="budget")
+            if system in OURS:
+                settings = {"ours": train, "unguarded": replace(train, guard_batches=False),
+                            "budget": replace(train, schedule="budget")}[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
                                     overrides.get("layers", 1)) for b in budgets}
@@ -284,8 +288,9 @@ def main(argv=None) -> int:
             common.command_line("time_to_quality.py", argv),
             f"{SECONDS} s of generated music-like audio at {RATE} Hz (seed 1), the last 20 % held out. "
             f"Best val ESR within each training-time budget (validation scored after a warm-up on the audio "
-            f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; budget: the same with "
-            f"--schedule budget, a run per budget, as --budget would be given. "
+            f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unguarded: the same without "
+            f"the batch guard (guard_batches off); budget: the same with --schedule budget, a run per budget, as "
+            f"--budget would be given. "
             f"recipe: PyTorch {torch.__version__ if torch else '-'}, "
             f"nn.LSTM H=32 + Linear + skip, pre-emphasised ESR + DC, 0.5 s segments, warm-up 1000, "
             f"TBPTT 2048, Adam 5e-3, batch 40. Plot: `{PLOT.name}`.\n\n{effects_text}\n\n{text}")

@@ -51,6 +51,7 @@ from .losses import ESR_EPS
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
 from .schedule import CUT, decay, plateau_cut
+from .spikes import BatchGuard
 from .training import TrainConfig, segment_samples, train_window
 from .workspace import Workspace
 
@@ -325,6 +326,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     step, trainer = _training_step(state, device, warmup + segment)
     started = time.perf_counter() - state.progress.seconds
     rule, progress, schedule = state.rule, state.progress, state.train.schedule
+    guard = BatchGuard() if host_losses and state.train.guard_batches else None    # a spiking batch undone (spikes.py)
 
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
@@ -333,13 +335,21 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
             while True:
                 epoch_started = time.perf_counter()
-                loss_sum, batches, samples, out_of_time = 0.0, 0, 0, False
+                loss_sum, batches, samples, out_of_time, undone = 0.0, 0, 0, False, 0
                 for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
                     train = replace(state.train, lr=rate_now())
+                    if guard is not None:
+                        guard.before(state.params, state.adam)
                     loss = step(state.params, state.adam, to_device(x, xp), to_device(y, xp), train)
-                    loss_sum = loss_sum + loss           # stays on the device until the epoch ends
-                    batches += 1
                     samples += y.size
+                    if (guard is not None and math.isfinite(float(loss))
+                            and guard.spiked(float(loss), armed=progress.epoch >= 1)):
+                        state.params, state.adam = guard.undo()      # as before the batch, at a lower rate
+                        progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
+                        undone += 1
+                    else:
+                        loss_sum = loss_sum + loss       # stays on the device until the epoch ends
+                        batches += 1
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
                     if host_losses and not math.isfinite(float(loss)):
                         break                            # diverged: the rest of the epoch would be NaN too
@@ -347,7 +357,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         out_of_time = True
                         break
                 train_seconds = time.perf_counter() - epoch_started
-                train_loss = float(loss_sum / max(batches, 1))
+                train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone: diverged
                 lr = train.lr if batches else rate_now()
                 val_esr = validate(state.params)
                 progress.epoch += 1
@@ -367,6 +377,9 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 elif plateau_cut(schedule, rule.budget, progress.epoch, progress.best_epoch, progress.lr_cut_epoch):
                     progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
                     event = f"plateau: learning rate now {state.base_lr:.3g}"
+                if undone:
+                    event = "; ".join(filter(None, [f"{undone} batch(es) spiked: undone, learning rate now "
+                                                    f"{state.base_lr:.3g}", event]))
                 row = {"epoch": progress.epoch, "train_loss": train_loss, "val_esr": val_esr,
                        "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds, "lr": lr,
                        "event": event}

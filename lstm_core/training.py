@@ -42,6 +42,7 @@ class TrainConfig:
     dc_weight: float = 1.0        # weight of the DC term of the ESR loss
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
+    guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
 
     def __post_init__(self):
         if self.loss not in LOSSES:

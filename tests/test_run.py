@@ -178,6 +178,41 @@ def test_a_diverged_epoch_is_rolled_back_and_nothing_saved_holds_a_nan(tmp_path,
     assert train_run(resumed, data, DEVICE, tmp_path / "run", {}) == "epochs"
 
 
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guarded):
+    """A spike injected into one batch of epoch 3 (its output weights blown up by 100
+    before its updates, as a run of bad Adam steps would): the batch is undone, the rate
+    cut, history.csv says so, and epoch 3's val ESR stays near the best. Without the
+    guard the same batch shows in the validation as a spike of more than 10 times."""
+    import lstm_core.run
+
+    real = lstm_core.run.train_window
+    calls = {"windows": 0}
+
+    def spiking(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        calls["windows"] += 1
+        if calls["windows"] == spike_at:
+            params["out.W"] *= 100.0
+        return real(params, config, adam, x, target, train, workspace, gpu_loop)
+
+    data = small_data()
+    spike_at = math.inf
+    monkeypatch.setattr(lstm_core.run, "train_window", spiking)
+    train_run(small_run(epochs=1), data, DEVICE, tmp_path / "count", {})
+    spike_at = 2 * calls["windows"] + 5                          # epoch 3, batch 5
+    calls["windows"] = 0
+    state = small_run(epochs=3)
+    state.train = dataclasses.replace(state.train, guard_batches=guarded)
+    train_run(state, data, DEVICE, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    best_before = min(row["val_esr"] for row in rows[:2])
+    if guarded:
+        assert rows[2]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[2]
+        assert rows[2]["val_esr"] < 2 * best_before
+    else:
+        assert rows[2]["val_esr"] > 10 * best_before and not rows[2]["event"]
+
+
 def test_a_first_epoch_that_diverges_still_leaves_a_model(tmp_path, monkeypatch):
     import lstm_core.run
 
