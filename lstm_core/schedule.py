@@ -6,7 +6,8 @@
     plateau    the rate halved after PLATEAU_EPOCHS epochs without a better val ESR
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
-diverged or spiked (run.py). The rate in force is Progress.lr (the base: the rate given,
+diverged or spiked (run.py), and on the CPU when it undoes a batch whose training loss
+jumped (spikes.py). The rate in force is Progress.lr (the base: the rate given,
 halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
 
 Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however
