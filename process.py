@@ -15,6 +15,7 @@ carries (a .nam file's initial state; zeros otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.inference import process_chunks, process_sequential, start_state
 from lstm_core.knobs import knob_inputs, model_knobs
+from lstm_core.split_run import SplitRun
 from lstm_core.files.formats import read_model
 from command_line import ArgumentParser, fail
 
@@ -115,13 +117,16 @@ def main(argv=None):
 
 def process_file(params, config, xp, device: DeviceSettings, source: Path, destination: Path, info, fmt, subtype,
                  sequential: bool, initial=None, controls=(), gains=(1.0, 1.0)):
-    """Stream source -> destination block by block (``device``'s blocks, chunks and
-    warm-up); returns (seconds, clipped samples). ``initial``: the state (h, c), each
+    """Stream source -> destination block by block (``device``'s blocks, chunks, warm-up
+    and processes); returns (seconds, clipped samples). ``initial``: the state (h, c), each
     (L, H), streams start from; ``controls``: knob values."""
     block = max(1, int(device.block_seconds * info.samplerate))
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
-    with atomic_output(destination) as temporary:
+    # On the CPU the chunks' columns are shared by one process per core (split_run.py).
+    split = not sequential and not is_gpu(xp) and device.processes > 1
+    with atomic_output(destination) as temporary, \
+            (SplitRun(params, config, device.processes) if split else contextlib.nullcontext()) as runner:
         with sf.SoundFile(str(source)) as reader, \
                 sf.SoundFile(temporary, "w", info.samplerate, info.channels, subtype, format=fmt) as writer:
             state = None
@@ -141,7 +146,7 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
                     for channel in range(x.shape[1]):          # each channel's exact state carried to its next block
                         y[:, channel], channel_states[channel], _ = process_chunks(
                             params, config, x[:, channel], xp, channel_states[channel], device.parts, device.overlap,
-                            controls, device.gpu_loop)
+                            controls, device.gpu_loop, runner)
                 if integer:
                     clipped += int((np.abs(y) > 1.0).sum())
                 if gains[1] != 1.0:

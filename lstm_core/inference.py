@@ -127,11 +127,12 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
 
 
 def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, parts: int, overlap: int,
-                   controls=(), gpu_loop: str = DEFAULT_LOOP):
+                   controls=(), gpu_loop: str = DEFAULT_LOOP, runner=None):
     """x (N,) from the true state ``state`` ((h, c), each (L, H, 1), on xp) ->
     (y (N,), the state after x, passes): process_sequential's result to float32 rounding,
     computed as ``parts`` chunks of one batch (chunks.py); pass the state to the next call
-    to continue the stream."""
+    to continue the stream. ``runner``: what runs the model, (x (T, I, B), state) ->
+    (y (T, B), state), such as split_run.SplitRun (every core); None: run() here."""
     x = np.asarray(x, np.float32)
     n = x.size
     parts = max(1, min(parts, n))
@@ -141,15 +142,16 @@ def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, 
     padded[:n] = x
     chunks = padded.reshape(parts, length).T                 # (S, P): chunk c in column c
     guess = tuple(xp.broadcast_to(part, part.shape[:2] + (parts,)) for part in state)    # a view: chunks.py copies
-    warm = min(overlap, length)
-    if warm and parts > 1:                                   # the samples before chunks 1..P-1
-        before = np.stack([padded[c * length - warm : c * length] for c in range(1, parts)], axis=1)
-        _, warmed = run(params, config, to_device(model_input(before, config, controls), xp),
-                        columns(guess, slice(1, parts)), gpu_loop)
-        guess = tuple(xp.concatenate([part[:, :, :1], w], axis=2) for part, w in zip(guess, warmed))
 
     def run_part(x_part, start):
         return run(params, config, x_part, start, gpu_loop)
+
+    run_part = runner or run_part
+    warm = min(overlap, length)
+    if warm and parts > 1:                                   # the samples before chunks 1..P-1
+        before = np.stack([padded[c * length - warm : c * length] for c in range(1, parts)], axis=1)
+        _, warmed = run_part(to_device(model_input(before, config, controls), xp), columns(guess, slice(1, parts)))
+        guess = tuple(xp.concatenate([part[:, :, :1], w], axis=2) for part, w in zip(guess, warmed))
 
     y, final, passes = run_exact_chunks(run_part, to_device(model_input(chunks, config, controls), xp), state, guess,
                                         xp, n - (parts - 1) * length)

@@ -134,3 +134,18 @@ def test_a_diverged_model_ends_its_passes(rng):
     params["lstm0.b"][0] = np.nan
     y, _, passes = process_chunks(params, config, _signal(rng, 5_000), np, start_state(config, 1), 8, 64)
     assert np.isnan(y).all() and passes <= 8
+
+
+def test_chunks_shared_by_two_processes_give_the_same_result(rng):
+    """split_run.SplitRun (process.py on the CPU) runs each call's columns in two processes."""
+    from lstm_core.split_run import SplitRun
+
+    config = ModelConfig(input_size=2, hidden_size=8, num_layers=2)
+    params = init_params(config, rng)
+    x = _signal(rng, 20_000)
+    reference, (h, c) = process_sequential(params, config, x, controls=(0.3,))
+    with SplitRun(params, config, 2) as runner:
+        y, (h_end, c_end), _ = process_chunks(params, config, x, np, start_state(config, 1), 40, 64, (0.3,),
+                                              runner=runner)
+        assert len(runner._workers) == 1 and runner._workers[0][0].is_alive()
+    assert error_db(y, reference) < -120 and np.abs(c_end - c).max() < 1e-5
