@@ -6,15 +6,16 @@
     python process.py runs/pedal-.../model.npz di.wav out.wav --knob drive=7 --knob tone=3   # trained with --captures
 
 The file is read and written in blocks (10 s on the CPU, 5 minutes on the GPU), so memory
-does not grow with its length. By default each block runs as parallel chunks that each warm up on the audio before them
-(fast; within -80 dB of the exact result, see README); --sequential runs the exact,
-sample-by-sample recurrence. Each channel of a multi-channel file is processed as its
-own stream. A model from another tool starts each stream from the state its file
+does not grow with its length. By default each block runs as parallel chunks, corrected
+until each starts where the one before it ends (lstm_core/chunks.py): fast, and equal to
+--sequential, the sample-by-sample recurrence, to float32 rounding (see README). Each
+channel of a multi-channel file is processed as its own stream. A model from another tool starts each stream from the state its file
 carries (a .nam file's initial state; zeros otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -27,8 +28,9 @@ from lstm_core.files.atomic import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.devices import DeviceSettings, device_settings
-from lstm_core.inference import process_parallel, process_sequential
+from lstm_core.inference import process_chunks, process_sequential, start_state
 from lstm_core.knobs import knob_inputs, model_knobs
+from lstm_core.split_run import SplitRun
 from lstm_core.files.formats import read_model
 from command_line import ArgumentParser, fail
 
@@ -115,17 +117,20 @@ def main(argv=None):
 
 def process_file(params, config, xp, device: DeviceSettings, source: Path, destination: Path, info, fmt, subtype,
                  sequential: bool, initial=None, controls=(), gains=(1.0, 1.0)):
-    """Stream source -> destination block by block (``device``'s blocks, chunks and
-    warm-up); returns (seconds, clipped samples). ``initial``: the state (h, c), each
+    """Stream source -> destination block by block (``device``'s blocks, chunks, warm-up
+    and processes); returns (seconds, clipped samples). ``initial``: the state (h, c), each
     (L, H), streams start from; ``controls``: knob values."""
-    overlap = device.overlap
-    block = max(overlap, int(device.block_seconds * info.samplerate))
+    block = max(1, int(device.block_seconds * info.samplerate))
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
-    with atomic_output(destination) as temporary:
+    # On the CPU the chunks' columns are shared by one process per core (split_run.py).
+    split = not sequential and not is_gpu(xp) and device.processes > 1
+    with atomic_output(destination) as temporary, \
+            (SplitRun(params, config, device.processes) if split else contextlib.nullcontext()) as runner:
         with sf.SoundFile(str(source)) as reader, \
                 sf.SoundFile(temporary, "w", info.samplerate, info.channels, subtype, format=fmt) as writer:
-            state, history = None, [None] * info.channels
+            state = None
+            channel_states = [start_state(config, 1, xp, initial) for _ in range(info.channels)]
             while True:
                 x = reader.read(block, dtype="float32", always_2d=True)     # (n, C)
                 if x.shape[0] == 0:
@@ -138,12 +143,10 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
                     y, state = process_sequential(params, config, x, xp, state, initial, controls, device.gpu_loop)
                 else:
                     y = np.empty_like(x)
-                    for channel in range(x.shape[1]):
-                        y[:, channel] = process_parallel(params, config, x[:, channel], xp, device.parts, overlap,
-                                                         history[channel], initial, controls, device.gpu_loop)
-                        previous = x[:, channel] if history[channel] is None else \
-                            np.concatenate([history[channel], x[:, channel]])
-                        history[channel] = previous[-overlap:]
+                    for channel in range(x.shape[1]):          # each channel's exact state carried to its next block
+                        y[:, channel], channel_states[channel], _ = process_chunks(
+                            params, config, x[:, channel], xp, channel_states[channel], device.parts, device.overlap,
+                            controls, device.gpu_loop, runner)
                 if integer:
                     clipped += int((np.abs(y) > 1.0).sum())
                 if gains[1] != 1.0:

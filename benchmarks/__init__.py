@@ -4,6 +4,7 @@ common           machine facts, timing, the systems compared (ours and PyTorch),
 bench_step       samples/s of one training step, ours against PyTorch
 cpu_vs_gpu       CPU against GPU: training throughput, offline inference, time to quality
 time_to_quality  val ESR against training wall time, ours against the literature's recipe
+offline          x real time of process.py's two ways, against PyTorch and NAM's C++ core
 
 Each runs as ``python benchmarks/X.py`` from a checkout (no install needed) or as
 ``python -m benchmarks.X``.

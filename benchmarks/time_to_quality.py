@@ -153,7 +153,7 @@ def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float) -> list:
             optimizer.step()
 
     def validate() -> np.ndarray:                   # in the same parallel chunks as ours, warmed up alike
-        window, plan = split_into_chunks(x_val, CPU.validation_parts, CPU.overlap, x_train)   # (steps, P)
+        window, plan = split_into_chunks(x_val, CPU.validation_parts, CPU.validation_warmup, x_train)   # (steps, P)
         with torch.no_grad():
             y_window = forward(torch.from_numpy(window[:, :, None]), None)[0].numpy()
         return join_chunks(y_window, plan)

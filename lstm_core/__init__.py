@@ -6,7 +6,8 @@ kernels: a launch per step, or one per window), output (read-out and skip), mode
 stack), losses, adam, gradcheck, training (one window's updates), parallel (a batch shared
 across processes), workspace (buffers kept between windows), run (a training run: its
 state, its checkpoint, and the function that trains it), inference (running a model over
-long audio), example (a two-second first look), and files/ (every file a model lives in,
+long audio), chunks (parallel chunks made exact), split_run (their columns shared across
+processes), example (a two-second first look), and files/ (every file a model lives in,
 and the one atomic writer).
 
 It takes arrays and a sample rate and knows nothing of audio files; it imports no other

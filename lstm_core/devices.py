@@ -10,8 +10,9 @@ ran before it in the same process.
     processes           one per core              1
     GPU loop            -                         "step" (cuda_kernels: "step" or "window")
     offline blocks      10 s                      300 s
-    offline chunks      64                        4096
-    chunk warm-up       8192 samples              8192 samples
+    offline chunks      128 (across processes)    4096
+    chunk warm-up       256 samples               256 samples
+    validation warm-up  8192 samples              8192 samples
 
 Why: on the CPU, time to quality was measured on two cores (benchmarks/time_to_quality.py;
 RESULTS.md). On a GPU a step of 512 windows costs about what a step of 40 does (the time
@@ -20,6 +21,16 @@ shorter windows so that a few minutes of audio still fill them; offline, its tim
 the sequential steps (chunk length + warm-up), not to the width of the batch, so 4096
 chunks of a 5-minute block cost about what 64 do. The GPU values are reasoned, not yet
 measured on a GPU (benchmarks/cpu_vs_gpu.py measures them).
+
+The chunk warm-up only guesses each chunk's starting state; the chunks are then corrected
+until exact (chunks.py), so a short one pays: on models trained here (H = 32) 256 samples
+already put every chunk within float32 rounding of its true state (one pass), while
+8192 samples made a 10 s block take about three times as long (benchmarks/offline.py).
+Offline on the CPU the chunks' columns are shared by the processes (split_run.py): at
+H = 32 each of two processes then spent half the CPU time of one process alone (128
+chunks; with 64, 32 columns a process, the calls' own overhead ate the gain).
+Validation's warm-up is another matter: the state before the validation audio is not
+known at all, so it runs that long on the training audio before it.
 """
 
 from __future__ import annotations
@@ -45,12 +56,13 @@ class DeviceSettings:
     device: str               # "cpu" or "gpu"
     batch: int                # training windows per batch
     segment: float            # seconds of loss-carrying audio per training window
-    processes: int            # CPU processes sharing each batch (lstm_core.parallel); 1 on the GPU
+    processes: int            # CPU processes sharing each batch (parallel.py; offline, split_run.py); 1 on the GPU
     gpu_loop: str             # how the GPU runs a window's recurrence (cuda_kernels.LOOPS)
     block_seconds: float      # offline: audio read, processed and written at a time
     parts: int                # offline: parallel chunks of a block (the batch of the forward pass)
-    overlap: int              # offline: warm-up samples before each chunk
+    overlap: int              # offline: warm-up samples before each chunk (a guess at its state; exact anyway)
     validation_parts: int     # validation: parallel chunks of the validation audio
+    validation_warmup: int    # validation: samples of the audio before it run first (its state is not known)
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -63,9 +75,9 @@ class DeviceSettings:
 
 
 CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=10.0,
-                     parts=64, overlap=8192, validation_parts=32)
+                     parts=128, overlap=256, validation_parts=32, validation_warmup=8192)
 GPU = DeviceSettings(device="gpu", batch=512, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
-                     parts=4096, overlap=8192, validation_parts=32)
+                     parts=4096, overlap=256, validation_parts=32, validation_warmup=8192)
 
 
 def device_settings(device: str, **chosen) -> DeviceSettings:

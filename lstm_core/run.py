@@ -253,10 +253,12 @@ class Reporter:
 def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
                        initial=None) -> np.ndarray:
     """The model's output for one validation part (M,), as train_run scores it: parallel
-    chunks, warmed up on the input just before it when there is one (part.history),
-    from ``initial`` ((h, c), each (L, H)) or zeros, with the part's knob settings."""
+    chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
+    just before it when there is one (part.history), from ``initial`` ((h, c), each
+    (L, H)) or zeros, with the part's knob settings."""
+    history = None if part.history is None else part.history[max(0, part.history.size - device.validation_warmup):]
     return process_parallel(params, model, part.x, xp, device.validation_parts, device.overlap,
-                            history=part.history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop)
+                            history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop)
 
 
 def validation_errors(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,

@@ -66,7 +66,7 @@ def test_every_part_without_torch(tmp_path, capsys):
             assert all(0 < number(cell.split("(")[1]) < 100 for cell in row[3 : 3 + len(names)])
 
     header, rows = inference
-    assert header == ["H", "NumPy (64 chunks)"]
+    assert header == ["H", f"NumPy ({common.CPU.parts} chunks)"]
     assert rows[0][0] == "4" and number(rows[0][1]) > 0
 
     header, rows = quality
@@ -87,7 +87,8 @@ def test_pytorch_columns_and_same_model(capsys):
     assert header[-1] == "NumPy / PyTorch CPU"
     assert all(number(row[3]) > 0 and number(row[4]) > 0 and number(row[-1]) > 0 for row in rows)
     header, rows = inference
-    assert header == ["H", "NumPy (64 chunks)", "PyTorch CPU (64 chunks)", "max abs PyTorch CPU - NumPy"]
+    chunks = common.CPU.parts
+    assert header == ["H", f"NumPy ({chunks} chunks)", f"PyTorch CPU ({chunks} chunks)", "max abs PyTorch CPU - NumPy"]
     assert number(rows[0][1]) > 0 and number(rows[0][2]) > 0
     assert number(rows[0][3]) < 1e-5                        # the same weights give the same output
 
@@ -119,7 +120,7 @@ def test_tables_with_every_backend():
     inference = [(32, {name: [0.1] for name in INFERENCE},
                   {pair: 1e-7 for pair in cpu_vs_gpu.compared_pairs(INFERENCE)})]
     header, rows = tables(cpu_vs_gpu.inference_table(Args, inference, INFERENCE))[0]
-    assert header[2] == "PyTorch CPU (64 chunks)" and "CuPy (4096 chunks)" in header
+    assert header[2] == f"PyTorch CPU ({common.CPU.parts} chunks)" and f"CuPy ({common.GPU.parts} chunks)" in header
     assert "max abs PyTorch CUDA - CuPy" in header and rows[0][1] == "1,800x"
     lines = cpu_vs_gpu.target_lines(Args, results, inference)
     assert any(line.startswith("CuPy / NumPy at H=32 B=1024") for line in lines)

@@ -119,7 +119,7 @@ def test_process_writes_rate_and_subtype_and_matches_the_model(pair, model_file)
 
 def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     """Default (parallel) mode on a stereo float file whose channels differ, longer than one
-    block: each channel, with its own history across blocks, matches its exact run."""
+    block: each channel, with its own state carried across blocks, equals its exact run."""
     from lstm_core.devices import CPU
     from lstm_core.files.npz import load_model
     from lstm_core.inference import process_sequential
@@ -134,4 +134,4 @@ def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     params, config, _ = load_model(model_file)
     for channel in range(2):
         exact, _ = process_sequential(params, config, x[:, channel])
-        assert error_db(y[:, channel], exact) < -80, channel
+        assert error_db(y[:, channel], exact) < -120, channel

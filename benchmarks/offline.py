@@ -1,0 +1,234 @@
+"""Offline inference speed: x real time of process.py's two ways, against PyTorch and NAM's C++ core.
+
+One model per H (one layer, input size 1, skip on, initialised with seed H: common.model)
+runs over --seconds of generated 44.1 kHz mono audio, the way process.py runs a file:
+
+    default      blocks of CPU.block_seconds, each as CPU.parts exact parallel chunks
+                 (inference.process_chunks, chunks.py) shared by one process per core
+                 (split_run.SplitRun), the state carried from block to block
+    sequential   process.py --sequential: the recurrence one sample after the other
+    PyTorch CPU  nn.LSTM + Linear + skip with the same weights, one stream, block by block
+                 with the state carried, under torch.no_grad() (only when torch imports)
+    NAM C++      NAM's own benchmark tool, tools/benchmodel, on a .nam file of the same
+                 size (skip off: .nam has none; the cost is the same), with --nam-benchmodel
+
+Each system runs once untimed on 2 s of audio (workers, caches), then once timed over
+the whole signal. "x real time" is seconds of audio per second of wall time at 44.1 kHz
+(NAM's tool times 96000 samples, 2 s at its 48 kHz; its figure here is converted to
+samples/s and then to 44.1 kHz). "vs sequential" is the default's difference from the
+sequential output, 20 log10(||y - y_seq|| / ||y_seq||), and the largest sample
+difference relative to the output's peak, in dB.
+
+    python benchmarks/offline.py                         # H 16/32/64, 155 s (several minutes)
+    python benchmarks/offline.py --seconds 20 --hidden 32
+    python benchmarks/offline.py --nam-benchmodel ~/NeuralAmpModelerCore/build/tools/benchmodel
+    python benchmarks/offline.py --write                 # also append the table to RESULTS.md
+
+Building NAM's benchmodel (not on this machine; needs a C++20 compiler, CMake and Eigen,
+which the repository fetches as a submodule):
+
+    git clone --recursive https://github.com/sdatkinson/NeuralAmpModelerCore
+    cd NeuralAmpModelerCore && cmake -B build -DCMAKE_BUILD_TYPE=Release \\
+        -DCMAKE_CXX_FLAGS="-O3 -march=native" && cmake --build build --target benchmodel -j
+    # the tool is build/tools/benchmodel; it prints the milliseconds its run took
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout, no install needed
+
+from benchmarks import rerun_without_blas_overrides  # noqa: E402  (loads nothing)
+
+if __name__ == "__main__":
+    rerun_without_blas_overrides()      # before anything imports NumPy
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import positive_float, positive_int  # noqa: E402
+from lstm_core.devices import CPU, device_settings  # noqa: E402
+from lstm_core.files.formats import export_document  # noqa: E402
+from lstm_core.files.model_file import ModelFile  # noqa: E402
+from lstm_core.files.torch_layout import to_torch_layout  # noqa: E402
+from lstm_core.inference import process_chunks, process_sequential, start_state  # noqa: E402
+from lstm_core.model import ModelConfig  # noqa: E402
+from lstm_core.split_run import SplitRun  # noqa: E402
+
+RATE = common.RATE
+NAM_SAMPLES = 96000         # what tools/benchmodel processes: (48000 / 64) * 2 buffers of 64
+
+
+def signal(seconds: float) -> np.ndarray:
+    """(N,) float32: a 110 Hz tone swelling at 0.3 Hz plus noise, about -12 dBFS."""
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    noise = np.random.default_rng(0).standard_normal(n)
+    return (0.3 * np.sin(2 * np.pi * 110 * t) * np.sin(2 * np.pi * 0.3 * t) + 0.05 * noise).astype(np.float32)
+
+
+def blocks(x: np.ndarray, seconds: float):
+    step = int(seconds * RATE)
+    return [x[start : start + step] for start in range(0, x.size, step)]
+
+
+def default_runner(params, config, settings, runner):
+    """x (N,) -> y (N,) as process.py's default: exact chunks, block by block."""
+    def run(x):
+        state, out = start_state(config, 1), []
+        for block in blocks(x, settings.block_seconds):
+            y, state, _ = process_chunks(params, config, block, np, state, settings.parts, settings.overlap,
+                                         runner=runner)
+            out.append(y)
+        return np.concatenate(out)
+
+    return run
+
+
+def sequential_runner(params, config, settings):
+    def run(x):
+        state, out = None, []
+        for block in blocks(x, settings.block_seconds):
+            y, state = process_sequential(params, config, block, np, state)
+            out.append(y)
+        return np.concatenate(out)
+
+    return run
+
+
+def torch_runner(torch, params, config, settings):
+    """nn.LSTM with our weights, one stream, block by block, the state carried."""
+    H = config.hidden_size
+    layers, head_W, head_b = to_torch_layout(params, config)
+    lstm, linear = torch.nn.LSTM(1, H), torch.nn.Linear(H, 1)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(layers[0]["W_ih"]))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(layers[0]["W_hh"]))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(layers[0]["bias"]))
+        lstm.bias_hh_l0.zero_()
+        linear.weight.copy_(torch.from_numpy(head_W))
+        linear.bias.copy_(torch.from_numpy(head_b))
+
+    def run(x):
+        state, out = None, []
+        with torch.no_grad():
+            for block in blocks(x, settings.block_seconds):
+                piece = torch.from_numpy(block)[:, None, None]              # (T, 1, 1)
+                h, state = lstm(piece, state)                               # (T, 1, H)
+                out.append((linear(h)[:, 0, 0] + piece[:, 0, 0]).numpy())
+        return np.concatenate(out)
+
+    return run
+
+
+def nam_real_time(benchmodel: str, H: int) -> float:
+    """x real time at 44.1 kHz of NAM's tools/benchmodel on a .nam LSTM 1 x H."""
+    config = ModelConfig(hidden_size=H, skip=False)
+    _, params = common.model(H)
+    model = ModelFile(params, config, 48000, {}, "npz")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"lstm{H}.nam"
+        path.write_text(json.dumps(export_document(model, path)))
+        result = subprocess.run([benchmodel, str(path)], capture_output=True, text=True, check=True)
+    milliseconds = float(re.findall(r"([0-9.]+)ms", result.stdout)[-1])
+    return NAM_SAMPLES / (milliseconds / 1e3) / RATE
+
+
+def difference_db(y, reference) -> tuple:
+    """(20 log10 of the relative 2-norm error, 20 log10 of the largest |difference| / peak)."""
+    y, reference = y.astype(np.float64), reference.astype(np.float64)
+    tiny = 1e-300
+    return (20 * np.log10(max(np.linalg.norm(y - reference), tiny) / np.linalg.norm(reference)),
+            20 * np.log10(max(np.abs(y - reference).max(), tiny) / np.abs(reference).max()))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Offline inference x real time: process.py's default and "
+                                                 "--sequential, PyTorch, NAM's C++ core.")
+    parser.add_argument("--seconds", type=positive_float, default=155.0,
+                        help="seconds of generated 44.1 kHz audio (default 155)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[16, 32, 64],
+                        help="hidden sizes H (default 16 32 64)")
+    parser.add_argument("--nam-benchmodel", default=None, metavar="PATH",
+                        help="NAM's tools/benchmodel, built from NeuralAmpModelerCore (see this file's docstring)")
+    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    parser.add_argument("--write", action="store_true",
+                        help=f"append the table, with the machine and command, to {common.RESULTS.name}")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch = None if args.no_torch else common.import_torch()
+    settings = device_settings("cpu")
+    facts = common.machine_facts(torch)
+    common.print_facts(facts)
+    x, warm = signal(args.seconds), signal(2.0)
+    described = (f"{args.seconds:g} s of audio; blocks of {settings.block_seconds:g} s, {settings.parts} chunks, "
+                 f"{settings.overlap}-sample warm-up, {settings.processes} process(es)")
+    print(f"{'measuring:':20s}{described}\n", flush=True)
+    other_work = common.watch_other_work()
+    header = ["H", "default (x real time)", "sequential", "default / sequential"]
+    if torch is not None:
+        header += ["PyTorch CPU", "default / PyTorch"]
+    if args.nam_benchmodel:
+        header += ["NAM C++", "default / NAM"]
+    header += ["vs sequential (dB, norm)", "(dB, largest sample)"]
+    rows, worst = [], -np.inf
+    for H in args.hidden:
+        config, params = common.model(H)
+        with SplitRun(params, config, settings.processes) if settings.processes > 1 else _nothing() as runner:
+            calls = {"default": default_runner(params, config, settings, runner),
+                     "sequential": sequential_runner(params, config, settings)}
+            if torch is not None:
+                calls["PyTorch CPU"] = torch_runner(torch, params, config, settings)
+            seconds, outputs = common.take_turns({name: (lambda run=run: run(x)) for name, run in calls.items()}, 1,
+                                                 warm_ups={name: (lambda run=run: run(warm)) for name, run in
+                                                           calls.items()})
+        speed = {name: args.seconds / times[0] for name, times in seconds.items()}
+        norm, largest = difference_db(outputs["default"], outputs["sequential"])
+        worst = max(worst, norm, largest)
+        row = [str(H), f"{speed['default']:.1f}", f"{speed['sequential']:.1f}",
+               f"{speed['default'] / speed['sequential']:.1f}"]
+        if torch is not None:
+            row += [f"{speed['PyTorch CPU']:.1f}", f"{speed['default'] / speed['PyTorch CPU']:.2f}"]
+        if args.nam_benchmodel:
+            nam = nam_real_time(args.nam_benchmodel, H)
+            row += [f"{nam:.1f}", f"{speed['default'] / nam:.2f}"]
+        rows.append(row + [f"{norm:.0f}", f"{largest:.0f}"])
+        print("  ".join(f"{name}: {value}" for name, value in zip(header, row + [f"{norm:.0f}", f"{largest:.0f}"])),
+              file=sys.stderr, flush=True)
+    table = common.markdown_table(header, rows)
+    table += f"\n\nLargest difference from sequential, any H: {worst:.0f} dB."
+    note = other_work()
+    if note:
+        table += f"\n\n{note}"
+    print(f"\n{table}")
+    if args.write:
+        machine = f"{facts['CPU']}, {facts['cores'].split()[0]} cores"
+        common.append_section(common.RESULTS, f"Offline inference, {machine}, {facts['date']}",
+                              common.command_line("offline.py", argv),
+                              f"{common.facts_list(facts)}\n- measuring: {described}\n\n{table}")
+        print(f"\nappended to {common.RESULTS}")
+    return 0
+
+
+class _nothing:
+    """A context manager standing for no SplitRun (one process): gives None."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
