@@ -176,10 +176,11 @@ def pair_file(path: str, run_folder) -> str:
     """Where a file of a run's pair is now. The path as the run stored it; but a file that
     lay in the run folder itself (the demo pair, by name, or any file whose folder had the
     run folder's name) and is gone from there is read from the run folder as it is now, so
-    that a moved or renamed run can be resumed and reported on."""
+    that a moved or renamed run can be resumed and reported on (the knob demo's CSV too:
+    its rows name their files relative to it, so they move with it)."""
     stored, folder = Path(path), Path(run_folder)
     here = folder / stored.name
-    was_inside = stored.name in DEMO_FILES or stored.parent.name == folder.resolve().name
+    was_inside = stored.name in DEMO_FILES + KNOB_DEMO_FILES or stored.parent.name == folder.resolve().name
     if not stored.is_file() and was_inside and here.is_file():
         return str(here.resolve())
     return path

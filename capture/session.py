@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audio_io.capture_set import CaptureSetError, read_capture_set
 from audio_io.dataset import CaptureDataset, Dataset, load_capture_dataset, load_dataset
-from audio_io.demo import KNOB_DEMO_KNOBS, KNOB_DEMO_SETTINGS, knob_demo
+from audio_io.demo import KNOB_DEMO_KNOBS, KNOB_DEMO_SETTINGS, knob_demo, pair_file
 from audio_io.files import write_audio_atomic
 from audio_io.pair import Pair
 from lstm_core.backend import get_xp, is_gpu
@@ -138,6 +138,8 @@ def _resume(config: ResumeConfig, reporter: Reporter):
     elif not options.captures:               # a moved or renamed run folder still holds its demo pair
         located = options.pair().located(folder)
         options = replace(options, input=located.input, target=located.target)
+    else:                                    # ...or the knob demo's capture set
+        options = replace(options, captures=pair_file(options.captures, folder))
     if config.device:
         options = replace(options, device=config.device)
     if options.captures and options.knob_ranges:           # the knobs the run started with, and no others

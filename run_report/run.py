@@ -20,6 +20,7 @@ import numpy as np
 
 from audio_io.capture_set import read_capture_set
 from audio_io.dataset import PairOptions, load_capture_dataset, load_dataset
+from audio_io.demo import pair_file
 from audio_io.files import read_audio
 from lstm_core.files.history import HistoryError, read_history
 from lstm_core.files.model_file import ModelFileError
@@ -147,7 +148,7 @@ def capture_audio(run: Run, names: list) -> tuple[dict, str]:
     options = run.meta.get("options") or {}
     try:
         params, config, _ = load_model(run.folder / "model.npz")
-        capture_set = read_capture_set(options["captures"])
+        capture_set = read_capture_set(pair_file(options["captures"], run.folder))   # found in a renamed run
         ranges = {name: tuple(values) for name, values in (options.get("knob_ranges") or {}).items()}
         pair = PairOptions.from_dict({**options, "input": "", "target": ""})
         data = load_capture_dataset(capture_set, pair, ranges, tuple(options.get("holdout") or ()))

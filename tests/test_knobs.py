@@ -149,6 +149,12 @@ def test_the_knob_demo_writes_its_capture_set_and_trains_on_it(tmp_path):
     assert [k["name"] for k in meta["knobs"]] == ["drive", "tone"] and len(esrs) == 7
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Every setting" in page and page.count("<audio") == 6          # lowest and highest, 3 players each
+    (tmp_path / "run").rename(tmp_path / "renamed")                      # its CSV moves with it, and is found
+    code, out, err = run("train.py", "--resume", tmp_path / "renamed", "--budget", "6", cwd=tmp_path, timeout=600)
+    assert code == 0 and "best val ESR" in out, err
+    code, out, err = run("report.py", tmp_path / "renamed", cwd=tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "renamed" / "report.html").read_text().count("<audio") == 6
 
 
 def test_more_capture_set_mistakes_are_one_line(tmp_path):

@@ -213,6 +213,10 @@ def test_free_form_metadata_never_breaks_an_export(tmp_path):
     nam = export_document(model, tmp_path / "odd.nam")
     assert nam["sample_rate"] == 48000 and any("names no sample rate" in note for note in model.notes)
     assert "samplerate" not in export_document(model, tmp_path / "again.json")["metadata"]
+    for written, read in (("48000", 48000), (" 44100 ", 44100), ("fast", None), ("1e12", None)):
+        document["metadata"] = {"samplerate": written}     # community files often write the rate as a string
+        model = read_model(write_json(tmp_path / "rate.json", document))
+        assert model.sample_rate == read and any("names no sample rate" in note for note in model.notes) == (not read)
 
 
 def test_conditioned_model_to_nam_says_what_to_do(tmp_path):

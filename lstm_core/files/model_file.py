@@ -53,6 +53,13 @@ def finite_number(value) -> float | None:
 
 
 def sample_rate_or_none(value) -> int | None:
+    """A plausible sample rate in Hz, or None. Community AIDA-X files write it as a number
+    or as a string of one ("48000"); both are read."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
     rate = finite_number(value)
     return int(rate) if rate is not None and RATES[0] <= rate <= RATES[1] else None
 
