@@ -29,9 +29,11 @@ from datetime import datetime
 from pathlib import Path
 
 from audio_io.files import AudioError
+from capture import CaptureConfig
+from capture.config import DEFAULT_EPOCHS
 from capture.folder import absolute
-from capture.plan import (FINISHED, STOPPED_EARLY, PlanError, Trial, mark_trial, pair_problem, parse_grid,
-                          plan_trials, read_plan, run_trial, summary_rows, trial_status, write_summary)
+from capture.plan import (FINISHED, STOPPED_EARLY, PlanError, Trial, best_so_far, mark_trial, pair_problem,
+                          parse_grid, plan_trials, read_plan, run_trial, summary_rows, trial_status, write_summary)
 from command_line import ArgumentParser, fail
 from lstm_core.files.atomic import write_text_atomic
 
@@ -79,6 +81,13 @@ def main(argv=None):
         grid = parse_grid(args.grid)
     except (PlanError, AudioError) as exc:
         fail(str(exc))
+    if args.cpus is not None and args.address is not None:
+        fail("--cpus sizes the local Ray: a cluster's cores are its own (leave out --cpus with --address)")
+    for setting in grid:                 # a value train.py would refuse is one line now, not a failed trial each
+        try:
+            CaptureConfig(input="-", target="-", **setting).check()
+        except ValueError as exc:
+            fail(f"--grid: {exc}")
     rule = {"epochs": args.epochs, "budget": args.budget, "patience": args.patience}
     usable = []
     for capture in captures:
@@ -102,6 +111,10 @@ def main(argv=None):
     interrupted = False
     if pending:
         connect(ray, args)
+        cores = ray.cluster_resources().get("CPU", 0)
+        if args.processes > cores:
+            fail(f"--processes {args.processes}: a trial would need more cores than Ray has ({cores:g}); give at "
+                 f"most {cores:g}")
         print(f"sweep: {len(pending)} of {len(trials)} trials ({len(usable)} capture(s) x {len(grid)} setting(s)) "
               f"into {out}; {ray.cluster_resources().get('CPU', 0):g} cores, {args.processes} a trial", flush=True)
         try:
@@ -146,8 +159,6 @@ def connect(ray, args):
     if args.address is None:
         ray.init(num_cpus=args.cpus, **quiet)
         return
-    if args.cpus is not None:
-        fail("--cpus sizes the local Ray: a cluster's cores are its own (leave out --cpus with --address)")
     address = args.address
     if address != "auto":
         host, _, port = address.removeprefix("ray://").rpartition(":")
@@ -171,7 +182,7 @@ def run_tune(tune, trials: list[Trial], rule: dict, args, out: Path, progress: "
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")   # Ctrl-C: KeyboardInterrupt here, exit 130
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     timed = args.budget is not None
-    horizon = args.budget if timed else (args.epochs or 1000)
+    horizon = args.budget if timed else (args.epochs or DEFAULT_EPOCHS)
     scheduler = FIFOScheduler() if args.no_early_stop else PerCaptureASHA(
         time_attr="seconds" if timed else "epoch", metric="best_val_esr", mode="min", max_t=horizon,
         grace_period=max(horizon / REDUCTION ** RUNGS, 1), reduction_factor=REDUCTION,
@@ -205,8 +216,10 @@ def train_trial(config: dict):
                          "seconds": row["seconds"]})
 
     trial = Trial.from_dict(config["trial"])
+    reporter = TuneReporter()
+    reporter.best = best_so_far(trial)          # a resumed trial is judged on its whole run
     try:
-        run_trial(trial, config["rule"], config["processes"], TuneReporter())
+        run_trial(trial, config["rule"], config["processes"], reporter)
     except (AudioError, ModelFileError, BackendError, ValueError, OSError) as exc:
         Path(trial.folder).mkdir(parents=True, exist_ok=True)
         mark_trial(trial, f"failed: {exc}")
@@ -236,7 +249,10 @@ class PerCaptureASHA:
                 self._group(trial).on_trial_add(controller, trial)
 
             def on_trial_result(self, controller, trial, result):
-                return self._group(trial).on_trial_result(controller, trial, result)
+                decision = self._group(trial).on_trial_result(controller, trial, result)
+                if result.get(asha["time_attr"], 0) >= asha["max_t"]:
+                    return self.CONTINUE     # ASHA's last rung is max_t: the trial ends there by itself
+                return decision
 
             def on_trial_complete(self, controller, trial, result):
                 self._group(trial).on_trial_complete(controller, trial, result)
@@ -315,11 +331,12 @@ def finish(out: Path, trials: list[Trial], progress: Progress, interrupted: bool
     rows = summary_rows(trials, progress.failed)
     failed = [row for row in rows if row["status"].startswith("failed")]
     ended = [row for row in rows if row["status"] in (FINISHED, STOPPED_EARLY)] + failed
-    if interrupted or len(ended) < len(rows):
+    if interrupted or len(ended) < len(rows) or failed:
         write_summary(out / "summary-so-far.csv", rows)
-        unfinished = len(rows) - len(ended)
-        print(f"sweep: {unfinished} trial(s) did not end{' (interrupted)' if interrupted else ''}; run the same "
-              f"command again to go on (summary so far: {out / 'summary-so-far.csv'})", flush=True)
+        unfinished = len(rows) - len(ended) + len(failed)
+        print(f"sweep: {unfinished} trial(s) did not end{' (interrupted)' if interrupted else ''}"
+              f"{f', {len(failed)} of them failed (see the summary)' if failed else ''}; run the same command again "
+              f"to go on (summary so far: {out / 'summary-so-far.csv'})", flush=True)
         return 130 if interrupted else 1
     import run_report
 
@@ -330,19 +347,19 @@ def finish(out: Path, trials: list[Trial], progress: Progress, interrupted: bool
                 run_report.write_report(folder)
             except Exception as exc:        # noqa: BLE001 - a report never fails the sweep
                 print(f"sweep: {folder.name}: report not written ({str(exc).splitlines()[0]})", flush=True)
-    if trained:
-        run_report.write_comparison(trained, out / "compare.html")
     write_summary(out / "summary.csv", rows)
     (out / "summary-so-far.csv").unlink(missing_ok=True)
+    try:
+        if trained:
+            run_report.write_comparison(trained, out / "compare.html")
+    except (run_report.ReportError, OSError) as exc:      # a damaged run folder: the summary stands
+        print(f"sweep: compare.html not written ({str(exc).splitlines()[0]})", flush=True)
     for row in rows:
         if row["best"]:
             print(f"best for {row['capture']}: {row['setting']}, val ESR {row['best_val_esr']:.4g}: {row['folder']}")
     print(f"sweep: {len(rows)} trials ({sum(r['stopped_early'] == 'yes' for r in rows)} stopped early); summary: "
           f"{out / 'summary.csv'}; comparison: {out / 'compare.html'}", flush=True)
-    if failed:
-        print(f"sweep: {len(failed)} trial(s) failed (see summary.csv); run the same command again to retry them",
-              flush=True)
-    return 1 if failed else 0
+    return 0
 
 
 if __name__ == "__main__":

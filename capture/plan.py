@@ -131,6 +131,9 @@ def _read_folder(folder: Path) -> list[Capture]:
             if not targets:
                 raise PlanError(f"{path}: no {name}{TARGET_SUFFIX}{path.suffix} beside it (each capture is a "
                                 f"<name>{INPUT_SUFFIX} and a <name>{TARGET_SUFFIX} file)")
+            if len(targets) > 1 or any(c.name == name for c in captures):
+                raise PlanError(f"{folder}: more than one {name}{INPUT_SUFFIX} or {name}{TARGET_SUFFIX} file (another "
+                                f"extension): keep one of each per capture name")
             captures.append(Capture(name, absolute(path), absolute(targets[0])))
         elif path.stem.endswith(TARGET_SUFFIX):
             name = path.stem[: -len(TARGET_SUFFIX)]
@@ -276,6 +279,15 @@ def run_trial(trial: Trial, rule: dict, processes: int | None, reporter=None):
 
 SUMMARY_COLUMNS = ("capture", "setting", "best_val_esr", "epochs", "seconds", "stopped_early", "status", "best",
                    "folder")
+
+
+def best_so_far(trial: Trial) -> float:
+    """The best finite val ESR in the trial's history.csv (a trial cut short), or inf."""
+    try:
+        scores = [row["val_esr"] for row in read_history(Path(trial.folder) / "history.csv")]
+    except (HistoryError, OSError):
+        return math.inf
+    return min((s for s in scores if math.isfinite(s)), default=math.inf)
 
 
 def summary_rows(trials: list[Trial], failed: dict | None = None) -> list[dict]:

@@ -124,6 +124,12 @@ def test_bad_plans_are_one_line(tmp_path):
     assert_one_line_error(code, err, "row 2, column target: ")
     code, _, err = run("sweep.py", plan, "--grid", "width=3")
     assert_one_line_error(code, err, "--grid width: unknown key")
+    code, _, err = run("sweep.py", plan, "--grid", "tbptt=256,1")
+    assert_one_line_error(code, err, "--grid: --tbptt must be at least 2")
+    (plan / "soft_input.flac").write_bytes((plan / "soft_input.wav").read_bytes())
+    code, _, err = run("sweep.py", plan)
+    assert_one_line_error(code, err, "more than one soft_input or soft_target file")
+    (plan / "soft_input.flac").unlink()
     if _has_ray():
         code, _, err = run("sweep.py", plan, "--address", "127.0.0.1:1", "--out", tmp_path / "o")
         assert_one_line_error(code, err, "--address 127.0.0.1:1: no Ray cluster answers there")
@@ -152,20 +158,24 @@ needs_ray = pytest.mark.skipif(not _has_ray(), reason='Ray is not installed (pip
 @needs_ray
 def test_a_failing_pair_is_named_and_asha_stops_a_hopeless_setting(tmp_path):
     """One capture, lr 0.01, 0.005 and 1e-6 (listed last, so that when it reaches its first
-    rung the others have been there): ASHA stops 1e-6 long before its 6 epochs. A second
-    capture whose target is silent fails the pair checks; the sweep goes on without it."""
+    rung the others have been there): ASHA stops 1e-6 long before its 9 epochs, and never
+    stops the best at its end (9 epochs is also ASHA's last rung). A second capture whose
+    target is silent fails the pair checks; the sweep goes on without it."""
     plan = write_plan_folder(tmp_path / "plan", names=("soft",))
     sf.write(plan / "mute_input.wav", music_like(3.0, RATE, 9), RATE)
     sf.write(plan / "mute_target.wav", np.zeros(3 * RATE), RATE)
     out = tmp_path / "out"
-    code, stdout, stderr = run("sweep.py", plan, "--grid", "hidden=8", "lr=0.01,0.005,1e-6", "--epochs", "6",
+    code, stdout, stderr = run("sweep.py", plan, "--grid", "hidden=8", "lr=0.01,0.005,1e-6", "--epochs", "9",
                                "--out", out, "--cpus", "2", timeout=600)
     assert code == 0, stderr
     assert "sweep: mute: " in stdout and "the sweep goes on without it" in stdout
     rows = {row["setting"]: row for row in read_summary(out)}
     assert set(rows) == {"hidden=8 lr=0.01", "hidden=8 lr=0.005", "hidden=8 lr=1e-06"}
     hopeless = rows["hidden=8 lr=1e-06"]
-    assert hopeless["stopped_early"] == "yes" and int(hopeless["epochs"]) < 6
+    assert hopeless["stopped_early"] == "yes" and int(hopeless["epochs"]) < 9
+    (best,) = [row for row in rows.values() if row["best"] == "yes"]
+    assert best["status"] == FINISHED and best["stopped_early"] == "no" and best["epochs"] == "9"
+    assert (Path(best["folder"]) / "val_prediction.wav").is_file()       # run_capture's own end, not cut short
     assert hopeless["best"] == "" and float(hopeless["best_val_esr"]) > 10 * float(rows["hidden=8 lr=0.01"]["best_val_esr"])
     for row in rows.values():               # every trial's folder and report; the summary agrees with them
         folder = Path(row["folder"])
@@ -198,7 +208,14 @@ def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(t
         finished = [f for f in out.glob("*-hidden8") if trial_status(f) == FINISHED]
     os.killpg(sweep.pid, signal.SIGKILL)
     sweep.wait()
+    for _ in range(100):                  # until no process of the sweep (Ray's included) is left to write
+        try:
+            os.killpg(sweep.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
     assert finished, "no trial finished before the deadline"
+    finished = [f for f in out.glob("*-hidden8") if trial_status(f) == FINISHED]   # two may end together
     before = {f: (f / "history.csv").read_bytes() for f in finished}
     assert len(finished) < 3, "every trial had finished before the kill: nothing left to resume"
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
