@@ -79,8 +79,10 @@ def mse_loss(y, target, warmup: int = 0, norms: LossNorms | None = None):
 
 
 def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95, dc_weight: float = 0.0,
-             norms: LossNorms | None = None):
-    """ESR (optionally pre-emphasised) plus ``dc_weight`` times the DC term.
+             norms: LossNorms | None = None, plain_weight: float = 0.0):
+    """ESR (optionally pre-emphasised) plus ``dc_weight`` times the DC term, plus
+    ``plain_weight`` times the plain ESR (no pre-emphasis: the figure validation reports,
+    which sees the low frequencies the pre-emphasis weights down).
 
     Args:
         y, target: (T, B) prediction and target.
@@ -109,6 +111,12 @@ def esr_loss(y, target, warmup: int = 0, pre_emphasis_coef: float | None = 0.95,
         g[:-1] -= pre_emphasis_coef * g_f
     else:
         g = g_f
+
+    if plain_weight:
+        # plain ESR = sum err^2 / sum target^2, that sum being dc_energy * count (LossNorms).
+        plain_energy = norms.dc_energy * norms.count
+        loss = loss + plain_weight * (err * err).sum() / plain_energy
+        g = g + (plain_weight * 2.0 / plain_energy) * err
 
     if dc_weight:
         # DC = mean over columns of (mean over time of err)^2, over dc_energy.

@@ -98,6 +98,7 @@ class Progress:
     history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS, lr, event)
     lr: float | None = None               # the base learning rate now (None: TrainConfig.lr, untouched)
     lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
+    recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -328,7 +329,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     step, trainer = _training_step(state, device, warmup + segment)
     started = time.perf_counter() - state.progress.seconds
     rule, progress, schedule = state.rule, state.progress, state.train.schedule
-    guard = BatchGuard() if host_losses and state.train.guard_batches else None    # a spiking batch undone (spikes.py)
+    guard = BatchGuard(progress.recent_losses) if host_losses and state.train.guard_batches else None   # spikes.py
 
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
@@ -347,7 +348,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     if (guard is not None and math.isfinite(float(loss))
                             and guard.spiked(float(loss), armed=progress.epoch >= 1)):
                         state.params, state.adam = guard.undo()      # as before the batch, at a lower rate
-                        progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
+                        progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch + 1   # this epoch
                         undone += 1
                     else:
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends
@@ -359,12 +360,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         out_of_time = True
                         break
                 train_seconds = time.perf_counter() - epoch_started
-                train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone: diverged
+                train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone
                 lr = train.lr if batches else rate_now()
                 val_esr = validate(state.params)
                 progress.epoch += 1
                 progress.seconds = time.perf_counter() - started
-                diverged = not (math.isfinite(train_loss) and math.isfinite(val_esr))
+                # An epoch whose every batch was undone has no training loss, and has not diverged.
+                diverged = not (math.isfinite(val_esr) and (math.isfinite(train_loss) or not batches))
                 spiked = (not diverged and schedule != "constant" and math.isfinite(progress.best_esr)
                           and val_esr > SPIKE * max(progress.best_esr, SPIKE_FLOOR))
                 improved = not diverged and val_esr < progress.best_esr

@@ -29,8 +29,8 @@ RECENT = 5        # accepted batch losses the median is taken over (at least 3 n
 class BatchGuard:
     """Keeps the state before each batch, and tells a batch that spiked."""
 
-    def __init__(self):
-        self.recent: list[float] = []
+    def __init__(self, recent: list):
+        self.recent = recent       # the run's own list (Progress.recent_losses: checkpointed), kept in place
         self._params = self._adam = None
 
     def before(self, params: dict, adam: AdamState):
@@ -44,7 +44,7 @@ class BatchGuard:
         ``armed``; a batch not undone joins the recent ones)."""
         if armed and len(self.recent) >= 3 and not loss <= JUMP * statistics.median(self.recent):
             return True
-        self.recent = (self.recent + [loss])[-RECENT:]
+        self.recent[:] = (self.recent + [loss])[-RECENT:]
         return False
 
     def undo(self) -> tuple[dict, AdamState]:

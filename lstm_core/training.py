@@ -40,6 +40,7 @@ class TrainConfig:
     loss: str = "esr"             # "esr" (pre-emphasised ESR + DC) or "mse"
     pre_emphasis: float = 0.95    # a in e[n] - a e[n-1]; 0 turns it off
     dc_weight: float = 1.0        # weight of the DC term of the ESR loss
+    plain_weight: float = 0.0     # weight of a plain ESR term (no pre-emphasis) added to the ESR loss
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
@@ -61,7 +62,8 @@ def slice_loss(y, target, train: TrainConfig, norms: LossNorms | None = None):
     when this is a part of it (data-parallel training)."""
     if train.loss == "mse":
         return mse_loss(y, target, norms=norms)
-    return esr_loss(y, target, pre_emphasis_coef=train.pre_emphasis or None, dc_weight=train.dc_weight, norms=norms)
+    return esr_loss(y, target, pre_emphasis_coef=train.pre_emphasis or None, dc_weight=train.dc_weight, norms=norms,
+                    plain_weight=train.plain_weight)
 
 
 def slice_norms(target, train: TrainConfig) -> LossNorms:

@@ -88,6 +88,8 @@ def loss_of(kind, warmup=0):
         return lambda y, t: esr_loss(y, t, warmup, pre_emphasis_coef=0.95, dc_weight=0.7)
     if kind == "esr_dc":
         return lambda y, t: esr_loss(y, t, warmup, pre_emphasis_coef=None, dc_weight=0.7)
+    if kind == "esr_pre_dc_plain":
+        return lambda y, t: esr_loss(y, t, warmup, pre_emphasis_coef=0.95, dc_weight=0.7, plain_weight=0.3)
     raise ValueError(kind)
 
 

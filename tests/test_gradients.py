@@ -27,7 +27,9 @@ CASES = [
     ("esr_pre_emphasis", 20, 1, 1, True, "esr_pre", 0),
     ("esr_dc", 20, 1, 1, True, "esr_dc", 0),
     ("esr_pre_emphasis_dc", 20, 1, 1, True, "esr_pre_dc", 0),
+    ("esr_pre_emphasis_dc_plain", 20, 1, 1, True, "esr_pre_dc_plain", 0),
     ("warmup_prefix", 24, 1, 1, True, "esr_pre_dc", 8),
+    ("warmup_prefix_plain", 24, 1, 1, True, "esr_pre_dc_plain", 8),
     ("two_layers_inputs_warmup_no_skip", 22, 2, 2, False, "esr_pre_dc", 6),
 ]
 

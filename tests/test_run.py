@@ -213,6 +213,40 @@ def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, 
         assert rows[2]["val_esr"] > 10 * best_before and not rows[2]["event"]
 
 
+def test_a_resumed_run_guards_its_batches_as_one_run_straight_through(tmp_path, monkeypatch):
+    """The guard's recent losses are in the checkpoint: a spike in the second batch after a
+    resume is undone as it is in one run straight through (with an empty memory the guard
+    would not yet be armed there), and the two runs end equal."""
+    import lstm_core.run
+
+    real = lstm_core.run.train_window
+    calls = {"windows": 0}
+
+    def spiking(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        calls["windows"] += 1
+        if calls["windows"] == spike_at:
+            params["out.W"] *= 100.0
+        return real(params, config, adam, x, target, train, workspace, gpu_loop)
+
+    data = small_data()
+    spike_at = math.inf
+    monkeypatch.setattr(lstm_core.run, "train_window", spiking)
+    train_run(small_run(epochs=1), data, DEVICE, tmp_path / "count", {})
+    spike_at = 2 * calls["windows"] + 2                          # epoch 3, batch 2
+    calls["windows"] = 0
+    straight = small_run(epochs=3)
+    train_run(straight, data, DEVICE, tmp_path / "straight", {})
+    calls["windows"] = 0
+    train_run(small_run(epochs=2), data, DEVICE, tmp_path / "resumed", {})
+    resumed, _ = load_checkpoint(tmp_path / "resumed")
+    resumed.rule = dataclasses.replace(resumed.rule, epochs=3)
+    train_run(resumed, data, DEVICE, tmp_path / "resumed", {})
+    assert straight.progress.history[2]["event"].startswith("1 batch(es) spiked: undone")
+    assert [row["event"] for row in resumed.progress.history] == [row["event"] for row in straight.progress.history]
+    for name in straight.params:
+        assert np.array_equal(resumed.params[name], straight.params[name]), name
+
+
 def test_a_first_epoch_that_diverges_still_leaves_a_model(tmp_path, monkeypatch):
     import lstm_core.run
 
