@@ -5,6 +5,8 @@ bench_step       samples/s of one training step, ours against PyTorch
 cpu_vs_gpu       CPU against GPU: training throughput, offline inference, time to quality
 time_to_quality  val ESR against training wall time, ours against the literature's recipe
 offline          x real time of process.py's two ways, against PyTorch and NAM's C++ core
+knobs            one knob-conditioned model against separate models, at equal total time
+many_captures    8 captures through sweep.py (Ray) against train.py one by one; Ray's overhead
 
 Each runs as ``python benchmarks/X.py`` from a checkout (no install needed) or as
 ``python -m benchmarks.X``.
