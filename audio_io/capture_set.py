@@ -73,21 +73,7 @@ def read_capture_set(path) -> CaptureSet:
     path = Path(path)
     if not path.is_file():
         raise CaptureSetError(f"{path}: no such file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as stream:
-            reader = csv.DictReader(stream)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            raw = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise CaptureSetError(f"{path}: not a readable CSV file ({exc})") from None
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicated:
-        raise CaptureSetError(f"{path}: column {duplicated[0]!r} appears twice: name every column once")
-    records = []
-    for number, record in enumerate(raw, start=2):
-        if None in record:                       # more cells than the header has columns
-            raise CaptureSetError(f"{path}, row {number}: more cells than the header has columns")
-        records.append({(k or "").strip(): (v or "").strip() for k, v in record.items()})
+    columns, records = read_records(path)
     for column in PATH_COLUMNS:
         if column not in columns:
             raise CaptureSetError(f"{path}: no column {column!r} (a capture set has columns input, target, one per "
@@ -100,14 +86,7 @@ def read_capture_set(path) -> CaptureSet:
         raise CaptureSetError(f"{path}: no rows: list one recording per row under the header")
     rows, seen_names, seen_settings = [], {}, {}
     for number, record in enumerate(records, start=2):
-        files = []
-        for column in PATH_COLUMNS:
-            if not record.get(column):
-                raise CaptureSetError(f"{path}, row {number}, column {column}: empty")
-            file = Path(record[column]) if Path(record[column]).is_absolute() else path.parent / record[column]
-            if not file.is_file():
-                raise CaptureSetError(f"{path}, row {number}, column {column}: {record[column]}: no such file")
-            files.append(str(file.resolve()))
+        files = row_files(path, number, record)
         knobs = tuple(_number(path, number, name, record.get(name, "")) for name in knob_names)
         name = record.get(NAME_COLUMN) or Path(files[1]).stem
         if name in seen_names:
@@ -125,6 +104,42 @@ def read_capture_set(path) -> CaptureSet:
             raise CaptureSetError(f"{path}, column {name}: {next(iter(values)):g} in every row: a knob that never "
                                   f"moves cannot be learned; remove the column, or add rows at other settings")
     return CaptureSet(str(path.resolve()), knob_names, tuple(rows))
+
+
+def read_records(path: Path) -> tuple[list, list]:
+    """(the column names, one dict per row), every name and cell stripped; a CSV that does
+    not read, names a column twice or has a row longer than its header is CaptureSetError.
+    (Shared with a sweep's plan, capture/plan.py, which lists pairs the same way.)"""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as stream:
+            reader = csv.DictReader(stream)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            raw = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CaptureSetError(f"{path}: not a readable CSV file ({exc})") from None
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise CaptureSetError(f"{path}: column {duplicated[0]!r} appears twice: name every column once")
+    records = []
+    for number, record in enumerate(raw, start=2):
+        if None in record:                       # more cells than the header has columns
+            raise CaptureSetError(f"{path}, row {number}: more cells than the header has columns")
+        records.append({(k or "").strip(): (v or "").strip() for k, v in record.items()})
+    return columns, records
+
+
+def row_files(path: Path, number: int, record: dict) -> list[str]:
+    """[input, target] of a row as absolute paths (relative ones against the CSV's folder);
+    an empty cell or a missing file is CaptureSetError naming the row and column."""
+    files = []
+    for column in PATH_COLUMNS:
+        if not record.get(column):
+            raise CaptureSetError(f"{path}, row {number}, column {column}: empty")
+        file = Path(record[column]) if Path(record[column]).is_absolute() else path.parent / record[column]
+        if not file.is_file():
+            raise CaptureSetError(f"{path}, row {number}, column {column}: {record[column]}: no such file")
+        files.append(str(file.resolve()))
+    return files
 
 
 def _number(path, row: int, column: str, text: str) -> float:

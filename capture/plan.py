@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from audio_io.capture_set import read_capture_set
+from audio_io.capture_set import read_capture_set, read_records, row_files
 from audio_io.dataset import PairOptions, load_capture_dataset, load_dataset
 from audio_io.files import AudioError
 from lstm_core.files.atomic import write_text_atomic
@@ -147,13 +147,7 @@ def _read_folder(folder: Path) -> list[Capture]:
 
 
 def _read_csv(path: Path) -> list[Capture]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as stream:
-            reader = csv.DictReader(stream)
-            columns = [c.strip() for c in (reader.fieldnames or [])]
-            records = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise PlanError(f"{path}: not a readable CSV file ({exc})") from None
+    columns, records = read_records(path)            # CaptureSetError (an AudioError) names the file and row
     for column in ("input", "target"):
         if column not in columns:
             raise PlanError(f"{path}: no column {column!r} (a plan lists input, target and optionally name; "
@@ -162,16 +156,8 @@ def _read_csv(path: Path) -> list[Capture]:
         capture_set = read_capture_set(path)
         return [Capture(path.stem, captures=capture_set.path)]
     captures, seen = [], {}
-    for number, raw in enumerate(records, start=2):
-        record = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        files = []
-        for column in ("input", "target"):
-            if not record.get(column):
-                raise PlanError(f"{path}, row {number}, column {column}: empty")
-            file = Path(record[column]) if Path(record[column]).is_absolute() else path.parent / record[column]
-            if not file.is_file():
-                raise PlanError(f"{path}, row {number}, column {column}: {record[column]}: no such file")
-            files.append(absolute(file))
+    for number, record in enumerate(records, start=2):
+        files = row_files(path, number, record)
         name = record.get("name") or Path(files[1]).stem
         if name in seen:
             raise PlanError(f"{path}, row {number}, column name: {name!r} names row {seen[name]} too: give every "

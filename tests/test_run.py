@@ -178,32 +178,39 @@ def test_a_diverged_epoch_is_rolled_back_and_nothing_saved_holds_a_nan(tmp_path,
     assert train_run(resumed, data, DEVICE, tmp_path / "run", {}) == "epochs"
 
 
+class SpikeAt:
+    """train_window with one batch spiking: the output weights blown up by 100 before the
+    updates of window ``at(windows_per_epoch)`` (counted from 1 since the last ``restart``),
+    as a run of bad Adam steps would. Installed on lstm_core.run with monkeypatch."""
+
+    def __init__(self, monkeypatch, tmp_path, at):
+        import lstm_core.run
+
+        self.real, self.windows, self.spike_at = lstm_core.run.train_window, 0, math.inf
+        monkeypatch.setattr(lstm_core.run, "train_window", self)
+        train_run(small_run(epochs=1), small_data(), DEVICE, tmp_path / "count", {})
+        self.spike_at = at(self.windows)
+        self.windows = 0
+
+    def restart(self):
+        self.windows = 0
+
+    def __call__(self, params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        self.windows += 1
+        if self.windows == self.spike_at:
+            params["out.W"] *= 100.0
+        return self.real(params, config, adam, x, target, train, workspace, gpu_loop)
+
+
 @pytest.mark.parametrize("guarded", [True, False])
 def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guarded):
-    """A spike injected into one batch of epoch 3 (its output weights blown up by 100
-    before its updates, as a run of bad Adam steps would): the batch is undone, the rate
-    cut, history.csv says so, and epoch 3's val ESR stays near the best. Without the
-    guard the same batch shows in the validation as a spike of more than 10 times."""
-    import lstm_core.run
-
-    real = lstm_core.run.train_window
-    calls = {"windows": 0}
-
-    def spiking(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
-        calls["windows"] += 1
-        if calls["windows"] == spike_at:
-            params["out.W"] *= 100.0
-        return real(params, config, adam, x, target, train, workspace, gpu_loop)
-
-    data = small_data()
-    spike_at = math.inf
-    monkeypatch.setattr(lstm_core.run, "train_window", spiking)
-    train_run(small_run(epochs=1), data, DEVICE, tmp_path / "count", {})
-    spike_at = 2 * calls["windows"] + 5                          # epoch 3, batch 5
-    calls["windows"] = 0
+    """A spike injected into one batch of epoch 3: the batch is undone, the rate cut,
+    history.csv says so, and epoch 3's val ESR stays near the best. Without the guard the
+    same batch shows in the validation as a spike of more than 10 times."""
+    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 2 * per_epoch + 5)          # epoch 3, batch 5
     state = small_run(epochs=3)
     state.train = dataclasses.replace(state.train, guard_batches=guarded)
-    train_run(state, data, DEVICE, tmp_path / "run", {})
+    train_run(state, small_data(), DEVICE, tmp_path / "run", {})
     rows = read_history(tmp_path / "run" / "history.csv")
     best_before = min(row["val_esr"] for row in rows[:2])
     if guarded:
@@ -217,26 +224,11 @@ def test_a_resumed_run_guards_its_batches_as_one_run_straight_through(tmp_path, 
     """The guard's recent losses are in the checkpoint: a spike in the second batch after a
     resume is undone as it is in one run straight through (with an empty memory the guard
     would not yet be armed there), and the two runs end equal."""
-    import lstm_core.run
-
-    real = lstm_core.run.train_window
-    calls = {"windows": 0}
-
-    def spiking(params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
-        calls["windows"] += 1
-        if calls["windows"] == spike_at:
-            params["out.W"] *= 100.0
-        return real(params, config, adam, x, target, train, workspace, gpu_loop)
-
+    spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 2 * per_epoch + 2)   # epoch 3, batch 2
     data = small_data()
-    spike_at = math.inf
-    monkeypatch.setattr(lstm_core.run, "train_window", spiking)
-    train_run(small_run(epochs=1), data, DEVICE, tmp_path / "count", {})
-    spike_at = 2 * calls["windows"] + 2                          # epoch 3, batch 2
-    calls["windows"] = 0
     straight = small_run(epochs=3)
     train_run(straight, data, DEVICE, tmp_path / "straight", {})
-    calls["windows"] = 0
+    spike.restart()
     train_run(small_run(epochs=2), data, DEVICE, tmp_path / "resumed", {})
     resumed, _ = load_checkpoint(tmp_path / "resumed")
     resumed.rule = dataclasses.replace(resumed.rule, epochs=3)
