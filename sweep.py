@@ -116,7 +116,7 @@ def main(argv=None):
             fail(f"--processes {args.processes}: a trial would need more cores than Ray has ({cores:g}); give at "
                  f"most {cores:g}")
         print(f"sweep: {len(pending)} of {len(trials)} trials ({len(usable)} capture(s) x {len(grid)} setting(s)) "
-              f"into {out}; {ray.cluster_resources().get('CPU', 0):g} cores, {args.processes} a trial", flush=True)
+              f"into {out}; {cores:g} cores, {args.processes} a trial", flush=True)
         try:
             run_tune(tune, pending, rule, args, out, progress)
         except KeyboardInterrupt:

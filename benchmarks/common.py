@@ -175,11 +175,10 @@ def torch_step(device: str, torch, H: int, x: np.ndarray, target: np.ndarray, tf
     return step
 
 
-def torch_runner(device: str, torch, H: int):
-    """x (N,) -> y (N,): nn.LSTM + Linear + skip with our weights (the same as ours_runner)
-    over the same chunked window, STEPS_PER_CALL steps a call, the state carried, under
-    torch.no_grad(); on CUDA in strict FP32."""
-    config, params = model(H)
+def torch_modules(torch, params: dict, config: ModelConfig):
+    """(nn.LSTM, nn.Linear) on the CPU holding our one-layer model's weights (PyTorch's
+    gate order, both biases folded into bias_ih)."""
+    H = config.hidden_size
     layers, head_W, head_b = to_torch_layout(params, config)
     lstm, linear = torch.nn.LSTM(1, H), torch.nn.Linear(H, 1)
     with torch.no_grad():
@@ -189,6 +188,15 @@ def torch_runner(device: str, torch, H: int):
         lstm.bias_hh_l0.zero_()
         linear.weight.copy_(torch.from_numpy(head_W))
         linear.bias.copy_(torch.from_numpy(head_b))
+    return lstm, linear
+
+
+def torch_runner(device: str, torch, H: int):
+    """x (N,) -> y (N,): nn.LSTM + Linear + skip with our weights (the same as ours_runner)
+    over the same chunked window, STEPS_PER_CALL steps a call, the state carried, under
+    torch.no_grad(); on CUDA in strict FP32."""
+    config, params = model(H)
+    lstm, linear = torch_modules(torch, params, config)
     lstm, linear = lstm.to(device), linear.to(device)
     settings = GPU if device == "cuda" else CPU
 

@@ -57,7 +57,6 @@ from benchmarks.common import positive_float, positive_int  # noqa: E402
 from lstm_core.devices import CPU, device_settings  # noqa: E402
 from lstm_core.files.formats import export_document  # noqa: E402
 from lstm_core.files.model_file import ModelFile  # noqa: E402
-from lstm_core.files.torch_layout import to_torch_layout  # noqa: E402
 from lstm_core.inference import process_chunks, process_sequential, start_state  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.split_run import SplitRun  # noqa: E402
@@ -105,16 +104,7 @@ def sequential_runner(params, config, settings):
 
 def torch_runner(torch, params, config, settings):
     """nn.LSTM with our weights, one stream, block by block, the state carried."""
-    H = config.hidden_size
-    layers, head_W, head_b = to_torch_layout(params, config)
-    lstm, linear = torch.nn.LSTM(1, H), torch.nn.Linear(H, 1)
-    with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.from_numpy(layers[0]["W_ih"]))
-        lstm.weight_hh_l0.copy_(torch.from_numpy(layers[0]["W_hh"]))
-        lstm.bias_ih_l0.copy_(torch.from_numpy(layers[0]["bias"]))
-        lstm.bias_hh_l0.zero_()
-        linear.weight.copy_(torch.from_numpy(head_W))
-        linear.bias.copy_(torch.from_numpy(head_b))
+    lstm, linear = common.torch_modules(torch, params, config)
 
     def run(x):
         state, out = None, []

@@ -20,6 +20,10 @@ class AdamState:
     m: dict = field(default_factory=dict)     # first moment, per parameter
     v: dict = field(default_factory=dict)     # second moment, per parameter
 
+    def copy(self) -> "AdamState":
+        """An independent copy (roll-backs and the batch guard keep one)."""
+        return AdamState(self.step, {k: v.copy() for k, v in self.m.items()}, {k: v.copy() for k, v in self.v.items()})
+
     def to_arrays(self, prefix: str = "adam.") -> dict:
         """Flat name -> array dict for a checkpoint (host or device arrays as they are)."""
         import numpy as np

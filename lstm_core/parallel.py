@@ -173,16 +173,7 @@ class ParallelTrainer:
         return total / max(len(spans), 1)
 
     def close(self):
-        for worker, pipe in self._workers:
-            try:
-                pipe.send(("stop",))
-            except (BrokenPipeError, OSError):
-                pass
-        for worker, pipe in self._workers:
-            worker.join(timeout=5)
-            if worker.is_alive():
-                worker.terminate()
-            pipe.close()
+        stop_workers(self._workers, ("stop",))
         self._workers = []
         self._shards = []
         self._params = None
@@ -214,6 +205,21 @@ class _ShardViews:
 
     def target(self, T, columns):
         return self._target[: T * columns].reshape(T, columns)
+
+
+def stop_workers(workers: list, message):
+    """Send each (process, pipe) of ``workers`` ``message`` (its stop), wait up to 5 s for
+    it, end one that does not stop, and close the pipes (a worker already gone is fine)."""
+    for _, pipe in workers:
+        try:
+            pipe.send(message)
+        except (BrokenPipeError, OSError):
+            pass
+    for worker, pipe in workers:
+        worker.join(timeout=5)
+        if worker.is_alive():
+            worker.terminate()
+        pipe.close()
 
 
 class WorkerError(RuntimeError):

@@ -139,18 +139,14 @@ class RunState:
     def keep_best(self):
         """The parameters and Adam now become the best ones (copies)."""
         self.best_params = {k: v.copy() for k, v in self.params.items()}
-        self.best_adam = copy_adam(self.adam)
+        self.best_adam = self.adam.copy()
 
     def roll_back(self):
         """The parameters and Adam go back to the best ones (copies), and the base rate is cut."""
         self.params = {k: v.copy() for k, v in self.best_params.items()}
-        self.adam = copy_adam(self.best_adam)
+        self.adam = self.best_adam.copy()
         self.progress.lr = self.base_lr * CUT
         self.progress.lr_cut_epoch = self.progress.epoch
-
-
-def copy_adam(adam: AdamState) -> AdamState:
-    return AdamState(adam.step, {k: v.copy() for k, v in adam.m.items()}, {k: v.copy() for k, v in adam.v.items()})
 
 
 def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dict, seed: int,
@@ -203,7 +199,7 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
             progress=Progress.from_dict(meta["progress"]), rng=rng)
         # Checkpoints from before roll-backs hold no best Adam: the current one stands in.
         best_adam = {k: v for k, v in arrays.items() if k.startswith("best_adam.")}
-        state.best_adam = AdamState.from_arrays(best_adam, "best_adam.") if best_adam else copy_adam(state.adam)
+        state.best_adam = AdamState.from_arrays(best_adam, "best_adam.") if best_adam else state.adam.copy()
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: the checkpoint is damaged or from another version ({exc!r})") from None
     return state, meta
@@ -345,8 +341,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         guard.before(state.params, state.adam)
                     loss = step(state.params, state.adam, to_device(x, xp), to_device(y, xp), train)
                     samples += y.size
-                    if (guard is not None and math.isfinite(float(loss))
-                            and guard.spiked(float(loss), armed=progress.epoch >= 1)):
+                    value = float(loss) if host_losses else None     # on a GPU the loss stays on the device
+                    if guard is not None and math.isfinite(value) and guard.spiked(value, armed=progress.epoch >= 1):
                         state.params, state.adam = guard.undo()      # as before the batch, at a lower rate
                         progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch + 1   # this epoch
                         undone += 1
@@ -354,7 +350,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends
                         batches += 1
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
-                    if host_losses and not math.isfinite(float(loss)):
+                    if host_losses and not math.isfinite(value):
                         break                            # diverged: the rest of the epoch would be NaN too
                     if rule.budget is not None and time.perf_counter() - started >= rule.budget:
                         out_of_time = True

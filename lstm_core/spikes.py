@@ -36,8 +36,7 @@ class BatchGuard:
     def before(self, params: dict, adam: AdamState):
         """Copy what the next batch will change."""
         self._params = {k: v.copy() for k, v in params.items()}
-        self._adam = AdamState(adam.step, {k: v.copy() for k, v in adam.m.items()},
-                               {k: v.copy() for k, v in adam.v.items()})
+        self._adam = adam.copy()
 
     def spiked(self, loss: float, armed: bool) -> bool:
         """Whether the batch just done, of training ``loss``, is to be undone (only when

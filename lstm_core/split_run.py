@@ -23,7 +23,7 @@ import numpy as np
 
 from .inference import run
 from .model import ModelConfig
-from .parallel import WorkerError, _OneBlasThread
+from .parallel import WorkerError, _OneBlasThread, stop_workers
 
 MIN_SHARE = 8      # columns below which a call runs in the main process alone (a pipe's trip would cost more)
 
@@ -62,16 +62,7 @@ class SplitRun:
         return np.concatenate(ys, axis=1), tuple(np.concatenate(parts, axis=2) for parts in zip(*finals))
 
     def close(self):
-        for worker, pipe in self._workers:
-            try:
-                pipe.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for worker, pipe in self._workers:
-            worker.join(timeout=5)
-            if worker.is_alive():
-                worker.terminate()
-            pipe.close()
+        stop_workers(self._workers, None)
         self._workers = []
 
     def __enter__(self):
