@@ -266,6 +266,22 @@ def hand_aidax(layers, head_W, head_b, inputs=1, skip=1, vectors=None):
     return document
 
 
+def hand_core_audio_ml(layers, head_W, head_b, inputs=1, skip=1, unit="LSTM"):
+    """A CoreAudioML (AIDA-X's trainer's PyTorch) object laid out as SimpleRNN saves it,
+    without our reader: the summed bias split unevenly between PyTorch's two biases."""
+    H = layers[0]["W_h"].shape[1]
+    state = {}
+    for l, layer in enumerate(layers):
+        state[f"rec.weight_ih_l{l}"] = layer["W_x"].tolist()
+        state[f"rec.weight_hh_l{l}"] = layer["W_h"].tolist()
+        state[f"rec.bias_ih_l{l}"] = (0.25 * layer["b"]).tolist()
+        state[f"rec.bias_hh_l{l}"] = (0.75 * layer["b"]).tolist()
+    state["lin.weight"], state["lin.bias"] = head_W.reshape(1, H).tolist(), head_b.tolist()
+    return {"model_data": {"model": "SimpleRNN", "input_size": inputs, "skip": skip, "output_size": 1,
+                           "unit_type": unit, "num_layers": len(layers), "hidden_size": H, "bias_fl": True},
+            "state_dict": state}
+
+
 def write_json(path, document):
     path.write_text(json.dumps(document))
     return path

@@ -16,7 +16,7 @@ from lstm_core.model import ModelConfig, init_params
 from lstm_core.files.nam import NAM_BURN_IN
 from lstm_core.files.formats import check_vector_error, export_document, read_model
 
-from helpers import (close, hand_aidax, hand_nam, make_signal, random_torch_layers, reference_forward, relative_error,
+from helpers import (close, hand_aidax, hand_core_audio_ml, hand_nam, make_signal, random_torch_layers, reference_forward, relative_error,
                      spread_params, write_json)
 
 
@@ -50,6 +50,22 @@ def test_hand_built_aidax_matches_reference(tmp_path, layer_count, skip):
     x = make_signal()
     y, _ = process_sequential(model.params, model.config, x)
     assert relative_error(y, reference_forward(x[:, None], layers, head_W, head_b, bool(skip))[0]) < 1e-5
+
+
+@pytest.mark.parametrize("layer_count,inputs,skip", [(1, 1, 1), (2, 1, 0), (1, 2, 1)])
+def test_hand_built_core_audio_ml_matches_reference(tmp_path, layer_count, inputs, skip):
+    """AIDA-X's trainer's own PyTorch files (in the AIDA-X model collections too) run as
+    the reference LSTM in PyTorch's layout does, with a knob as the second input."""
+    rng = np.random.default_rng(25 + layer_count + inputs)
+    layers, head_W, head_b = random_torch_layers(rng, inputs, 5, layer_count)
+    model = read_model(write_json(tmp_path / "trainer.json", hand_core_audio_ml(layers, head_W, head_b, inputs, skip)))
+    assert model.config == ModelConfig(inputs, 5, layer_count, skip=bool(skip))
+    assert model.sample_rate is None and any("names no sample rate" in note for note in model.notes)
+    x = make_signal()
+    controls = (0.3,) if inputs == 2 else ()
+    y, _ = process_sequential(model.params, model.config, x, controls=controls)
+    x_in = np.stack([x, np.full_like(x, 0.3)], axis=1) if inputs == 2 else x[:, None]
+    assert relative_error(y, reference_forward(x_in, layers, head_W, head_b, bool(skip))[0]) < 1e-5
 
 
 def test_conditioned_aidax_with_a_constant_knob(tmp_path):
@@ -153,6 +169,11 @@ def good_aidax():
     return hand_aidax(*random_torch_layers(rng, 1, 3, 1))
 
 
+def good_core_audio_ml(unit="LSTM"):
+    rng = np.random.default_rng(62)
+    return hand_core_audio_ml(*random_torch_layers(rng, 1, 3, 1), unit=unit)
+
+
 def damaged(document, change):
     document = json.loads(json.dumps(document))
     change(document)
@@ -161,7 +182,7 @@ def damaged(document, change):
 
 BAD_FILES = {
     "truncated.nam": (lambda: json.dumps(good_nam())[:500], "not valid JSON"),
-    "truncated.json": (lambda: json.dumps(good_aidax())[:300], "not valid JSON"),
+    "truncated.json": (lambda: json.dumps(good_aidax())[:300], "the file may be truncated"),
     "count.nam": (lambda: json.dumps(damaged(good_nam(), lambda d: d["weights"].pop())), "weights, but an LSTM"),
     "count.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d["layers"][0]["weights"][1].pop())),
                    "wrong weight count"),
@@ -182,6 +203,14 @@ BAD_FILES = {
                    "one flat list"),
     "list.json": (lambda: "[1, 2, 3]", "not an AIDA-X"),
     "skip2.json": (lambda: json.dumps(damaged(good_aidax(), lambda d: d.update(in_skip=2))), "in_skip"),
+    "comma.json": (lambda: json.dumps(good_aidax()).replace(", ", " ", 1), "the file is damaged there"),
+    "trainer-gru.json": (lambda: json.dumps(good_core_audio_ml(unit="GRU")), "its recurrent unit is 'GRU'"),
+    "trainer-count.json": (lambda: json.dumps(damaged(good_core_audio_ml(), lambda d: d["state_dict"][
+        "rec.weight_hh_l0"].pop())), "\"rec.weight_hh_l0\" has shape"),
+    "trainer-missing.json": (lambda: json.dumps(damaged(good_core_audio_ml(), lambda d: d["state_dict"].pop(
+        "lin.bias"))), "no \"lin.bias\""),
+    "trainer-size.json": (lambda: json.dumps(damaged(good_core_audio_ml(), lambda d: d["model_data"].update(
+        hidden_size="3"))), "\"hidden_size\" is '3'"),
 }
 
 

@@ -3,6 +3,7 @@
     ours          model.npz       (npz.py)       read
     NAM           name.nam        (nam.py)       read, write (no skip, audio input only)
     AIDA-X        name.json       (aidax.py)     read, write
+    CoreAudioML   name.json       (coreaudioml.py) read (AIDA-X's trainer's PyTorch files)
 
 The file's extension picks the format. Reading gives a ModelFile (model_file.py): our
 parameter dict and config whatever the source, plus the sample rate and initial state
@@ -19,6 +20,7 @@ import numpy as np
 from ..inference import model_input, process_sequential, rest_state, run, start_state
 from ..knobs import model_knobs
 from .aidax import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
+from .coreaudioml import is_core_audio_ml, read_core_audio_ml
 from .model_file import ModelFile, ModelFileError, sample_rate_or_none
 from .nam import DEFAULT_NAM_RATE, LEVEL_KEYS, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
 from .npz import load_model
@@ -42,6 +44,8 @@ def read_model(path) -> ModelFile:
     document = _read_json(path)
     if kind == "nam":
         return read_nam(path, document)
+    if is_core_audio_ml(document):
+        return read_core_audio_ml(path, document)
     model, vectors = read_aidax(path, document)
     if vectors is not None:
         error = check_vector_error(model, *vectors)
@@ -112,5 +116,6 @@ def _read_json(path: Path):
     except UnicodeDecodeError:
         raise ModelFileError(f"{path}: not a text (JSON) file") from None
     except json.JSONDecodeError as exc:
+        where = "the file may be truncated" if exc.pos >= len(exc.doc.rstrip()) else "the file is damaged there"
         raise ModelFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-                             f"the file may be truncated") from None
+                             f"{where}") from None
