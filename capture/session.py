@@ -246,20 +246,21 @@ def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings
             knobs = ", ".join(f"{n}={v:g}" for n, v in zip(data.capture_set.knob_names, recording.knobs))
             reporter.note(f"val ESR {each[recording.name]:.4g} ({db(each[recording.name]):.1f} dB)  {recording.name} "
                           f"({knobs}){'  held out: never trained on' if recording.held_out else ''}")
-        write_run_report(folder, reporter)
+        write_run_report(folder, reporter, data)
         return
     y_best = predict_validation(state.best_params, state.model, data.validation[0], device, xp)
     write_audio_atomic(folder / "val_prediction.wav", y_best, data.rate, "FLOAT")
-    write_run_report(folder, reporter)
+    write_run_report(folder, reporter, data)
 
 
-def write_run_report(folder: Path, reporter: Reporter):
-    """report.html for the run; never fails the run: the model and checkpoint are already
-    written, so a report that cannot be made costs one line."""
+def write_run_report(folder: Path, reporter: Reporter, data=None):
+    """report.html for the run (``data``: its dataset, when at hand, so that the pair is
+    not read again); never fails the run: the model and checkpoint are already written,
+    so a report that cannot be made costs one line."""
     try:
         import run_report
 
-        reporter.note(f"report: {run_report.write_report(folder)}")
+        reporter.note(f"report: {run_report.write_report(folder, data)}")
     except Exception as exc:                     # noqa: BLE001 - anything at all: the run has succeeded
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         reporter.note(f"report: not written ({reason}); try again with  python report.py {folder}")

@@ -14,7 +14,8 @@
         diverged (a loss or ESR that is not a finite number) or spiked (SPIKE times the
             best): roll back to the best parameters and Adam, halve the rate, go on
         write checkpoint.npz and history.csv
-        stop when the epochs, the time budget or the patience run out
+        stop when the epochs, the time budget or the patience run out (a budget is a
+            limit: the run stops before a batch and validation would end past it)
 
 It owns the policy (which model is kept, what is saved when) and reports through a
 Reporter, whose methods only tell; train.py prints them, a sweep hands them to its engine.
@@ -65,7 +66,7 @@ SPIKE_FLOOR = 1e-9    # ...a best below this counting as this (a best of 0 would
 @dataclass(frozen=True)
 class StopRule:
     epochs: int = 1000                # at most this many epochs...
-    budget: float | None = None       # ...or this many seconds of training wall time
+    budget: float | None = None       # ...or this many seconds of training wall time (not overshot)
     patience: int | None = 25         # ...or this many epochs without a better val ESR
 
     def __post_init__(self):
@@ -330,12 +331,22 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
 
+    last = {"batch": 0.0, "validation": 0.0}      # seconds the latest batch and validation took
+
+    def no_time_for_another_batch() -> bool:
+        """Would one more batch, and the validation after it, end past the budget? A run
+        stops before it would, so that a budget is a limit (a sweep's slots stay on time),
+        not a point the last batch and validation overshoot."""
+        return rule.budget is not None and (time.perf_counter() - started + last["batch"] + last["validation"]
+                                            >= rule.budget)
+
     try:
         with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
             while True:
                 epoch_started = time.perf_counter()
                 loss_sum, batches, samples, out_of_time, undone = 0.0, 0, 0, False, 0
                 for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
+                    batch_started = time.perf_counter()
                     train = replace(state.train, lr=rate_now())
                     if guard is not None:
                         guard.before(state.params, state.adam)
@@ -352,13 +363,16 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
                     if host_losses and not math.isfinite(value):
                         break                            # diverged: the rest of the epoch would be NaN too
-                    if rule.budget is not None and time.perf_counter() - started >= rule.budget:
+                    last["batch"] = time.perf_counter() - batch_started
+                    if no_time_for_another_batch():
                         out_of_time = True
                         break
                 train_seconds = time.perf_counter() - epoch_started
                 train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone
                 lr = train.lr if batches else rate_now()
+                validation_started = time.perf_counter()
                 val_esr = validate(state.params)
+                last["validation"] = time.perf_counter() - validation_started
                 progress.epoch += 1
                 progress.seconds = time.perf_counter() - started
                 # An epoch whose every batch was undone has no training loss, and has not diverged.
@@ -394,7 +408,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
                 write_history(folder / HISTORY_FILE, progress.history)
                 reporter.epoch(row, improved)
-                reason = "budget" if out_of_time else rule.reached(progress)
+                reason = "budget" if out_of_time or no_time_for_another_batch() else rule.reached(progress)
                 if reason:
                     return reason
     finally:

@@ -39,18 +39,20 @@ GRADE_COLORS = {"great": "#2a9d4a", "good": "#6bb536", "acceptable": "#e0a800", 
                 "something went wrong": "#c62828"}
 
 
-def write_report(folder) -> Path:
+def write_report(folder, data=None) -> Path:
     """Write report.html, curves.png and prediction.png into the run folder; returns the
-    page's path. Raises ReportError (missing or damaged run files) or OSError."""
+    page's path. ``data``: the run's dataset when the caller holds it (the run that has
+    just trained), else it is read again from the files model.npz names. Raises
+    ReportError (missing or damaged run files) or OSError."""
     run = load_run(folder)
     knobs = settings(run)
     if knobs:                                  # a capture set: its extreme settings, and ESR against each knob
         lowest, highest = extreme_settings(knobs, run.meta.get("knobs") or [])
-        extremes, audio_missing = capture_audio(run, [lowest, highest])
+        extremes, audio_missing = capture_audio(run, [lowest, highest], data)
         audio = extremes.get(highest)
         knob_png = png_bytes(knob_figure(knobs, [k.get("name") for k in run.meta.get("knobs") or []]))
     else:
-        audio, audio_missing = validation_audio(run)
+        audio, audio_missing = validation_audio(run, data)
         extremes, knob_png = {}, None
     curves = png_bytes(curves_figure(run))
     prediction = png_bytes(prediction_figure(audio)) if audio is not None else None

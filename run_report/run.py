@@ -99,13 +99,15 @@ def load_run(folder) -> Run:
     return Run(folder, meta, history, float(val_esr))
 
 
-def validation_audio(run: Run) -> tuple[ValidationAudio | None, str]:
-    """(the validation input, target and prediction, "") or (None, why they are missing)."""
+def validation_audio(run: Run, data=None) -> tuple[ValidationAudio | None, str]:
+    """(the validation input, target and prediction, "") or (None, why they are missing).
+    ``data``: the run's Dataset, or None to read the pair again."""
     options = run.meta.get("options") or {}
     if not (options.get("input") and options.get("target")):
         return None, "model.npz does not name the pair it was trained on (not written by train.py?)"
     try:
-        data = load_dataset(PairOptions.from_dict(options).located(run.folder))
+        if data is None:
+            data = load_dataset(PairOptions.from_dict(options).located(run.folder))
         predicted, rate = read_audio(run.folder / "val_prediction.wav")
     except (ValueError, KeyError, TypeError) as exc:        # AudioError is a ValueError
         return None, f"the validation audio could not be read again ({exc})"
@@ -142,16 +144,18 @@ def settings(run: Run) -> list:
     return found
 
 
-def capture_audio(run: Run, names: list) -> tuple[dict, str]:
+def capture_audio(run: Run, names: list, data=None) -> tuple[dict, str]:
     """({setting name: ValidationAudio} for ``names``, "") from the capture set the run
-    names and its model, or ({}, why not)."""
+    names and its model, or ({}, why not). ``data``: the run's CaptureDataset, or None to
+    read the capture set again."""
     options = run.meta.get("options") or {}
     try:
         params, config, _ = load_model(run.folder / "model.npz")
-        capture_set = read_capture_set(pair_file(options["captures"], run.folder))   # found in a renamed run
-        ranges = {name: tuple(values) for name, values in (options.get("knob_ranges") or {}).items()}
-        pair = PairOptions.from_dict({**options, "input": "", "target": ""})
-        data = load_capture_dataset(capture_set, pair, ranges, tuple(options.get("holdout") or ()))
+        if data is None:
+            capture_set = read_capture_set(pair_file(options["captures"], run.folder))   # found in a renamed run
+            ranges = {name: tuple(values) for name, values in (options.get("knob_ranges") or {}).items()}
+            pair = PairOptions.from_dict({**options, "input": "", "target": ""})
+            data = load_capture_dataset(capture_set, pair, ranges, tuple(options.get("holdout") or ()))
     except (ValueError, KeyError, TypeError) as exc:        # AudioError and ModelFileError are ValueErrors
         return {}, f"the capture set could not be read again ({exc})"
     parts = {recording.name: part for recording, part in zip(data.recordings, data.validation)}

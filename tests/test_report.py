@@ -181,13 +181,34 @@ def test_report_without_the_source_audio_still_has_curves(trained, tmp_path):
     assert "gone.wav: no such file" in (moved / "report.html").read_text()
 
 
+def test_the_report_at_the_end_of_a_run_uses_its_dataset_and_reads_no_pair_again(trained, tmp_path, monkeypatch):
+    """A run hands its report the dataset it trained on: the page is the same as one
+    report.py writes from the files, and the pair is not read a second time."""
+    import run_report
+    import run_report.run
+    from audio_io.dataset import PairOptions, load_dataset
+
+    folder, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(folder / "run", copy)
+    _, _, meta = load_model(copy / "model.npz")
+    data = load_dataset(PairOptions.from_dict(meta["options"]).located(copy))
+    from_files = run_report.write_report(copy).read_text()
+
+    def no_reading(_options):
+        raise AssertionError("the pair was read again")
+
+    monkeypatch.setattr(run_report.run, "load_dataset", no_reading)
+    assert run_report.write_report(copy, data).read_text() == from_files
+
+
 def test_a_failing_report_never_fails_the_run(trained, monkeypatch, capsys):
     folder, _ = trained
     import run_report
     from capture.session import write_run_report
     from lstm_core.run import Reporter
 
-    def broken(_folder):
+    def broken(_folder, _data=None):
         raise RuntimeError("the disk is full\nsecond line")
 
     class Notes(Reporter):

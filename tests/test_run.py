@@ -309,3 +309,33 @@ def test_a_last_slice_of_one_sample_joins_the_one_before():
     loss = train_window(state.params, state.model, AdamState(), x, np.tanh(x[:, 0]), train)
     assert math.isfinite(float(loss)) and all(np.isfinite(v).all() for v in state.params.values())
 
+
+def test_a_budget_is_a_limit_the_last_batch_and_validation_do_not_overshoot(tmp_path, monkeypatch):
+    """On a clock where a batch takes 1 s and a validation 0.5 s, a run stops before a
+    batch and the validation after it would end past the budget: it ends within the budget
+    and less than one batch and validation before it. (Stopping only once the budget had
+    passed would end up to a batch and a validation past it.)"""
+    import types
+
+    import lstm_core.run
+
+    clock = {"now": 0.0}
+    real_window, real_validation = lstm_core.run.train_window, lstm_core.run.validation_errors
+
+    def slow_window(*args, **kwargs):
+        clock["now"] += 1.0
+        return real_window(*args, **kwargs)
+
+    def slow_validation(*args, **kwargs):
+        clock["now"] += 0.5
+        return real_validation(*args, **kwargs)
+
+    monkeypatch.setattr(lstm_core.run, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(lstm_core.run, "train_window", slow_window)
+    monkeypatch.setattr(lstm_core.run, "validation_errors", slow_validation)
+    for budget in (6.7, 20.0):         # within the first epoch (12 batches); in the second
+        clock["now"] = 0.0
+        state = small_run(epochs=1000)
+        state.rule = StopRule(epochs=1000, budget=budget, patience=None)
+        assert train_run(state, small_data(), DEVICE, tmp_path / str(budget), {}) == "budget"
+        assert budget - 1.5 < state.progress.seconds <= budget, (budget, state.progress.seconds)
