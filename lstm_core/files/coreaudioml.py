@@ -49,7 +49,7 @@ def read_core_audio_ml(path, document: dict) -> ModelFile:
     if isinstance(skip, bool) or skip not in (0, 1):
         raise ModelFileError(f"{path}: \"skip\" is {skip!r}; only 0 and 1 (the first input added to the output) "
                              f"are supported")
-    biased = data.get("bias_fl", True) is not False
+    biased = bool(data.get("bias_fl", True))       # the output layer's bias (the LSTM's are always there)
     layers = []
     for layer in range(L):
         W_ih = _array(path, weights, f"rec.weight_ih_l{layer}", (4 * H, I if layer == 0 else H))

@@ -116,6 +116,8 @@ def _read_json(path: Path):
     except UnicodeDecodeError:
         raise ModelFileError(f"{path}: not a text (JSON) file") from None
     except json.JSONDecodeError as exc:
-        where = "the file may be truncated" if exc.pos >= len(exc.doc.rstrip()) else "the file is damaged there"
+        ending = exc.doc.rstrip()
+        cut = exc.pos >= len(ending) or not ending.endswith(("}", "]"))
+        where = "the file may be truncated" if cut else "the file is damaged there"
         raise ModelFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
                              f"{where}") from None

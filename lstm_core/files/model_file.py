@@ -1,6 +1,6 @@
 """A model as read from any file it can live in, and the error for a file that cannot be used.
 
-Readers of every format (npz.py, nam.py, aidax.py) return a ModelFile and raise
+Readers of every format (npz.py, nam.py, aidax.py, coreaudioml.py) return a ModelFile and raise
 ModelFileError; the helpers below keep what other tools' free-form metadata says only
 where it makes sense.
 """
@@ -27,7 +27,7 @@ class ModelFile:
     config: ModelConfig
     sample_rate: int | None            # what the file says it was trained at, if it says
     meta: dict                         # what the file says about itself (name, val_esr, date, ...)
-    kind: str                          # "npz" (ours), "nam" or "aidax"
+    kind: str                          # "npz" (ours), "nam" or "aidax" (AIDA-X's trainer's CoreAudioML files too)
     initial_state: tuple | None = None  # (h, c), each (L, H): where a stream starts; None: zeros
     notes: list = field(default_factory=list)   # what the reader noticed, for the user
     gains_db: tuple = (0.0, 0.0)       # (input, output) gains in dB around the model (AIDA-X in_gain, out_gain)
