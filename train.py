@@ -80,7 +80,8 @@ def build_parser() -> ArgumentParser:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, help=f"stop after this many epochs in all (default {DEFAULT_EPOCHS})")
     g.add_argument("--budget", type=float, help="stop after this many seconds of training wall time in all, "
-                   f"validation included (the demo's default: {DEMO_BUDGET:g})")
+                   "validation included: a run stops before one more batch and its validation would end past "
+                   f"it (the demo's default: {DEMO_BUDGET:g})")
     g.add_argument("--patience", type=int,
                    help=f"stop when the val ESR has not improved for this many epochs (default {DEFAULT_PATIENCE})")
     g.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"Adam learning rate (default {DEFAULTS.lr:g})")
@@ -89,6 +90,10 @@ def build_parser() -> ArgumentParser:
                         "--lr to 2 %% of it as the budget runs out; without one, as plateau), plateau (halved after 3 "
                         "epochs without a better val ESR). Every schedule but constant rolls back an epoch whose val "
                         f"ESR spikes; all roll back a diverged one (default {DEFAULTS.schedule})")
+    g.add_argument("--average", type=float, default=DEFAULTS.average,
+                   help="every epoch validates the parameters and a running average of them (which rides out "
+                        "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "
+                        "decay per update (default %(default)g); 0 validates the parameters alone, as before")
     g.add_argument("--batch", type=int, help=f"windows per batch (default {CPU.batch} on the CPU, "
                    f"{GPU.batch} on the GPU)")
     g.add_argument("--segment", type=float,

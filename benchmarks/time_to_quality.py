@@ -12,6 +12,9 @@ it: what early stopping would have kept.
               run_ours takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
+    unaveraged the same without the running average of the parameters (TrainConfig.average
+              0: the model kept is Adam's parameters as they are at the end of an epoch),
+              as the defaults were before it (2026-11-30)
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
@@ -62,9 +65,9 @@ from lstm_core.training import TrainConfig  # noqa: E402
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
-            "layers": int, "schedule": str}
-SYSTEMS = ("ours", "unguarded", "budget", "recipe")
-OURS = ("ours", "unguarded", "budget")        # lstm_core's runs; recipe is PyTorch
+            "layers": int, "schedule": str, "average": float}
+SYSTEMS = ("ours", "unaveraged", "unguarded", "budget", "recipe")
+OURS = ("ours", "unaveraged", "unguarded", "budget")        # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -205,11 +208,12 @@ def plot(results: dict, path: Path) -> bool:
     effects_run = list(dict.fromkeys(e for (e, _) in results))
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
-        for system, style in (("ours", "-"), ("unguarded", "-."), ("budget", ":"), ("recipe", "--")):
+        for system, style in (("ours", "-"), ("unaveraged", (0, (5, 1, 1, 1))), ("unguarded", "-."), ("budget", ":"),
+                              ("recipe", "--")):
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
-                axis.plot([s for s, _ in points], best, style, label=system)
+                axis.plot([s for s, _ in points], best, linestyle=style, label=system)
         axis.set_yscale("log")
         axis.set_title(effect)
         axis.set_xlabel("training time (s)")
@@ -241,7 +245,7 @@ def main(argv=None) -> int:
         if name not in SETTINGS:
             sys.exit(f"--set {item}: unknown setting {name!r}")
         overrides[name] = SETTINGS[name](value)
-    train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule")
+    train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average")
                            if name in overrides})
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
     torch = None
@@ -262,7 +266,8 @@ def main(argv=None) -> int:
         for system in args.systems:
             started = time.perf_counter()
             if system in OURS:
-                settings = {"ours": train, "unguarded": replace(train, guard_batches=False),
+                settings = {"ours": train, "unaveraged": replace(train, average=0.0),
+                            "unguarded": replace(train, guard_batches=False),
                             "budget": replace(train, schedule="budget")}[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
@@ -288,7 +293,8 @@ def main(argv=None) -> int:
             common.command_line("time_to_quality.py", argv),
             f"{SECONDS} s of generated music-like audio at {RATE} Hz (seed 1), the last 20 % held out. "
             f"Best val ESR within each training-time budget (validation scored after a warm-up on the audio "
-            f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unguarded: the same without "
+            f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
+            f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); budget: the same with --schedule budget, a run per budget, as "
             f"--budget would be given. "
             f"recipe: PyTorch {torch.__version__ if torch else '-'}, "

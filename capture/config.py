@@ -45,6 +45,7 @@ class CaptureConfig:
     patience: int | None = None
     lr: float = TRAIN_DEFAULTS.lr
     schedule: str = TRAIN_DEFAULTS.schedule   # the learning rate over the run (lstm_core.schedule)
+    average: float = TRAIN_DEFAULTS.average   # decay of the parameters' running average, validated beside them
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
@@ -90,6 +91,8 @@ class CaptureConfig:
             raise ValueError(f"--warmup must be 0 or more samples, got {self.warmup}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.average < 1.0:
+            raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise ValueError(f"--segment must be a positive number of seconds, got {self.segment}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -100,7 +103,8 @@ class CaptureConfig:
                                "patience": DEFAULT_PATIENCE}, self)
 
     def train_config(self) -> TrainConfig:
-        return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule)
+        return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
+                           average=self.average)
 
 
 @dataclass(frozen=True)

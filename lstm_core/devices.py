@@ -12,6 +12,7 @@ ran before it in the same process.
     offline blocks      10 s                      300 s
     offline chunks      128 (across processes)    4096
     chunk warm-up       256 samples               256 samples
+    validation chunks   128                       32
     validation warm-up  8192 samples              8192 samples
 
 Why: on the CPU, time to quality was measured on two cores (benchmarks/time_to_quality.py;
@@ -21,6 +22,12 @@ shorter windows so that a few minutes of audio still fill them; offline, its tim
 the sequential steps (chunk length + warm-up), not to the width of the batch, so 4096
 chunks of a 5-minute block cost about what 64 do. The GPU values are reasoned, not yet
 measured on a GPU (benchmarks/cpu_vs_gpu.py measures them).
+
+Validation runs in the main process, and every epoch scores two models (run.py), so its
+chunks count: on 12 s of validation audio at H = 32, 128 chunks took 0.19 s against 0.24 to
+0.31 s for 32 (2026-11-30); 256 chunks of 2000 samples took 5.9 s, their starting states too far from
+converged for one correction pass, so no validation chunk is shorter than 4096 samples
+(run.MIN_VALIDATION_CHUNK).
 
 The chunk warm-up only guesses each chunk's starting state; the chunks are then corrected
 until exact (chunks.py), so a short one pays: on models trained here (H = 32) 256 samples
@@ -75,7 +82,7 @@ class DeviceSettings:
 
 
 CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=10.0,
-                     parts=128, overlap=256, validation_parts=32, validation_warmup=8192)
+                     parts=128, overlap=256, validation_parts=128, validation_warmup=8192)
 GPU = DeviceSettings(device="gpu", batch=512, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
                      parts=4096, overlap=256, validation_parts=32, validation_warmup=8192)
 

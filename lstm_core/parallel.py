@@ -168,7 +168,7 @@ class ParallelTrainer:
                 loss = loss + _receive(pipe)
                 for name, view in shard.grads.views.items():
                     grads[name] += view
-            adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
+            adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average)
             total = total + loss
         return total / max(len(spans), 1)
 

@@ -9,7 +9,8 @@
     for each epoch:
         for each batch of windows:  warm up, then one Adam update per TBPTT slice,
                                     at the rate the schedule gives (schedule.py)
-        validate (ESR on held-out audio, warmed up on the audio before it)
+        validate (ESR on held-out audio, warmed up on the audio before it) the parameters
+            and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
         diverged (a loss or ESR that is not a finite number) or spiked (SPIKE times the
             best): roll back to the best parameters and Adam, halve the rate, go on
@@ -61,6 +62,7 @@ __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "n
            "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
 SPIKE = 10.0          # an epoch whose val ESR is this many times the best is rolled back (not under "constant")
 SPIKE_FLOOR = 1e-9    # ...a best below this counting as this (a best of 0 would make every epoch a spike)
+MIN_VALIDATION_CHUNK = 4096   # samples: shorter chunks start too far from their true states (devices.py)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class StopRule:
 
     def reached(self, progress: "Progress") -> str | None:
         """Why a run at ``progress`` should stop ("epochs", "budget", "patience"), or None."""
-        if self.budget is not None and progress.seconds >= self.budget:
+        if self.budget is not None and (progress.seconds >= self.budget or (
+                progress.budget_stop is not None and self.budget <= progress.budget_stop)):
             return "budget"
         if progress.epoch >= self.epochs:
             return "epochs"
@@ -100,6 +103,10 @@ class Progress:
     lr: float | None = None               # the base learning rate now (None: TrainConfig.lr, untouched)
     lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
     recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)
+    best_averaged: bool = False           # the best model is Adam's running average of the parameters
+    batch_seconds: float = 0.0            # how long the latest batch took...
+    validation_seconds: float = 0.0       # ...and the latest validation (0: none yet); the budget looks ahead by both
+    budget_stop: float | None = None      # the budget the run stopped on, short of it (a resume keeps to it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,14 +139,21 @@ class RunState:
         """The same state with its arrays moved to ``xp``'s device (in place; returned)."""
         self.params = {k: to_device(v, xp) for k, v in self.params.items()}
         self.best_params = {k: to_device(v, xp) for k, v in self.best_params.items()}
-        for adam in (self.adam, self.best_adam):
-            adam.m = {k: to_device(v, xp) for k, v in adam.m.items()}
-            adam.v = {k: to_device(v, xp) for k, v in adam.v.items()}
+        self.adam.on_device(xp)
+        self.best_adam.on_device(xp)
         return self
 
-    def keep_best(self):
-        """The parameters and Adam now become the best ones (copies)."""
-        self.best_params = {k: v.copy() for k, v in self.params.items()}
+    def candidates(self) -> list[dict]:
+        """The models an epoch's validation scores, the better one counting: the parameters
+        themselves and, when the run keeps one (TrainConfig.average), Adam's running
+        average of them. The average rides out the jitter and the jumps of single steps;
+        the parameters are ahead of it while the model still learns fast, and recover
+        sooner from a jump the average has taken in (RESULTS.md, "Averaged parameters")."""
+        return [self.params, self.adam.average] if self.adam.average else [self.params]
+
+    def keep_best(self, params: dict | None = None):
+        """``params`` (by default the parameters now) and Adam now become the best ones (copies)."""
+        self.best_params = {k: v.copy() for k, v in (self.params if params is None else params).items()}
         self.best_adam = self.adam.copy()
 
     def roll_back(self):
@@ -191,7 +205,8 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
         state = RunState(
-            model=model, train=TrainConfig(**meta["train"]), rule=StopRule(**meta["rule"]),
+            model=model, train=TrainConfig(**{"average": 0.0, **meta["train"]}),   # runs from before it: none
+            rule=StopRule(**meta["rule"]),
             options=dict(meta["options"]),
             params=check_params(path, arrays, model),
             best_params=check_params(path, {k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")},
@@ -255,7 +270,9 @@ def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, d
     just before it when there is one (part.history), from ``initial`` ((h, c), each
     (L, H)) or zeros, with the part's knob settings."""
     history = None if part.history is None else part.history[max(0, part.history.size - device.validation_warmup):]
-    return process_parallel(params, model, part.x, xp, device.validation_parts, device.overlap,
+    samples = part.x.size + (0 if history is None else history.size)
+    parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
+    return process_parallel(params, model, part.x, xp, parts, device.overlap,
                             history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop)
 
 
@@ -306,6 +323,18 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         by_part.update(each)
         return overall
 
+    def validate_better() -> tuple[float, dict]:
+        """(the val ESR, the parameters) of the better of the epoch's candidates; NaN
+        only when every one of them is."""
+        scored = []
+        for params in state.candidates():
+            overall, each = validation_errors(params, state.model, data.validation, device, xp)
+            scored.append((overall if math.isfinite(overall) else math.inf, overall, each, params))
+        _, overall, each, params = min(scored, key=lambda item: item[0])
+        by_part.clear()
+        by_part.update(each)
+        return overall, params
+
     def save_best():
         progress = state.progress
         parts = {"val_parts": [{"name": part.name, "esr": by_part.get(part.name), "held_out": part.held_out}
@@ -313,6 +342,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         save_model(folder / MODEL_FILE, state.best_params, state.model, data.rate,
                    {**facts, **parts, "options": dict(state.options), "train": state.train.to_dict(),
                     "val_esr": progress.best_esr, "epoch": progress.best_epoch, "trained_seconds": progress.seconds,
+                    "averaged": progress.best_averaged,
                     "date": datetime.now().isoformat(timespec="seconds")})
 
     if state.options.get("init") and state.progress.epoch == 0:
@@ -331,14 +361,20 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
 
-    last = {"batch": 0.0, "validation": 0.0}      # seconds the latest batch and validation took
+    validation_samples = sum(part.x.size + min(device.validation_warmup, 0 if part.history is None
+                                               else part.history.size) for part in data.validation)
 
-    def no_time_for_another_batch() -> bool:
+    def no_time_for_another_batch(samples_trained: int, seconds_training: float) -> bool:
         """Would one more batch, and the validation after it, end past the budget? A run
         stops before it would, so that a budget is a limit (a sweep's slots stay on time),
-        not a point the last batch and validation overshoot."""
-        return rule.budget is not None and (time.perf_counter() - started + last["batch"] + last["validation"]
-                                            >= rule.budget)
+        not a point the last batch and validation overshoot. Before the first validation its
+        time is guessed as a pass over every model scored at the training's seconds a sample
+        (a validation sample costs about a third of that to all of it, RESULTS.md)."""
+        if rule.budget is None:
+            return False
+        validation = progress.validation_seconds or (
+            len(state.candidates()) * validation_samples * seconds_training / max(samples_trained, 1))
+        return time.perf_counter() - started + progress.batch_seconds + validation >= rule.budget
 
     try:
         with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
@@ -363,16 +399,16 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
                     if host_losses and not math.isfinite(value):
                         break                            # diverged: the rest of the epoch would be NaN too
-                    last["batch"] = time.perf_counter() - batch_started
-                    if no_time_for_another_batch():
+                    progress.batch_seconds = time.perf_counter() - batch_started
+                    if no_time_for_another_batch(samples, time.perf_counter() - epoch_started):
                         out_of_time = True
                         break
                 train_seconds = time.perf_counter() - epoch_started
                 train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone
                 lr = train.lr if batches else rate_now()
                 validation_started = time.perf_counter()
-                val_esr = validate(state.params)
-                last["validation"] = time.perf_counter() - validation_started
+                val_esr, scored = validate_better()
+                progress.validation_seconds = time.perf_counter() - validation_started
                 progress.epoch += 1
                 progress.seconds = time.perf_counter() - started
                 # An epoch whose every batch was undone has no training loss, and has not diverged.
@@ -383,7 +419,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 event = ""
                 if improved:
                     progress.best_esr, progress.best_epoch = val_esr, progress.epoch
-                    state.keep_best()
+                    progress.best_averaged = scored is state.adam.average
+                    state.keep_best(scored)
                 elif diverged or spiked:
                     state.roll_back()
                     event = (f"{'diverged' if diverged else 'spiked'}: rolled back to epoch {progress.best_epoch}, "
@@ -405,10 +442,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                                       f"{start_esr:.4g}) until an epoch does better")
                 if improved:
                     save_best()
+                reason = ("budget" if out_of_time or no_time_for_another_batch(samples, train_seconds)
+                          else rule.reached(progress))
+                if reason == "budget" and progress.seconds < rule.budget:
+                    progress.budget_stop = rule.budget      # stopped short of it: a resume stops here too
                 save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
                 write_history(folder / HISTORY_FILE, progress.history)
                 reporter.epoch(row, improved)
-                reason = "budget" if out_of_time or no_time_for_another_batch() else rule.reached(progress)
                 if reason:
                     return reason
     finally:

@@ -44,6 +44,8 @@ class TrainConfig:
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
+    average: float = 0.998        # decay per update of the parameters' running average, validated beside them (adam.py,
+                                  # run.py); 0: none. README "Defaults", RESULTS.md "Averaged parameters"
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -52,6 +54,8 @@ class TrainConfig:
             raise ValueError(f"the schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.tbptt < 1 or self.warmup < 0 or not self.lr > 0:
             raise ValueError("tbptt must be >= 1, warmup >= 0 and lr > 0")
+        if not 0.0 <= self.average < 1.0:
+            raise ValueError(f"the average's decay must be in [0, 1), got {self.average}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +127,6 @@ def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, 
     for start, stop in spans:
         loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train,
                                              workspace=workspace, gpu_loop=gpu_loop)
-        adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm)
+        adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average)
         total = total + loss
     return total / max(len(spans), 1)

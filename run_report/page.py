@@ -176,6 +176,7 @@ def _facts_table(run: Run) -> str:
         ("training", f"lr {train.get('lr')} ({train.get('schedule', 'constant')} schedule), batch "
                      f"{options.get('batch')}, segment {options.get('segment')} s, "
                      f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}"),
+        ("model kept", _model_kept(meta, train)),
         ("loss", f"{str(train.get('loss', '?')).upper()}, pre-emphasis {train.get('pre_emphasis')}, "
                  f"DC weight {train.get('dc_weight')}"),
         ("epochs", f"{run.history[-1]['epoch']} (best {run.best_epoch or 'none: the starting model stands'})"),
@@ -190,6 +191,15 @@ def _facts_table(run: Run) -> str:
                     ("validation", f"the last {100 * options.get('val_fraction', 0.2):g} % of every setting")]
     rows += [("note", note) for note in notes]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _model_kept(meta: dict, train: dict) -> str:
+    """Which of the models each epoch validated model.npz holds (lstm_core/run.py)."""
+    decay = train.get("average")
+    if not decay:
+        return "the parameters (no running average kept)"
+    kept = "their running average" if meta.get("averaged") else "the parameters themselves"
+    return f"{kept}: the better of the parameters and their running average (decay {decay:g}) at the best epoch"
 
 
 def write_comparison(folders: list, out) -> Path:

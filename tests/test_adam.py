@@ -59,3 +59,41 @@ def test_state_round_trips_through_npz(xp, rng):
     adam_step(p_b, grads, loaded, 0.01)
     for k in params:
         assert np.array_equal(to_numpy(p_a[k]), to_numpy(p_b[k]))
+
+
+def test_the_running_average_follows_its_formula_and_round_trips(xp, rng):
+    """a starts at the parameters after the first step, then a <- a + (1 - d)(p - a) with
+    d = min(decay, (1 + t) / (10 + t)); it is copied with the state and saved with it."""
+    params = {"w": xp.asarray(rng.standard_normal((2, 3)))}
+    state, decay = AdamState(), 0.5       # the ramp (1 + t) / (10 + t) up to t = 8, then the cap
+    expected = None
+    for t in range(1, 13):
+        adam_step(params, {"w": xp.asarray(rng.standard_normal((2, 3)))}, state, 0.1, average=decay)
+        p = to_numpy(params["w"])
+        if expected is None:
+            expected = p.copy()
+        else:
+            d = min(decay, (1 + t) / (10 + t))
+            expected = expected + (1 - d) * (p - expected)
+        assert np.allclose(to_numpy(state.average["w"]), expected, rtol=0, atol=1e-14), t
+    assert not np.allclose(to_numpy(state.average["w"]), to_numpy(params["w"]))   # it lags the parameters
+
+    copy = state.copy()
+    copy.average["w"] += 1.0
+    assert not np.allclose(to_numpy(copy.average["w"]), to_numpy(state.average["w"]))   # an independent copy
+    loaded = AdamState.from_arrays({k: xp.asarray(to_numpy(v)) for k, v in state.to_arrays().items()})
+    assert np.array_equal(to_numpy(loaded.average["w"]), to_numpy(state.average["w"]))
+    assert set(loaded.m) == {"w"}
+
+
+def test_on_device_moves_every_array(xp, rng):
+    """m, v and the running average all land on ``xp``'s device (a GPU resume loads the
+    state on the host; an array left behind would fail the first step there)."""
+    params = {"w": rng.standard_normal((2, 3))}
+    state = AdamState()
+    adam_step(params, {"w": rng.standard_normal((2, 3))}, state, 0.1, average=0.9)
+    state.on_device(xp)
+    assert set(state.to_arrays()) == {"adam.step", "adam.m.w", "adam.v.w", "adam.average.w"}
+    for name, value in state.to_arrays().items():
+        if name != "adam.step":
+            assert isinstance(value, xp.ndarray), name

@@ -16,8 +16,8 @@ from lstm_core.model import ModelConfig, init_params
 from lstm_core.files.nam import NAM_BURN_IN
 from lstm_core.files.formats import check_vector_error, export_document, read_model
 
-from helpers import (close, hand_aidax, hand_core_audio_ml, hand_nam, make_signal, random_torch_layers, reference_forward, relative_error,
-                     spread_params, write_json)
+from helpers import (close, hand_aidax, hand_core_audio_ml, hand_nam, make_signal, random_torch_layers,
+                     reference_forward, relative_error, spread_params, write_json)
 
 
 @pytest.mark.parametrize("layer_count", [1, 2])

@@ -87,6 +87,8 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["hidden=16,abc"], "--grid hidden=abc: not a number"),
                                           (["lr=0"], "--grid lr=0: must be positive"),
                                           (["schedule=fast"], "--grid schedule=fast: one of constant"),
+                                          (["average=1"], "--grid average=1: must be 0 or more and below 1"),
+                                          (["average=nan"], "--grid average=nan: must be 0 or more and below 1"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
                                           (["lr=0.1", "lr=0.2"], "--grid lr: given twice")])
 def test_a_bad_grid_is_named(items, match):
