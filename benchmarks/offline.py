@@ -24,13 +24,26 @@ difference relative to the output's peak, in dB.
     python benchmarks/offline.py --nam-benchmodel ~/NeuralAmpModelerCore/build/tools/benchmodel
     python benchmarks/offline.py --write                 # also append the table to RESULTS.md
 
-Building NAM's benchmodel (not on this machine; needs a C++20 compiler, CMake and Eigen,
-which the repository fetches as a submodule):
+Building NAM's benchmodel, with CMake and the repository's Eigen submodule:
 
     git clone --recursive https://github.com/sdatkinson/NeuralAmpModelerCore
     cd NeuralAmpModelerCore && cmake -B build -DCMAKE_BUILD_TYPE=Release \\
         -DCMAKE_CXX_FLAGS="-O3 -march=native" && cmake --build build --target benchmodel -j
     # the tool is build/tools/benchmodel; it prints the milliseconds its run took
+
+or, as on the 2-core build machine (no CMake, no git access; RESULTS.md, 2026-11-30), with
+Eigen 3.4 and nlohmann-json from PyPI and one g++ line over the sources an LSTM needs,
+the repository's Release flags (C++20, -Ofast, LTO) plus -march=native:
+
+    pip install --target deps cmeel-eigen nlohmann-json
+    g++ -std=c++20 -O3 -march=native -DNDEBUG -Ofast -flto -fvisibility=hidden \\
+        -include lastN.h -I . -I NAM -I deps/nlohmann_json/include \\
+        -I deps/nlohmann_json/include/nlohmann -I deps/cmeel.prefix/include/eigen3 \\
+        tools/benchmodel.cpp NAM/dsp.cpp NAM/get_dsp.cpp NAM/lstm.cpp NAM/activations.cpp -o benchmodel
+
+where lastN.h holds `#include <Eigen/Core>` and `namespace Eigen { namespace placeholders
+{ using Eigen::lastN; } }`: the repository's Eigen has lastN under placeholders, Eigen 3.4
+in Eigen itself. The ConvNet and WaveNet sources are left out, so the tool runs LSTMs only.
 """
 
 import sys
