@@ -33,8 +33,9 @@ def relative_error(y, reference) -> float:
 
 
 def error_db(y, reference) -> float:
-    """relative_error in decibels, 20 log10: the error-to-signal ratio of audio, in dB."""
-    return 20 * np.log10(relative_error(y, reference))
+    """relative_error in decibels, 20 log10: the error-to-signal ratio of audio, in dB
+    (-600 dB for outputs that are equal to the bit, not a log of 0)."""
+    return 20 * np.log10(max(relative_error(y, reference), 1e-30))
 
 
 def largest_difference(a, b, floor=0.0) -> float:
