@@ -171,7 +171,12 @@ def connect(ray, args):
         quiet.pop("include_dashboard")
         ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        fail(f"--address {address}: {str(exc).splitlines()[0]}")
+        # Ray 2.60's client server asks for its token (ray start writes it to ~/.ray/auth_token), and a
+        # client that does not send one only times out; RAY_AUTH_MODE=token makes it send it.
+        hint = ("; if the cluster asks for a token (a plain ray start did, with Ray 2.60), run with "
+                "RAY_AUTH_MODE=token and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                if address.startswith("ray://") and not os.environ.get("RAY_AUTH_MODE") else "")
+        fail(f"--address {address}: {str(exc).splitlines()[0]}{hint}")
 
 
 def run_tune(tune, trials: list[Trial], rule: dict, args, out: Path, progress: "Progress"):
