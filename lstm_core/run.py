@@ -369,7 +369,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         stops before it would, so that a budget is a limit (a sweep's slots stay on time),
         not a point the last batch and validation overshoot. Before the first validation its
         time is guessed as a pass over every model scored at the training's seconds a sample
-        (a validation sample costs about a third of that to all of it, RESULTS.md)."""
+        (on 2 cores a validation sample cost a third to all of a training sample's time, 2026-11-30)."""
         if rule.budget is None:
             return False
         validation = progress.validation_seconds or (
