@@ -24,10 +24,10 @@ chunks of a 5-minute block cost about what 64 do. The GPU values are reasoned, n
 measured on a GPU (benchmarks/cpu_vs_gpu.py measures them).
 
 Validation runs in the main process, and every epoch scores two models (run.py), so its
-chunks count: on 12 s of validation audio at H = 32, 128 chunks took 0.19 s against 0.24 to
-0.31 s for 32 (2026-11-30); 256 chunks of 2000 samples took 5.9 s, their starting states too far from
-converged for one correction pass, so no validation chunk is shorter than 4096 samples
-(run.MIN_VALIDATION_CHUNK).
+chunks count: on 12 s of validation audio an untrained H = 32 model took 0.19 s in 128
+chunks against 0.24 to 0.31 s in 32 (2026-11-30); in 256 chunks of 2000 samples it took
+5.9 s, their starting states too far from converged for one correction pass, so no
+validation chunk is shorter than 4096 samples (run.MIN_VALIDATION_CHUNK).
 
 The chunk warm-up only guesses each chunk's starting state; the chunks are then corrected
 until exact (chunks.py), so a short one pays: on models trained here (H = 32) 256 samples

@@ -317,18 +317,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
 
     by_part = {}                              # the latest validation's ESR of each part (a capture set's settings)
 
-    def validate(params, initial=None) -> float:
-        overall, each = validation_errors(params, state.model, data.validation, device, xp, initial)
-        by_part.clear()
-        by_part.update(each)
-        return overall
-
-    def validate_better() -> tuple[float, dict]:
-        """(the val ESR, the parameters) of the better of the epoch's candidates; NaN
-        only when every one of them is."""
+    def validate(candidates: list, initial=None) -> tuple[float, dict]:
+        """(the val ESR, the parameters) of the better of ``candidates`` (parameter dicts),
+        each run from ``initial``; NaN only when every one of them is. Remembers the
+        better one's ESR of each part (by_part) for model.npz."""
         scored = []
-        for params in state.candidates():
-            overall, each = validation_errors(params, state.model, data.validation, device, xp)
+        for params in candidates:
+            overall, each = validation_errors(params, state.model, data.validation, device, xp, initial)
             scored.append((overall if math.isfinite(overall) else math.inf, overall, each, params))
         _, overall, each, params = min(scored, key=lambda item: item[0])
         by_part.clear()
@@ -347,7 +342,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
 
     if state.options.get("init") and state.progress.epoch == 0:
         # A fine-tune starts from a model that may already be good: its own val ESR is the best to beat.
-        start_esr = _keep_start(state, lambda params: validate(params, start_state), save_best)
+        start_esr = _keep_start(state, lambda params: validate([params], start_state)[0], save_best)
         if start_esr is None:
             reporter.note("init: the starting model's val ESR is not a finite number; the first epoch will replace it")
         else:
@@ -407,7 +402,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone
                 lr = train.lr if batches else rate_now()
                 validation_started = time.perf_counter()
-                val_esr, scored = validate_better()
+                val_esr, scored = validate(state.candidates())
                 progress.validation_seconds = time.perf_counter() - validation_started
                 progress.epoch += 1
                 progress.seconds = time.perf_counter() - started
@@ -436,7 +431,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                        "event": event}
                 progress.history.append(row)
                 if diverged and not math.isfinite(progress.best_esr):   # nothing finite yet: keep the start
-                    start_esr = _keep_start(state, validate, save_best)
+                    start_esr = _keep_start(state, lambda params: validate([params])[0], save_best)
                     if start_esr is not None:
                         reporter.note(f"the first epoch diverged: model.npz holds the starting model (val ESR "
                                       f"{start_esr:.4g}) until an epoch does better")
@@ -477,7 +472,7 @@ def _keep_start(state: RunState, validate, save_best) -> float | None:
     start_esr = float(validate(state.params))
     if not math.isfinite(start_esr):
         return None
-    state.progress.best_esr, state.progress.best_epoch = start_esr, 0
+    state.progress.best_esr, state.progress.best_epoch, state.progress.best_averaged = start_esr, 0, False
     state.keep_best()
     save_best()
     return start_esr
