@@ -172,6 +172,23 @@ class ParallelTrainer:
             total = total + loss
         return total / max(len(spans), 1)
 
+    def map(self, function, items: list) -> list:
+        """[function(item) for item in items], the first item in this process and the others
+        in the workers at the same time (items beyond the workers wait their turn here).
+        ``function`` and the items cross to the workers by pickling: a module-level function,
+        or a functools.partial of one, over NumPy arrays. Used to score the epoch's candidate
+        models side by side (run.py), where one core would otherwise wait for the other."""
+        if not items:
+            return []
+        with self._one_blas_thread():
+            sent = list(zip(self._workers, items[1:]))
+            for (_, pipe), item in sent:
+                pipe.send(("call", function, item))
+            results = [function(items[0])]
+            results += [_receive(pipe) for (_, pipe), _ in sent]
+            results += [function(item) for item in items[1 + len(sent):]]
+        return results
+
     def close(self):
         stop_workers(self._workers, ("stop",))
         self._workers = []
@@ -239,7 +256,8 @@ def _receive(pipe):
 
 
 def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_columns, dtype_str):
-    """A worker's life: wait for a window, warm up, then one gradient per slice."""
+    """A worker's life: wait for a window, warm up, then one gradient per slice; or run
+    a function it is sent (ParallelTrainer.map)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the main process's to handle
     limit = _OneBlasThread()()
     limit.__enter__()                                 # for the worker's whole life
@@ -271,6 +289,9 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                                                          train, LossNorms(*norms), workspace)
                     shard.grads.write(grads)
                     pipe.send(("done", float(loss)))
+                elif message[0] == "call":                # ParallelTrainer.map
+                    _, function, item = message
+                    pipe.send(("done", function(item)))
             except Exception:
                 try:
                     pipe.send(("error", traceback.format_exc()))

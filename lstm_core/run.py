@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -292,6 +293,13 @@ def validation_errors(params: dict, model: ModelConfig, parts: list, device: Dev
     return float(error / (energy + ESR_EPS)), each
 
 
+def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,
+                              initial=None) -> tuple[float, dict]:
+    """validation_errors on NumPy, as a ParallelTrainer's worker runs it (a module is not
+    something a worker can be sent)."""
+    return validation_errors(params, model, parts, device, np, initial)
+
+
 def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
               reporter: Reporter | None = None, start_state=None) -> str:
     """Train ``state`` on ``data`` until its stop rule says stop; returns why ("epochs",
@@ -316,15 +324,23 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     host_losses = device.device == "cpu"      # a loss read on the host costs nothing there; on a GPU, a sync
 
     by_part = {}                              # the latest validation's ESR of each part (a capture set's settings)
+    trainer = None                            # a ParallelTrainer once training starts (below)
+    parts_to_send = [replace(part, history=None if part.history is None else    # only what validation reads
+                             part.history[max(0, part.history.size - device.validation_warmup):])
+                     for part in data.validation]
 
     def validate(candidates: list, initial=None) -> tuple[float, dict]:
         """(the val ESR, the parameters) of the better of ``candidates`` (parameter dicts),
         each run from ``initial``; NaN only when every one of them is. Remembers the
         better one's ESR of each part (by_part) for model.npz."""
-        scored = []
-        for params in candidates:
-            overall, each = validation_errors(params, state.model, data.validation, device, xp, initial)
-            scored.append((overall if math.isfinite(overall) else math.inf, overall, each, params))
+        if trainer is not None and len(candidates) > 1:   # side by side on the trainer's processes
+            results = trainer.map(partial(_validation_errors_on_cpu, model=state.model, parts=parts_to_send,
+                                          device=device, initial=initial), candidates)
+        else:
+            results = [validation_errors(params, state.model, data.validation, device, xp, initial)
+                       for params in candidates]
+        scored = [(overall if math.isfinite(overall) else math.inf, overall, each, params)
+                  for (overall, each), params in zip(results, candidates)]
         _, overall, each, params = min(scored, key=lambda item: item[0])
         by_part.clear()
         by_part.update(each)

@@ -1,5 +1,8 @@
 """Data-parallel training equals serial training: the batch's shares add up exactly."""
 
+import functools
+import os
+
 import numpy as np
 import pytest
 
@@ -39,3 +42,22 @@ def test_window_larger_than_the_trainer_is_refused(rng):
         x, target, _, _ = make_window(rng, np, config, T=12, B=4)
         with pytest.raises(ValueError, match="exceeds"):
             trainer.train_window(params, AdamState(), x, target, TrainConfig(warmup=0, tbptt=4))
+
+
+def test_map_runs_the_items_side_by_side_and_keeps_their_order(rng):
+    """ParallelTrainer.map: [f(item) ...] in order, the first item here and the second
+    in the worker (a third, beyond the workers, here again)."""
+    config, _ = make_model(rng, np, hidden=3)
+    items = [rng.standard_normal(4) for _ in range(3)]
+    with ParallelTrainer(config, processes=2, max_steps=4, max_batch=2) as trainer:
+        results = trainer.map(functools.partial(np.multiply, 3.0), items)
+        pids = trainer.map(process_id, [0, 1, 2])
+        worker = trainer.worker_pids[0]
+    for item, result in zip(items, results, strict=True):
+        assert np.array_equal(result, 3.0 * item)
+    assert pids == [os.getpid(), worker, os.getpid()]
+
+
+def process_id(_) -> int:
+    """A module-level function a worker can be sent: the process it ran in."""
+    return os.getpid()
