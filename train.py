@@ -127,6 +127,10 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--holdout", action="append", metavar="NAME",
                    help="a row of the capture set to validate only, never train on (to measure how well settings "
                         "between the trained ones come out); repeatable")
+    g.add_argument("--knob-jitter", type=float, default=DEFAULTS.knob_jitter, metavar="SIGMA",
+                   help="noise added to the knob inputs while training (one draw a window; the knob's range is 0 to "
+                        "1), so that the model answers smoothly between the settings captured (default %(default)g; "
+                        "0: none)")
     g = p.add_argument_group("the pair, continued")
     g.add_argument("--align", action="store_true",
                    help="compensate the delay between input and target found by cross-correlation")

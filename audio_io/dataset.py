@@ -94,8 +94,10 @@ class Dataset:
     def window_count(self, segment: int, warmup: int) -> int:
         return window_count(self.x_train.size, segment, warmup)
 
-    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
-        """One epoch of training windows: (x (T, 1, B), y (T, B)), T = warmup + segment."""
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
+                      knob_jitter: float = 0.0):
+        """One epoch of training windows: (x (T, 1, B), y (T, B)), T = warmup + segment
+        (one pair has no knobs: ``knob_jitter`` is not used)."""
         return epoch_batches(self.x_train, self.y_train, segment, warmup, batch, rng)
 
     def check_window(self, warmup: int, segment: int):
@@ -177,10 +179,12 @@ class CaptureDataset:
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)
 
-    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
-        """One epoch of windows from every trained row, mixed: (x (T, 1 + K, B), y (T, B))."""
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
+                      knob_jitter: float = 0.0):
+        """One epoch of windows from every trained row, mixed: (x (T, 1 + K, B), y (T, B)),
+        each window's knob inputs off its row's setting by noise of deviation ``knob_jitter``."""
         return recordings_batches([(r.x_train, r.y_train, r.controls) for r in self.training], segment, warmup,
-                                  batch, rng)
+                                  batch, rng, knob_jitter)
 
     def check_window(self, warmup: int, segment: int):
         """Raise CaptureSetError unless every trained row holds one whole window."""

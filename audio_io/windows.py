@@ -40,13 +40,19 @@ def grid_starts(n: int, segment: int, warmup: int, rng: np.random.Generator) -> 
     return np.arange(warmup + offset, n - segment + 1, segment)
 
 
-def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, rng: np.random.Generator):
+def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, rng: np.random.Generator,
+                       jitter: float = 0.0):
     """One epoch over several recordings, their windows mixed in every batch.
 
     recordings: (x (N_r,), y (N_r,), controls (K,)) each: the audio, and the constant
     values of the model's other inputs (knob settings) for that recording. Every window of
     every recording is used once, in one shuffled order, so each batch holds the settings
     in proportion to their duration. Yields (x_window (T, 1 + K, B), y_window (T, B)) float32.
+
+    jitter: each window's controls get Gaussian noise of this deviation (one draw per
+    window and control, constant over the window). Trained on exact settings alone, a
+    conditioned model may answer between them with anything; a little noise makes it
+    answer smoothly (RESULTS.md "Knob jitter").
     """
     pooled = [(index, start) for index, (x, _, _) in enumerate(recordings)
               for start in grid_starts(x.size, segment, warmup, rng)]
@@ -63,6 +69,8 @@ def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, 
             x_window[:, 0, column] = x[start + steps]
             x_window[:, 1:, column] = controls
             y_window[:, column] = y[start + steps]
+        if jitter and K:
+            x_window[:, 1:, :] += (jitter * rng.standard_normal((1, K, chosen.shape[0]))).astype(np.float32)
         yield x_window, y_window
 
 

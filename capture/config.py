@@ -62,6 +62,7 @@ class CaptureConfig:
     captures: str | None = None       # a capture set (CSV): one conditioned model for every setting listed
     knob_range: tuple = ()            # (name, low, high) each: what 0 and 1 of a knob input mean
     holdout: tuple = ()               # capture-set rows validated only, never trained on
+    knob_jitter: float = TRAIN_DEFAULTS.knob_jitter   # noise on the knob inputs while training (0..1 scale)
 
     def check(self):
         """Raise ValueError, naming the flag, for a setting outside its range."""
@@ -93,6 +94,9 @@ class CaptureConfig:
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
+        if not (math.isfinite(self.knob_jitter) and 0.0 <= self.knob_jitter <= 1.0):
+            raise ValueError(f"--knob-jitter must be between 0 and 1 (a knob's range is 0 to 1), "
+                             f"got {self.knob_jitter}")
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise ValueError(f"--segment must be a positive number of seconds, got {self.segment}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -104,7 +108,7 @@ class CaptureConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
-                           average=self.average)
+                           average=self.average, knob_jitter=self.knob_jitter)
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
         state = RunState(
-            model=model, train=TrainConfig(**{"average": 0.0, **meta["train"]}),   # runs from before it: none
+            model=model, train=TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, **meta["train"]}),  # older: none
             rule=StopRule(**meta["rule"]),
             options=dict(meta["options"]),
             params=check_params(path, arrays, model),
@@ -242,8 +242,10 @@ class TrainingData(Protocol):
     rate: int
     validation: list                  # ValidationPart, one per recording validated
 
-    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator):
-        """Yield one epoch of (x (T, I, B), y (T, B)) host batches, T = warmup + segment."""
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
+                      knob_jitter: float = 0.0):
+        """Yield one epoch of (x (T, I, B), y (T, B)) host batches, T = warmup + segment; a
+        conditioned model's knob inputs with noise of deviation ``knob_jitter`` (TrainConfig)."""
 
     def window_count(self, segment: int, warmup: int) -> int:
         """How many windows an epoch has."""
@@ -392,7 +394,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
             while True:
                 epoch_started = time.perf_counter()
                 loss_sum, batches, samples, out_of_time, undone = 0.0, 0, 0, False, 0
-                for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng):
+                for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter):
                     batch_started = time.perf_counter()
                     train = replace(state.train, lr=rate_now())
                     if guard is not None:

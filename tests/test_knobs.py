@@ -97,6 +97,28 @@ def test_two_knobs_by_name_and_the_aidax_round_trip(tmp_path):
     assert code == 0, err
 
 
+def test_knob_jitter_moves_each_window_s_knobs_and_nothing_else():
+    """recordings_batches with jitter: every window's knob inputs are its row's setting
+    plus one draw of noise (constant over the window, of about the deviation asked for);
+    the audio and the targets are as without it, and jitter 0 leaves the settings exact."""
+    from audio_io.windows import recordings_batches
+
+    rng = np.random.default_rng(4)
+    recordings = [(rng.standard_normal(3000).astype(np.float32), rng.standard_normal(3000).astype(np.float32),
+                   (0.25 * row, 1.0 - 0.25 * row)) for row in range(3)]
+    plain = list(recordings_batches(recordings, 100, 20, 16, np.random.default_rng(1)))
+    jittered = list(recordings_batches(recordings, 100, 20, 16, np.random.default_rng(1), jitter=0.05))
+    settings = {tuple(np.float32(v) for v in r[2]) for r in recordings}
+    offsets = []
+    for (x0, y0), (x1, y1) in zip(plain, jittered, strict=True):
+        assert np.array_equal(x0[:, 0], x1[:, 0]) and np.array_equal(y0, y1)
+        assert {tuple(column) for column in x0[0, 1:].T} <= settings                 # exact without jitter
+        assert np.array_equal(x1[1:, 1:], np.broadcast_to(x1[:1, 1:], x1[1:, 1:].shape))   # constant in a window
+        offsets.append(x1[0, 1:] - x0[0, 1:])
+    offsets = np.concatenate(offsets, axis=1)
+    assert 0.04 < offsets.std() < 0.06 and abs(offsets.mean()) < 0.01
+
+
 def test_knob_inputs_scale_over_the_trained_range():
     knobs = [Knob("gain", 0.0, 10.0), Knob("tone", 2.0, 4.0)]
     assert knob_inputs(knobs, 2, ["tone=3", "gain=7"]) == pytest.approx((0.7, 0.5))

@@ -265,3 +265,16 @@ def test_empty_check_vectors_check_nothing_and_a_gain_must_be_a_number(tmp_path)
     document["out_gain"] = "loud"
     with pytest.raises(ModelFileError, match="out_gain"):
         read_model(write_json(tmp_path / "gain.json", document))
+
+
+def test_the_community_s_newer_layout_reads_as_aidax_plays_it(tmp_path):
+    """As aidadsp-lv2's Helix and Moon files are written (a census of the 47 public files,
+    RESULTS.md): no in_skip (no skip), no metadata object but a top-level "samplerate" as a
+    string, "author" and "esr", and out_gain as a JSON integer in dB."""
+    rng = np.random.default_rng(73)
+    document = hand_aidax(*random_torch_layers(rng, 1, 4, 1))
+    del document["in_skip"], document["metadata"]
+    document.update(samplerate="48000", author="someone", esr=0.0123, out_gain=-4)
+    model = read_model(write_json(tmp_path / "helix.json", document))
+    assert model.sample_rate == 48000 and not model.config.skip
+    assert model.gains == pytest.approx((1.0, 10 ** (-4 / 20)))

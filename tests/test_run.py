@@ -144,19 +144,20 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
 
 
 def test_a_checkpoint_from_before_the_running_average_resumes_without_one(tmp_path):
-    """A run started before TrainConfig.average existed goes on as it began (no average),
-    not with today's default."""
+    """A run started before TrainConfig.average and knob_jitter existed goes on as it began
+    (no average, no jitter), not with today's defaults."""
     from lstm_core.files.npz import load_npz, save_npz_atomic
 
     state = small_run(epochs=1, average=0.0)
     train_run(state, small_data(), DEVICE, tmp_path, {})
     arrays, meta = load_npz(tmp_path / "checkpoint.npz")
-    del meta["train"]["average"]
+    del meta["train"]["average"], meta["train"]["knob_jitter"]
     for key in ("best_averaged", "batch_seconds", "validation_seconds", "budget_stop"):
         del meta["progress"][key]
     save_npz_atomic(tmp_path / "checkpoint.npz", arrays, meta)
     resumed, _ = load_checkpoint(tmp_path)
     assert resumed.train.average == 0.0 and TrainConfig().average > 0
+    assert resumed.train.knob_jitter == 0.0 and TrainConfig().knob_jitter > 0
     resumed.rule = dataclasses.replace(resumed.rule, epochs=2)
     assert train_run(resumed, small_data(), DEVICE, tmp_path, {}) == "epochs"
     assert not resumed.adam.average
