@@ -15,8 +15,10 @@ it: what early stopping would have kept.
     unaveraged the same without the running average of the parameters (TrainConfig.average
               0: the model kept is Adam's parameters as they are at the end of an epoch),
               as the defaults were before it (2026-11-30)
-    before    without either (guard and average off): train.py's defaults when issue 15
-              was filed, the baseline its first target is measured against
+    norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
+              rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
+    before    without any of the three (guard, average, roll-back): train.py's defaults when
+              issue 15 was filed, the baseline its first target is measured against
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
@@ -68,8 +70,8 @@ SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float}
-SYSTEMS = ("ours", "unaveraged", "unguarded", "before", "budget", "recipe")
-OURS = ("ours", "unaveraged", "unguarded", "before", "budget")        # lstm_core's runs; recipe is PyTorch
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "recipe")
+OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget")        # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -211,7 +213,7 @@ def plot(results: dict, path: Path) -> bool:
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
         for system, style in (("ours", "-"), ("unaveraged", (0, (5, 1, 1, 1))), ("unguarded", "-."),
-                              ("before", (0, (1, 1))), ("budget", ":"), ("recipe", "--")):
+                              ("norollback", (0, (3, 1))), ("before", (0, (1, 1))), ("budget", ":"), ("recipe", "--")):
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
             if system in OURS:
                 settings = {"ours": train, "unaveraged": replace(train, average=0.0),
                             "unguarded": replace(train, guard_batches=False),
-                            "before": replace(train, guard_batches=False, average=0.0),
+                            "norollback": replace(train, rollback_above=0.0),
+                            "before": replace(train, guard_batches=False, average=0.0, rollback_above=0.0),
                             "budget": replace(train, schedule="budget")}[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
@@ -298,7 +301,8 @@ def main(argv=None) -> int:
             f"Best val ESR within each training-time budget (validation scored after a warm-up on the audio "
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "
-            f"the batch guard (guard_batches off); before: without either; "
+            f"the batch guard (guard_batches off); norollback: the same without rolling back spiked epochs; "
+            f"before: without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
             f"--budget would be given. "
             f"recipe: PyTorch {torch.__version__ if torch else '-'}, "

@@ -12,8 +12,9 @@
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
             and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
-        diverged (a loss or ESR that is not a finite number) or spiked (SPIKE times the
-            best): roll back to the best parameters and Adam, halve the rate, go on
+        diverged (a loss or ESR that is not a finite number) or spiked (more than
+            TrainConfig.rollback_above times the best): roll back to the best parameters
+            and Adam, halve the rate, go on
         write checkpoint.npz and history.csv
         stop when the epochs, the time budget or the patience run out (a budget is a
             limit: the run stops before a batch and validation would end past it)
@@ -61,8 +62,8 @@ from .workspace import Workspace
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
            "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
-SPIKE = 10.0          # an epoch whose val ESR is this many times the best is rolled back (not under "constant")
-SPIKE_FLOOR = 1e-9    # ...a best below this counting as this (a best of 0 would make every epoch a spike)
+SPIKE_FLOOR = 1e-9    # a best val ESR below this counts as this when spikes are judged (a best of 0 would make
+                      # every epoch a spike)
 MIN_VALIDATION_CHUNK = 4096   # samples: shorter chunks start too far from their true states (devices.py)
 
 
@@ -178,6 +179,14 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 
 # ----------------------------------------------------------------------------- the checkpoint
 
+def _stored_train_config(stored: dict) -> TrainConfig:
+    """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
+    no running average, no knob jitter, and a spiked epoch rolled back as it was then
+    (at 10 times the best, and never under the constant schedule)."""
+    constant = stored.get("schedule", "constant") == "constant"
+    return TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, "rollback_above": 0.0 if constant else 10.0, **stored})
+
+
 def save_checkpoint(folder, state: RunState, facts: dict):
     """checkpoint.npz in ``folder``: parameters, best parameters (``best.*``), Adam
     (``adam.*``), and in its JSON the configs, options, stop rule, progress, RNG state and
@@ -206,7 +215,7 @@ def load_checkpoint(folder) -> tuple[RunState, dict]:
         rng = np.random.default_rng()
         rng.bit_generator.state = meta["rng"]
         state = RunState(
-            model=model, train=TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, **meta["train"]}),  # older: none
+            model=model, train=_stored_train_config(meta["train"]),
             rule=StopRule(**meta["rule"]),
             options=dict(meta["options"]),
             params=check_params(path, arrays, model),
@@ -426,8 +435,11 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 progress.seconds = time.perf_counter() - started
                 # An epoch whose every batch was undone has no training loss, and has not diverged.
                 diverged = not (math.isfinite(val_esr) and (math.isfinite(train_loss) or not batches))
-                spiked = (not diverged and schedule != "constant" and math.isfinite(progress.best_esr)
-                          and val_esr > SPIKE * max(progress.best_esr, SPIKE_FLOOR))
+                # A jump that both the parameters and their average took in: going on from it can
+                # cost the rest of the budget (the amp-like effect spent half of 120 s climbing
+                # back); going back costs one epoch (RESULTS.md "Rolling back a spiked epoch").
+                spiked = (not diverged and state.train.rollback_above > 0 and math.isfinite(progress.best_esr)
+                          and val_esr > state.train.rollback_above * max(progress.best_esr, SPIKE_FLOOR))
                 improved = not diverged and val_esr < progress.best_esr
                 event = ""
                 if improved:

@@ -46,6 +46,9 @@ class TrainConfig:
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
     average: float = 0.998        # decay per update of the parameters' running average, validated beside them (adam.py,
                                   # run.py); 0: none. README "Defaults", RESULTS.md "Averaged parameters"
+    rollback_above: float = 3.0   # an epoch whose val ESR is more than this many times the best is rolled back
+                                  # to the best and the rate halved (run.py), under every schedule; 0: never
+                                  # (a diverged epoch always is). RESULTS.md "Rolling back a spiked epoch"
     knob_jitter: float = 0.03     # a conditioned model's knob inputs (0..1 over their range) get noise of this
                                   # deviation, one draw a window: it learns a knob response that is smooth between
                                   # the settings captured (RESULTS.md "Knob jitter"); 0: none
@@ -59,6 +62,8 @@ class TrainConfig:
             raise ValueError("tbptt must be >= 1, warmup >= 0 and lr > 0")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"the average's decay must be in [0, 1), got {self.average}")
+        if not (self.rollback_above == 0.0 or self.rollback_above > 1.0):
+            raise ValueError(f"rollback_above must be 0 (never) or above 1, got {self.rollback_above}")
         if not 0.0 <= self.knob_jitter <= 1.0:
             raise ValueError(f"the knob jitter must be in [0, 1], got {self.knob_jitter}")
 

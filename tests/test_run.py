@@ -144,20 +144,22 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
 
 
 def test_a_checkpoint_from_before_the_running_average_resumes_without_one(tmp_path):
-    """A run started before TrainConfig.average and knob_jitter existed goes on as it began
-    (no average, no jitter), not with today's defaults."""
+    """A run started before TrainConfig.average, knob_jitter and rollback_above existed goes
+    on as it began (no average, no jitter, a spiked epoch at a constant rate not rolled
+    back), not with today's defaults."""
     from lstm_core.files.npz import load_npz, save_npz_atomic
 
     state = small_run(epochs=1, average=0.0)
     train_run(state, small_data(), DEVICE, tmp_path, {})
     arrays, meta = load_npz(tmp_path / "checkpoint.npz")
-    del meta["train"]["average"], meta["train"]["knob_jitter"]
+    del meta["train"]["average"], meta["train"]["knob_jitter"], meta["train"]["rollback_above"]
     for key in ("best_averaged", "batch_seconds", "validation_seconds", "budget_stop"):
         del meta["progress"][key]
     save_npz_atomic(tmp_path / "checkpoint.npz", arrays, meta)
     resumed, _ = load_checkpoint(tmp_path)
     assert resumed.train.average == 0.0 and TrainConfig().average > 0
     assert resumed.train.knob_jitter == 0.0 and TrainConfig().knob_jitter > 0
+    assert resumed.train.rollback_above == 0.0 and TrainConfig().rollback_above > 0   # constant: it never did
     resumed.rule = dataclasses.replace(resumed.rule, epochs=2)
     assert train_run(resumed, small_data(), DEVICE, tmp_path, {}) == "epochs"
     assert not resumed.adam.average
@@ -233,18 +235,30 @@ class SpikeAt:
 def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guarded):
     """A spike injected into one batch of epoch 3: the batch is undone, the rate cut,
     history.csv says so, and epoch 3's val ESR stays near the best. Without the guard the
-    same batch shows in the validation as a spike of more than 10 times."""
-    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 2 * per_epoch + 5)          # epoch 3, batch 5
-    state = small_run(epochs=3)
-    state.train = dataclasses.replace(state.train, guard_batches=guarded)
-    train_run(state, small_data(), DEVICE, tmp_path / "run", {})
-    rows = read_history(tmp_path / "run" / "history.csv")
-    best_before = min(row["val_esr"] for row in rows[:2])
-    if guarded:
-        assert rows[2]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[2]
-        assert rows[2]["val_esr"] < 2 * best_before
-    else:
-        assert rows[2]["val_esr"] > 10 * best_before and not rows[2]["event"]
+    same batch shows in the validation as a spike of more than 10 times: the epoch is then
+    rolled back to the best one (TrainConfig.rollback_above), or with rollback_above 0 it
+    stands."""
+    spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 2 * per_epoch + 5)          # epoch 3, batch 5
+    for rollback_above in ([3.0] if guarded else [3.0, 0.0]):
+        spike.restart()
+        state = small_run(epochs=3)
+        state.train = dataclasses.replace(state.train, guard_batches=guarded, rollback_above=rollback_above)
+        folder = tmp_path / f"run{rollback_above:g}"
+        train_run(state, small_data(), DEVICE, folder, {})
+        rows = read_history(folder / "history.csv")
+        best_before = min(row["val_esr"] for row in rows[:2])
+        if guarded:
+            assert rows[2]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[2]
+            assert rows[2]["val_esr"] < 2 * best_before
+            continue
+        assert rows[2]["val_esr"] > 10 * best_before
+        if rollback_above:
+            best = 1 + min(range(2), key=lambda i: rows[i]["val_esr"])
+            assert rows[2]["event"] == f"spiked: rolled back to epoch {best}, learning rate now 0.005", rows[2]
+            for name in state.params:                       # going on from the best epoch's parameters
+                assert np.array_equal(state.params[name], state.best_params[name]), name
+        else:
+            assert not rows[2]["event"]
 
 
 def test_a_resumed_run_guards_its_batches_as_one_run_straight_through(tmp_path, monkeypatch):
