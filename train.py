@@ -88,8 +88,12 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
                    help="the learning rate over the run: constant (--lr throughout), budget (with --budget, falls from "
                         "--lr to 2 %% of it as the budget runs out; without one, as plateau), plateau (halved after 3 "
-                        "epochs without a better val ESR). Every schedule but constant rolls back an epoch whose val "
-                        f"ESR spikes; all roll back a diverged one (default {DEFAULTS.schedule})")
+                        "epochs without a better val ESR). Every schedule rolls back an epoch whose val ESR spikes "
+                        f"(--rollback-above) or diverges (default {DEFAULTS.schedule})")
+    g.add_argument("--rollback-above", type=float, default=DEFAULTS.rollback_above, metavar="RATIO",
+                   help="an epoch whose val ESR is more than RATIO times the best so far is rolled back to the best "
+                        "epoch and the learning rate halved (default %(default)g); 0: never (a diverged epoch always "
+                        "is)")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

@@ -46,6 +46,7 @@ class CaptureConfig:
     lr: float = TRAIN_DEFAULTS.lr
     schedule: str = TRAIN_DEFAULTS.schedule   # the learning rate over the run (lstm_core.schedule)
     average: float = TRAIN_DEFAULTS.average   # decay of the parameters' running average, validated beside them
+    rollback_above: float = TRAIN_DEFAULTS.rollback_above   # an epoch this many times the best is rolled back
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
@@ -94,6 +95,8 @@ class CaptureConfig:
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
+        if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
+            raise ValueError(f"--rollback-above must be 0 (never) or above 1, got {self.rollback_above}")
         if not (math.isfinite(self.knob_jitter) and 0.0 <= self.knob_jitter <= 1.0):
             raise ValueError(f"--knob-jitter must be between 0 and 1 (a knob's range is 0 to 1), "
                              f"got {self.knob_jitter}")
@@ -108,7 +111,7 @@ class CaptureConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
-                           average=self.average, knob_jitter=self.knob_jitter)
+                           average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter)
 
 
 @dataclass(frozen=True)

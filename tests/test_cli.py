@@ -32,6 +32,7 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--average", "1"], "--average must be 0 or more and below 1"),
     (["dry.wav", "wet.wav", "--average", "nan"], "--average must be 0 or more and below 1"),
     (["dry.wav", "wet.wav", "--knob-jitter", "-0.1"], "--knob-jitter must be between 0 and 1"),
+    (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
     (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
