@@ -12,9 +12,9 @@
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
             and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
-        diverged (a loss or ESR that is not a finite number) or spiked (more than
-            TrainConfig.rollback_above times the best): roll back to the best parameters
-            and Adam, halve the rate, go on
+        diverged (a loss or ESR that is not a finite number) or, after the third epoch,
+            spiked (more than TrainConfig.rollback_above times the best): roll back to the
+            best parameters and Adam, halve the rate, go on
         write checkpoint.npz and history.csv
         stop when the epochs, the time budget or the patience run out (a budget is a
             limit: the run stops before a batch and validation would end past it)
@@ -64,6 +64,8 @@ __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "n
            "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
 SPIKE_FLOOR = 1e-9    # a best val ESR below this counts as this when spikes are judged (a best of 0 would make
                       # every epoch a spike)
+SETTLING_EPOCHS = 3   # a spike in these first epochs is not rolled back: early epochs swing by 10 times and more
+                      # and go on to new bests (the demo, RESULTS.md "Rolling back a spiked epoch")
 MIN_VALIDATION_CHUNK = 4096   # samples: shorter chunks start too far from their true states (devices.py)
 
 
@@ -181,8 +183,8 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
-    no running average, no knob jitter, and a spiked epoch rolled back as it was then
-    (at 10 times the best, and never under the constant schedule)."""
+    no running average, no knob jitter, and a spiked epoch rolled back at 10 times the best
+    as then, and never under the constant schedule (from the fourth epoch, as now)."""
     constant = stored.get("schedule", "constant") == "constant"
     return TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, "rollback_above": 0.0 if constant else 10.0, **stored})
 
@@ -438,7 +440,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 # A jump that both the parameters and their average took in: going on from it can
                 # cost the rest of the budget (the amp-like effect spent half of 120 s climbing
                 # back); going back costs one epoch (RESULTS.md "Rolling back a spiked epoch").
-                spiked = (not diverged and state.train.rollback_above > 0 and math.isfinite(progress.best_esr)
+                spiked = (not diverged and state.train.rollback_above > 0 and progress.epoch > SETTLING_EPOCHS
+                          and math.isfinite(progress.best_esr)
                           and val_esr > state.train.rollback_above * max(progress.best_esr, SPIKE_FLOOR))
                 improved = not diverged and val_esr < progress.best_esr
                 event = ""

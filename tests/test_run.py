@@ -233,32 +233,32 @@ class SpikeAt:
 
 @pytest.mark.parametrize("guarded", [True, False])
 def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guarded):
-    """A spike injected into one batch of epoch 3: the batch is undone, the rate cut,
-    history.csv says so, and epoch 3's val ESR stays near the best. Without the guard the
+    """A spike injected into one batch of epoch 4: the batch is undone, the rate cut,
+    history.csv says so, and epoch 4's val ESR stays near the best. Without the guard the
     same batch shows in the validation as a spike of more than 10 times: the epoch is then
     rolled back to the best one (TrainConfig.rollback_above), or with rollback_above 0 it
     stands."""
-    spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 2 * per_epoch + 5)          # epoch 3, batch 5
-    for rollback_above in ([3.0] if guarded else [3.0, 0.0]):
+    spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 3 * per_epoch + 5)          # epoch 4, batch 5
+    for rollback_above in ([6.0] if guarded else [6.0, 0.0]):
         spike.restart()
-        state = small_run(epochs=3)
+        state = small_run(epochs=4)
         state.train = dataclasses.replace(state.train, guard_batches=guarded, rollback_above=rollback_above)
         folder = tmp_path / f"run{rollback_above:g}"
         train_run(state, small_data(), DEVICE, folder, {})
         rows = read_history(folder / "history.csv")
-        best_before = min(row["val_esr"] for row in rows[:2])
+        best_before = min(row["val_esr"] for row in rows[:3])
         if guarded:
-            assert rows[2]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[2]
-            assert rows[2]["val_esr"] < 2 * best_before
+            assert rows[3]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[3]
+            assert rows[3]["val_esr"] < 2 * best_before
             continue
-        assert rows[2]["val_esr"] > 10 * best_before
+        assert rows[3]["val_esr"] > 10 * best_before
         if rollback_above:
-            best = 1 + min(range(2), key=lambda i: rows[i]["val_esr"])
-            assert rows[2]["event"] == f"spiked: rolled back to epoch {best}, learning rate now 0.005", rows[2]
+            best = 1 + min(range(3), key=lambda i: rows[i]["val_esr"])
+            assert rows[3]["event"] == f"spiked: rolled back to epoch {best}, learning rate now 0.005", rows[3]
             for name in state.params:                       # going on from the best epoch's parameters
                 assert np.array_equal(state.params[name], state.best_params[name]), name
         else:
-            assert not rows[2]["event"]
+            assert not rows[3]["event"]
 
 
 def test_a_resumed_run_guards_its_batches_as_one_run_straight_through(tmp_path, monkeypatch):
