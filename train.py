@@ -91,9 +91,9 @@ def build_parser() -> ArgumentParser:
                         "epochs without a better val ESR). Every schedule rolls back an epoch whose val ESR spikes "
                         f"(--rollback-above) or diverges (default {DEFAULTS.schedule})")
     g.add_argument("--rollback-above", type=float, default=DEFAULTS.rollback_above, metavar="RATIO",
-                   help="an epoch whose val ESR is more than RATIO times the best so far is rolled back to the best "
-                        "epoch and the learning rate halved (default %(default)g); 0: never (a diverged epoch always "
-                        "is)")
+                   help="an epoch after the third whose val ESR is more than RATIO times the best so far is rolled "
+                        "back to the best epoch and the learning rate halved (default %(default)g); 0: never (a "
+                        "diverged epoch always is)")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

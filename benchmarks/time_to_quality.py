@@ -18,7 +18,8 @@ it: what early stopping would have kept.
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
     before    without any of the three (guard, average, roll-back): train.py's defaults when
-              issue 15 was filed, the baseline its first target is measured against
+              issue 15 was filed, as far as today's code has switches for them (the fixes
+              since, such as the warmed-up validation, apply to every system)
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it

@@ -8,12 +8,14 @@ update. Because the loss denominators are computed once for the whole batch
 (losses.LossNorms), the shares' losses and gradients add up exactly to the whole
 batch's: the result equals the serial ``training.train_window`` up to rounding.
 
-Everything crosses between processes through shared memory (the window's inputs, the
-parameters, the gradients); the pipe carries only a few numbers per TBPTT slice.
-Workers are started once (``spawn``, safe with BLAS thread pools) and kept for the run;
-as with any ``spawn`` start, a script that uses ParallelTrainer needs the
+Everything a training step moves crosses between processes through shared memory (the
+window's inputs, the parameters, the gradients); the pipe carries only a few numbers per
+TBPTT slice. ``map`` is the exception: it runs a function on each core at once (run.py
+scores an epoch's two candidate models that way), and its function and items go through
+the pipe, pickled. Workers are started once (``spawn``, safe with BLAS thread pools) and
+kept for the run; as with any ``spawn`` start, a script that uses ParallelTrainer needs the
 ``if __name__ == "__main__":`` guard. BLAS runs on one thread in every process while they
-share the cores (in the main process only during train_window).
+share the cores (in the main process only during train_window and map).
 """
 
 from __future__ import annotations
@@ -181,13 +183,17 @@ class ParallelTrainer:
         if not items:
             return []
         with self._one_blas_thread():
-            sent = list(zip(self._workers, items[1:]))
-            for (_, pipe), item in sent:
-                pipe.send(("call", function, item))
-            results = [function(items[0])]
-            results += [_receive(pipe) for (_, pipe), _ in sent]
-            results += [function(item) for item in items[1 + len(sent):]]
-        return results
+            sent = []
+            try:
+                for (_, pipe), item in zip(self._workers, items[1:]):
+                    pipe.send(("call", function, item))
+                    sent.append(pipe)
+                first = function(items[0])
+            finally:
+                # Every reply is read, even when this process failed: one left in a pipe would
+                # be taken for the next window's loss.
+                replies = [_receive(pipe) for pipe in sent]
+            return [first, *replies, *(function(item) for item in items[1 + len(sent):])]
 
     def close(self):
         stop_workers(self._workers, ("stop",))
@@ -275,6 +281,12 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                 message = pipe.recv()
             except (EOFError, OSError):                   # the main process is gone: nothing left to do
                 break
+            except Exception:                             # a map() item that does not unpickle here
+                message = ("failed",)
+                try:
+                    pipe.send(("error", traceback.format_exc()))
+                except OSError:
+                    break
             try:
                 if message[0] == "stop":
                     break

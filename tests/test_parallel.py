@@ -61,3 +61,32 @@ def test_map_runs_the_items_side_by_side_and_keeps_their_order(rng):
 def process_id(_) -> int:
     """A module-level function a worker can be sent: the process it ran in."""
     return os.getpid()
+
+
+def refuse_negative(value):
+    if value < 0:
+        raise ValueError(f"{value} is negative")
+    return value
+
+
+def test_a_failed_map_leaves_the_trainer_as_it_was(rng):
+    """A map item failing here or in the worker raises, and the next window still trains
+    as the serial train_window does (no reply is left in the pipe to be taken for a loss)."""
+    from lstm_core.parallel import WorkerError
+
+    config, params = make_model(rng, np, hidden=4)
+    x, target, _, _ = make_window(rng, np, config, T=20, B=6)
+    train = TrainConfig(lr=1e-2, warmup=4, tbptt=8)
+    serial_params, serial_adam = {k: v.copy() for k, v in params.items()}, AdamState()
+    serial_loss = float(train_window(serial_params, config, serial_adam, x, target, train))
+    with ParallelTrainer(config, processes=2, max_steps=20, max_batch=6, dtype=np.float64) as trainer:
+        with pytest.raises(ValueError, match="-1 is negative"):
+            trainer.map(refuse_negative, [-1, 2])
+        with pytest.raises(WorkerError, match="-2 is negative"):
+            trainer.map(refuse_negative, [1, -2])
+        assert trainer.map(refuse_negative, [3, 4]) == [3, 4]
+        adam = AdamState()
+        loss = float(trainer.train_window(params, adam, x, target, train))
+    assert loss == pytest.approx(serial_loss, rel=1e-12)
+    for name in params:
+        assert np.allclose(params[name], serial_params[name], rtol=1e-10, atol=1e-13), name
