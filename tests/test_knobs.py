@@ -226,3 +226,35 @@ def test_a_conditioned_model_fine_tunes_on_a_capture_set(tmp_path):
     assert code == 0 and "init: the starting model's val ESR is" in out, err
     _, config, meta = load_model(tmp_path / "tuned" / "model.npz")
     assert config.input_size == 2 and meta["knobs"] == [{"name": "drive", "min": 0.0, "max": 4.0}]
+
+
+def test_a_capture_set_run_with_knob_jitter_resumes_where_one_straight_through_ends(tmp_path):
+    """The knob noise comes from the run's own generator, which the checkpoint holds: a
+    capture-set run stopped after one epoch and resumed ends exactly where three epochs
+    straight through end."""
+    import dataclasses
+
+    from audio_io.capture_set import read_capture_set
+    from audio_io.dataset import load_capture_dataset
+    from lstm_core.devices import device_settings
+    from lstm_core.run import StopRule, load_checkpoint, new_run, train_run
+    from lstm_core.training import TrainConfig
+
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    data = load_capture_dataset(read_capture_set(tmp_path / "set.csv"))
+    device = device_settings("cpu", batch=4, segment=0.05, processes=1)
+
+    def fresh(epochs):
+        return new_run(ModelConfig(input_size=2, hidden_size=4), TrainConfig(warmup=100, tbptt=100, knob_jitter=0.05),
+                       StopRule(epochs=epochs, patience=100), {}, seed=2)
+
+    straight = fresh(3)
+    train_run(straight, data, device, tmp_path / "straight", {})
+    train_run(fresh(1), data, device, tmp_path / "resumed", {})
+    resumed, _ = load_checkpoint(tmp_path / "resumed")
+    assert resumed.train.knob_jitter == 0.05
+    resumed.rule = dataclasses.replace(resumed.rule, epochs=3)
+    train_run(resumed, data, device, tmp_path / "resumed", {})
+    assert [row["val_esr"] for row in resumed.progress.history] == [row["val_esr"] for row in straight.progress.history]
+    for name in straight.params:
+        assert np.array_equal(resumed.params[name], straight.params[name]), name
