@@ -72,7 +72,7 @@ PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float}
 SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "recipe")
-OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget")        # lstm_core's runs; recipe is PyTorch
+OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget")   # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),

@@ -282,11 +282,11 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
             except (EOFError, OSError):                   # the main process is gone: nothing left to do
                 break
             except Exception:                             # a map() item that does not unpickle here
-                message = ("failed",)
                 try:
                     pipe.send(("error", traceback.format_exc()))
                 except OSError:
                     break
+                continue
             try:
                 if message[0] == "stop":
                     break

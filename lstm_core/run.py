@@ -277,13 +277,19 @@ class Reporter:
         """After each epoch is saved: its history row, and whether it is the best so far."""
 
 
+def warmup_history(part: ValidationPart, device: DeviceSettings) -> np.ndarray | None:
+    """The last ``device.validation_warmup`` samples of the input just before the part
+    (part.history), what its validation runs first; None when there is none."""
+    return None if part.history is None else part.history[max(0, part.history.size - device.validation_warmup):]
+
+
 def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
                        initial=None) -> np.ndarray:
     """The model's output for one validation part (M,), as train_run scores it: parallel
     chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
     just before it when there is one (part.history), from ``initial`` ((h, c), each
     (L, H)) or zeros, with the part's knob settings."""
-    history = None if part.history is None else part.history[max(0, part.history.size - device.validation_warmup):]
+    history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
     parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
     return process_parallel(params, model, part.x, xp, parts, device.overlap,
@@ -338,19 +344,18 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
 
     by_part = {}                              # the latest validation's ESR of each part (a capture set's settings)
     trainer = None                            # a ParallelTrainer once training starts (below)
-    parts_to_send = [replace(part, history=None if part.history is None else    # only what validation reads
-                             part.history[max(0, part.history.size - device.validation_warmup):])
-                     for part in data.validation]
+    # What validation reads of each part (its history cut to the warm-up): a worker is sent no more.
+    scored_parts = [replace(part, history=warmup_history(part, device)) for part in data.validation]
 
     def validate(candidates: list, initial=None) -> tuple[float, dict]:
         """(the val ESR, the parameters) of the better of ``candidates`` (parameter dicts),
         each run from ``initial``; NaN only when every one of them is. Remembers the
         better one's ESR of each part (by_part) for model.npz."""
         if trainer is not None and len(candidates) > 1:   # side by side on the trainer's processes
-            results = trainer.map(partial(_validation_errors_on_cpu, model=state.model, parts=parts_to_send,
+            results = trainer.map(partial(_validation_errors_on_cpu, model=state.model, parts=scored_parts,
                                           device=device, initial=initial), candidates)
         else:
-            results = [validation_errors(params, state.model, data.validation, device, xp, initial)
+            results = [validation_errors(params, state.model, scored_parts, device, xp, initial)
                        for params in candidates]
         scored = [(overall if math.isfinite(overall) else math.inf, overall, each, params)
                   for (overall, each), params in zip(results, candidates)]

@@ -434,7 +434,8 @@ def test_the_model_kept_is_the_better_of_the_parameters_and_their_running_averag
         assert scores[0][0] != scores[1][0]
         esr, better = min(scores, key=lambda item: item[0])
         params, _, meta = load_model(tmp_path / str(epochs) / "model.npz")
-        assert meta["val_esr"] == esr if processes == 1 else meta["val_esr"] == pytest.approx(esr, rel=1e-6)
+        scored_in_one_process = esr if processes == 1 else pytest.approx(esr, rel=1e-6)   # BLAS may round otherwise
+        assert meta["val_esr"] == scored_in_one_process
         for name in params:
             assert np.array_equal(params[name], better[name]), name
 
