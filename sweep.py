@@ -72,11 +72,6 @@ def main(argv=None):
     if args.budget is not None and not (math.isfinite(args.budget) and args.budget > 0):
         fail(f"--budget must be a positive number of seconds, got {args.budget}")
     try:
-        import ray
-        from ray import tune
-    except ImportError:
-        fail(NO_RAY)
-    try:
         captures = read_plan(args.plan)
         grid = parse_grid(args.grid)
     except (PlanError, AudioError) as exc:
@@ -98,6 +93,11 @@ def main(argv=None):
             usable.append(capture)
     if not usable:
         fail(f"{args.plan}: no capture passes the pair checks: nothing to train")
+    try:                                 # after the checks above, which need no Ray: a bad plan is said first
+        import ray
+        from ray import tune
+    except ImportError:
+        fail(NO_RAY)
     identity = {"plan": absolute(args.plan), "grid": args.grid, "rule": rule, "processes": args.processes}
     try:
         out = sweep_folder(args.out, identity)

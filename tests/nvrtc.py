@@ -10,7 +10,9 @@ on Linux), called through ctypes.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -110,10 +112,20 @@ _ENTRY = re.compile(r"Function properties for (\w+)\s*\n.*?(\d+) bytes stack fra
                     r"(\d+) bytes spill loads.*?Used (\d+) registers", re.S)
 
 
+def _compile_log(source: str, name: str, options: list) -> str:
+    return _compile(source, name, options, "cubin")[1]
+
+
 def resource_report(source: str, arch: str = ARCH, name: str = "kernels.cu") -> dict:
     """{kernel name: Resources} from compiling ``source`` to machine code for ``arch``
-    (sm_90: the H100 and H200) with ptxas' verbose report; no GPU needed."""
-    _, log = _compile(source, name, [f"-arch={arch}", "-std=c++14", "-Xptxas=-v"], "cubin")
+    (sm_90: the H100 and H200) with ptxas' verbose report; no GPU needed.
+
+    The compile runs in a fresh process: in one where CuPy had already compiled a kernel,
+    NVRTC's log came back empty (CuPy 14.2, CUDA 13.0, on an H200, 2026-11-30; the same
+    call gave the full report before CuPy's first compile in that process)."""
+    options = [f"-arch={arch}", "-std=c++14", "-Xptxas=-v"]
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        log = pool.submit(_compile_log, source, name, options).result()
     report = {match[0]: Resources(int(match[4]), int(match[1]), int(match[2]) + int(match[3]))
               for match in _ENTRY.findall(log)}
     if not report:

@@ -20,11 +20,19 @@ pytestmark = pytest.mark.skipif(bool(REASON), reason=f"needs a GPU: {REASON}")
 TOLERANCE = 1e-4
 
 
+def spread(hidden: int) -> float:
+    """How far the parameters are pushed from their initial values: 0.2, less above H = 32 so
+    that the recurrent gain stays the same. At 0.2 an H = 128 model is chaotic: float32 on the
+    CPU alone then differs from float64 by 25 % after 512 steps, and no two float32 runs of
+    it could agree (seen on an H200, 2026-11-30)."""
+    return 0.2 * min(1.0, (32 / hidden) ** 0.5)
+
+
 def both(config, seed):
     """The same spread-out float32 parameters, on the host and on the GPU."""
     import cupy
 
-    params = spread_params(config, np.random.default_rng(seed), spread=0.2, dtype=np.float32)
+    params = spread_params(config, np.random.default_rng(seed), spread=spread(config.hidden_size), dtype=np.float32)
     return params, {k: to_device(v, cupy) for k, v in params.items()}
 
 
@@ -45,6 +53,9 @@ def test_forward_and_gradients_match(hidden, layers, loop):
     dy = rng.standard_normal((512, 64)).astype(np.float32)
     y_cpu, state_cpu, cache_cpu = model_forward(cpu, config, x, zero_state(config, 64))
     y_gpu, state_gpu, cache_gpu = model_forward(gpu, config, cupy.asarray(x), zero_state(config, 64, cupy), gpu_loop=loop)
+    y_exact, _, _ = model_forward({k: v.astype(np.float64) for k, v in cpu.items()}, config, x.astype(np.float64),
+                                  zero_state(config, 64, np, np.float64))
+    assert relative_error(y_cpu, y_exact) < TOLERANCE / 10, "the model is too chaotic for float32 to agree with itself"
     assert relative_error(y_gpu, y_cpu) < TOLERANCE
     assert relative_error(state_gpu[1], state_cpu[1]) < TOLERANCE
     grads_cpu, dx_cpu, _ = model_backward(dy, cache_cpu)

@@ -138,11 +138,26 @@ def test_bad_plans_are_one_line(tmp_path):
         assert_one_line_error(code, err, "--address 127.0.0.1:1: no Ray cluster answers there")
 
 
-def test_without_ray_sweep_says_how_to_install_it(tmp_path):
-    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['sweep.py', '.']; "
+def without_ray(*args):
+    """sweep.py args... in a Python where ``import ray`` fails: (exit code, stderr)."""
+    code = (f"import sys; sys.modules['ray'] = None; sys.argv = ['sweep.py', *{[str(a) for a in args]!r}]; "
             "import runpy; runpy.run_path('sweep.py', run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert_one_line_error(done.returncode, done.stderr, 'pip install -e ".[cluster]"')
+    return done.returncode, done.stderr
+
+
+def test_without_ray_sweep_says_how_to_install_it(tmp_path):
+    code, err = without_ray(write_plan_folder(tmp_path / "plan"), "--out", tmp_path / "out")
+    assert_one_line_error(code, err, 'pip install -e ".[cluster]"')
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_ray_a_bad_plan_is_said_first(tmp_path):
+    """The plan's checks need no Ray, so a user without it hears what is wrong with the plan
+    first (seen on a GPU machine without Ray, where the bad-plan test met the Ray message)."""
+    (tmp_path / "empty").mkdir()
+    code, err = without_ray(tmp_path / "empty")
+    assert_one_line_error(code, err, "no pairs found")
 
 
 # ----------------------------------------------------------------------------- on Ray
