@@ -7,7 +7,7 @@ The systems, in the order they take turns (SYSTEMS; --systems names them by opti
     numpy-parallel   NumPy xN            cpu     PyTorch CPU    ParallelTrainer, one process a core
     torch-cpu        PyTorch CPU         cpu     -              nn.LSTM + nn.Linear + Adam, every core
     cupy             CuPy                gpu     PyTorch CUDA   train_window with lstm_core's default GPU loop
-    cupy-window      CuPy window loop    gpu     CuPy           ...with each other loop (cuda_kernels.LOOPS)
+    cupy-step        CuPy step loop      gpu     CuPy           ...with each other loop (cuda_kernels.LOOPS)
     torch-cuda       PyTorch CUDA        gpu     -              cuDNN in strict FP32 ("ieee")
     torch-cuda-tf32  PyTorch CUDA TF32   gpu     -              cuDNN with TF32 tensor cores
 

@@ -1,8 +1,8 @@
 """CPU against GPU in one run: training throughput, offline inference speed, time to quality.
 
 The systems are common.SYSTEMS, whichever are present (--systems picks): NumPy, NumPy xN,
-PyTorch CPU, CuPy with lstm_core's default GPU loop and "CuPy window loop" with the other
-(gpu_loop passed as an argument, so one run says which wins), PyTorch CUDA (cuDNN, strict
+PyTorch CPU, CuPy with lstm_core's default GPU loop (the window loop) and "CuPy step loop"
+with the other (gpu_loop passed as an argument, so one run says which wins), PyTorch CUDA (cuDNN, strict
 FP32) and PyTorch CUDA TF32. Three parts, each a Markdown table (with --write, appended to
 RESULTS.md under a heading naming the GPU, the CPU, the date and the command):
 
@@ -22,15 +22,16 @@ RESULTS.md under a heading naming the GPU, the CPU, the date and the command):
                 same chunks; the largest differences between PyTorch's output and ours, and
                 between the GPU loops, check that all run the same model.
     quality     time_to_quality.run_ours on one generated pair, the CPU and the GPU each
-                with train.py's settings for it (lstm_core.devices.device_settings): val ESR
-                after every epoch against training seconds (validation off the clock), the
-                best within each budget, and when each reached the CPU's best.
+                with train.py's settings for it (lstm_core.devices.device_settings), the GPU
+                once for each --gpu-batch: val ESR after every epoch against training
+                seconds (validation off the clock), the best within each budget, and when
+                each reached the CPU's best.
 
 No audio file is read or written (soundfile is not needed), so it runs on a GPU machine
 from a plain checkout:
 
     python benchmarks/cpu_vs_gpu.py --quick                 # smoke run, a few seconds
-    python benchmarks/cpu_vs_gpu.py                         # everything (meant to fit 8 min on an H100 machine)
+    python benchmarks/cpu_vs_gpu.py                         # everything (too long for a lent machine: gpu_session.sh lease)
     python benchmarks/cpu_vs_gpu.py --part throughput       # one part: throughput, inference, quality
     python benchmarks/cpu_vs_gpu.py --write                 # append to RESULTS.md, plot throughput_vs_batch.png
 
@@ -169,11 +170,14 @@ def run_inference(args, torch, names: list) -> list:
 
 def run_quality(args, use_gpu: bool) -> dict:
     """{device: (settings text, [(training seconds, val ESR)])}: the CPU, and the GPU if used,
-    each with train.py's settings for it (validating, on the GPU, in process.py's chunks)."""
+    each with train.py's settings for it (validating, on the GPU, in process.py's chunks);
+    the GPU once for each --gpu-batch."""
     x_train, y_train, x_val, y_val = time_to_quality.material(args.effect, seconds=args.quality_seconds)
     settings = {"CPU": device_settings("cpu")}
     if use_gpu:
-        settings["GPU"] = device_settings("gpu", validation_parts=GPU.parts)
+        for batch in dict.fromkeys(args.gpu_batch or [GPU.batch]):     # each batch once
+            label = "GPU" if batch == GPU.batch else f"GPU, batch {batch}"
+            settings[label] = device_settings("gpu", validation_parts=GPU.parts, batch=batch)
     runs = {}
     for label, device in settings.items():
         backend = f"CuPy ({device.gpu_loop} loop)" if device.device == "gpu" else f"NumPy x{device.processes}"
@@ -260,12 +264,17 @@ def target_lines(args, throughput: list, inference: list) -> list:
     return lines
 
 
+def times_real_time(speed: float) -> str:
+    """'1,324x', '12x', '0.31x': a slow run under load is not '0x'."""
+    return f"{speed:,.0f}x" if speed >= 10 else f"{speed:.2g}x"
+
+
 def inference_table(args, results: list, names: list) -> str:
     """One row per H: x real time of each system, then the largest output differences."""
     pairs = compared_pairs(names)
     header = ["H"] + [f"{name} ({(GPU if on_gpu(name) else CPU).parts} chunks)" for name in names]
     header += [f"max abs {a} - {b}" for a, b in pairs]
-    rows = [[str(H)] + [f"{args.audio_seconds / statistics.median(seconds[name]):,.0f}x" for name in names]
+    rows = [[str(H)] + [times_real_time(args.audio_seconds / statistics.median(seconds[name])) for name in names]
             + [f"{differences[pair]:.1e}" for pair in pairs] for H, seconds, differences in results]
     return common.markdown_table(header, rows)
 
@@ -370,6 +379,8 @@ def parse_args(argv=None):
                    help="the effect that makes the pair (default overdrive, the demo pedal)")
     g.add_argument("--budgets", type=positive_float, nargs="+",
                    help="training-time budgets in seconds; the largest is each device's run (default 15 30 60)")
+    g.add_argument("--gpu-batch", type=positive_int, nargs="+",
+                   help=f"the GPU's batch sizes to compare, one run each (default {GPU.batch}, train.py's)")
     g.add_argument("--quality-seconds", type=positive_float,
                    help="seconds of generated material, the last 20 %% validating (default 60)")
     g = p.add_argument_group("output")

@@ -13,6 +13,13 @@
 #     throughput  training samples/s, NumPy to PyTorch CUDA, against the 2-core NumPy figure
 #     inference   x real time on 3 minutes of 44.1 kHz audio
 #     quality     val ESR against training seconds, CPU defaults against GPU defaults
+#     lease       issue 18's checks in one command, each step under its own time limit and
+#                 the whole within LEASE_SECONDS (default 450): the GPU tests; throughput at
+#                 H 32, B 1024; quality at 15 and 30 s on 120 s of audio (GPU batch 512 and 64);
+#                 inference at H 32/64; the whole
+#                 suite last (pytest -n 14 -v, so that a time-out still names each result), whose
+#                 train.py runs take the GPU (--device auto). Every
+#                 step's exit status goes to LOGS/gpu.txt.
 #
 # Each stage leaves its log, and RESULTS.md and the plot as --write left them, in LOGS
 # (default: $OUT where it is set, else benchmarks/out). Copy the new section of RESULTS.md
@@ -20,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stage=${1:?"usage: benchmarks/gpu_session.sh prepare|tests|quick|throughput|inference|quality [LOGS]"}
+stage=${1:?"usage: benchmarks/gpu_session.sh prepare|tests|quick|throughput|inference|quality|lease [LOGS]"}
 NUMPY_REFERENCE=1.15e6      # our NumPy path at H=32, B=1024 on the 2-core build machine (benchmarks/README.md)
 WHEEL_PYTHON=3.12           # the GPU machines' python3
 
@@ -62,7 +69,28 @@ case $stage in
         bench --part inference 2>&1 | tee "$logs/inference.log" ;;
     quality)
         bench --part quality 2>&1 | tee "$logs/quality.log" ;;
+    lease)      # at most 8 files come back from a lent machine: gpu.txt, five logs, RESULTS.md, the plot
+        deadline=$((SECONDS + ${LEASE_SECONDS:-450}))
+        step() {    # step NAME LIMIT COMMAND...: run under min(LIMIT, time left), log, record the status
+            local name=$1 limit=$2; shift 2
+            local left=$((deadline - SECONDS))
+            if [ "$left" -lt 20 ]; then echo "$name: skipped, ${left} s left" >> "$logs/gpu.txt"; return; fi
+            [ "$limit" -gt "$left" ] && limit=$left
+            local started=$SECONDS code=0
+            timeout -k 15 "$limit" "$@" > "$logs/$name.log" 2>&1 || code=$?
+            echo "$name: exit $code in $((SECONDS - started)) s (limit $limit s)" | tee -a "$logs/gpu.txt"
+        }
+        python3 -c "import sys, numpy, cupy; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__, 'CUDA runtime', cupy.cuda.runtime.runtimeGetVersion())" >> "$logs/gpu.txt" 2>&1 || true
+        bench=(python3 benchmarks/cpu_vs_gpu.py --write --results "$logs/RESULTS.md" --plot "$logs/throughput_vs_batch.png")
+        step tests_gpu 100 python3 -m pytest -q -rs tests/test_gpu_matches_cpu.py tests/test_cuda_kernels.py \
+            tests/test_backend.py tests/test_bench_cpu_vs_gpu.py
+        step throughput 60 "${bench[@]}" --part throughput --hidden 32 --batch 1024 --repeats 9 \
+            --numpy-reference "$NUMPY_REFERENCE" --systems numpy cupy cupy-step torch-cuda torch-cuda-tf32
+        step quality 150 "${bench[@]}" --part quality --budgets 15 30 --quality-seconds 120 --gpu-batch 512 64
+        step inference 40 "${bench[@]}" --part inference --hidden 32 64 --systems cupy cupy-step torch-cuda
+        step tests_all 200 python3 -m pytest -q -rs -v -n 14 -p no:cacheprovider -W ignore::UserWarning
+        grep -q "exit [^0]\|skipped" "$logs/gpu.txt" && exit 1 || exit 0 ;;
     *)
-        echo "unknown stage '$stage': prepare, tests, quick, throughput, inference or quality" >&2
+        echo "unknown stage '$stage': prepare, tests, quick, throughput, inference, quality or lease" >&2
         exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 """CUDA source of the LSTM kernels, and their compilation through CuPy.
 
 Two ways to run a window's recurrence on the GPU; lstm.py uses the one its caller names
-(``gpu_loop``, from lstm_core.devices: "step" by default):
+(``gpu_loop``, from lstm_core.devices: "window" by default):
 
 * step kernels ("step"): one kernel per time step forward and one per time step
   backward; each thread owns one (hidden unit j, batch column b) pair and does all the
@@ -16,8 +16,13 @@ Two ways to run a window's recurrence on the GPU; lstm.py uses the one its calle
   matrix, 17 KB at H = 32, 266 KB at H = 128), laid out so that a warp's 32 threads read
   32 neighbouring words at each k, one cache line: (K, G) forward, (G, K) backward.
   No launch per step, no host work.
-  Which is faster depends on H and B: benchmarks/cpu_vs_gpu.py measures both. The step
-  kernels stay as the reference the window kernels are tested against.
+  Which is faster depends on H and B: benchmarks/cpu_vs_gpu.py measures both. On an
+  H200 (2026-11-30) the window kernels ran 1.5-15 times faster than the step kernels at
+  H = 16 to 64 for every B from 40 to 4096 (the most at B = 40, the least at 4096), and
+  at H = 128 for B up to 512; the step kernels won at H = 128 with B of 1024 and more
+  (by 1.1-2 times). The GPU's default batch is 64 (lstm_core.devices).
+  The step kernels stay as the reference the window kernels are tested against, and run
+  where the window kernels do not fit (H > 256).
 
 Arrays are feature-major, as everywhere in ``lstm_core``: a (G, B) gate block holds the
 rows [o | i | f | g], each (H, B), and the flat index of (row r, column b) is
@@ -39,7 +44,8 @@ BACKWARD_NAME = "lstm_step_backward"
 WINDOW_FORWARD_NAME = "lstm_window_forward"
 WINDOW_BACKWARD_NAME = "lstm_window_backward"
 LOOPS = ("step", "window")
-DEFAULT_LOOP = "step"      # the reference loop, until a GPU measures which is faster (lstm_core.devices)
+DEFAULT_LOOP = "window"    # faster on an H200 at every H measured (16-128) for B up to 512; the step
+                           # loop wins only at H = 128 with B >= 1024 (benchmarks/RESULTS.md)
 MAX_THREADS = 1024          # per block: the window kernels need G = 4H of them, so H <= 256
 REGISTERS_PER_BLOCK = 65536  # 32-bit registers one block may hold (every GPU since compute 3.0)
 SHARED_BYTES_PER_BLOCK = 48 * 1024   # shared memory a block gets without opting in to more

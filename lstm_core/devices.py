@@ -5,10 +5,10 @@ module global, and nothing switches one at run time, so a result never depends o
 ran before it in the same process.
 
                         CPU (NumPy)               GPU (CuPy)
-    batch               40 windows                512 windows
+    batch               40 windows                64 windows
     segment             0.5 s                     0.25 s
     processes           one per core              1
-    GPU loop            -                         "step" (cuda_kernels: "step" or "window")
+    GPU loop            -                         "window" (cuda_kernels: "step" or "window")
     offline blocks      10 s                      300 s
     offline chunks      128 (across processes)    4096
     chunk warm-up       256 samples               256 samples
@@ -16,12 +16,17 @@ ran before it in the same process.
     validation warm-up  8192 samples              8192 samples
 
 Why: on the CPU, time to quality was measured on two cores (benchmarks/time_to_quality.py;
-RESULTS.md). On a GPU a step of 512 windows costs about what a step of 40 does (the time
-goes to the T sequential launches, not to arithmetic), so the GPU takes big batches and
-shorter windows so that a few minutes of audio still fill them; offline, its time goes to
-the sequential steps (chunk length + warm-up), not to the width of the batch, so 4096
-chunks of a 5-minute block cost about what 64 do. The GPU values are reasoned, not yet
-measured on a GPU (benchmarks/cpu_vs_gpu.py measures them).
+RESULTS.md). On a GPU (an H200, 2026-11-30, benchmarks/cpu_vs_gpu.py; RESULTS.md "The
+first GPU session"): the window loop trained 2.6-15 times faster than the step loop at
+H = 32 (the step loop's time goes to its launches, two a time step); with it, batch 64
+reached a better val ESR than one batch of every window (512 asked for; the 96 s of
+training audio hold 384) at both 15 s and 30 s on both effects tried, one run each
+(overdrive: 3.0e-6 against 5.8e-6 at 15 s; amp-like: 0.070 against 0.169 at 30 s). A
+batch of 64 took about 0.19 s against 0.30 s for the 384, so it made 1.6 times as many
+updates a second, and those won. The segment (0.25 s) is not yet tuned there. Offline, the GPU's time goes
+to the sequential steps (chunk length + warm-up), not to the width of the batch, so it
+takes a 5-minute block in 4096 chunks at once: 3 minutes of audio ran at 1,324 times real
+time at H = 32 (window loop).
 
 Validation runs in the main process, and every epoch scores two models (run.py), so its
 chunks count: on 12 s of validation audio an untrained H = 32 model took 0.19 s in 128
@@ -83,7 +88,7 @@ class DeviceSettings:
 
 CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=10.0,
                      parts=128, overlap=256, validation_parts=128, validation_warmup=8192)
-GPU = DeviceSettings(device="gpu", batch=512, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
+GPU = DeviceSettings(device="gpu", batch=64, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
                      parts=4096, overlap=256, validation_parts=32, validation_warmup=8192)
 
 
