@@ -15,11 +15,10 @@
 #     quality     val ESR against training seconds, CPU defaults against GPU defaults
 #     lease       issue 18's checks in one command, each step under its own time limit and
 #                 the whole within LEASE_SECONDS (default 450): the GPU tests; throughput at
-#                 H 32, B 1024; quality at 15 and 30 s on 120 s of audio (GPU batch 512 and 64);
-#                 inference at H 32/64; the whole
-#                 suite last (pytest -n 14 -v, so that a time-out still names each result), whose
-#                 train.py runs take the GPU (--device auto). Every
-#                 step's exit status goes to LOGS/gpu.txt.
+#                 H 32, B 1024; quality at 15 and 30 s on 120 s of audio (GPU batch 64, the
+#                 default, and 256); inference at H 32/64; then the whole suite (pytest-xdist,
+#                 -n 14 -v, so that a time-out still names each result), whose train.py runs
+#                 take the GPU (--device auto). Each step's exit status goes to LOGS/gpu.txt.
 #
 # Each stage leaves its log, and RESULTS.md and the plot as --write left them, in LOGS
 # (default: $OUT where it is set, else benchmarks/out). Copy the new section of RESULTS.md
@@ -86,7 +85,7 @@ case $stage in
             tests/test_backend.py tests/test_bench_cpu_vs_gpu.py
         step throughput 60 "${bench[@]}" --part throughput --hidden 32 --batch 1024 --repeats 9 \
             --numpy-reference "$NUMPY_REFERENCE" --systems numpy cupy cupy-step torch-cuda torch-cuda-tf32
-        step quality 150 "${bench[@]}" --part quality --budgets 15 30 --quality-seconds 120 --gpu-batch 512 64
+        step quality 150 "${bench[@]}" --part quality --budgets 15 30 --quality-seconds 120 --gpu-batch 64 256
         step inference 40 "${bench[@]}" --part inference --hidden 32 64 --systems cupy cupy-step torch-cuda
         step tests_all 200 python3 -m pytest -q -rs -v -n 14 -p no:cacheprovider -W ignore::UserWarning
         grep -q "exit [^0]\|skipped" "$logs/gpu.txt" && exit 1 || exit 0 ;;
