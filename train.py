@@ -107,6 +107,10 @@ def build_parser() -> ArgumentParser:
                    help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup})")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
+    g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",
+                   help="the loss compares e[n] - A e[n-1] of the error, which weights the highs the ear "
+                        "resolves (default %(default)g); 0: the plain error. On an amp-like effect, "
+                        "--pre-emphasis 0.85 --warmup 4096 learned better (README, Defaults)")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"),
                    help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default; "
                         "a resumed run: the device it was started with)")

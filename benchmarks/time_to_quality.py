@@ -70,7 +70,7 @@ from lstm_core.training import TrainConfig  # noqa: E402
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
-            "layers": int, "schedule": str, "average": float}
+            "layers": int, "schedule": str, "average": float, "pre_emphasis": float}
 SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "recipe")
 OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget")   # lstm_core's runs; recipe is PyTorch
 
@@ -250,8 +250,8 @@ def main(argv=None) -> int:
         if name not in SETTINGS:
             sys.exit(f"--set {item}: unknown setting {name!r}")
         overrides[name] = SETTINGS[name](value)
-    train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average")
-                           if name in overrides})
+    train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
+                                                              "pre_emphasis") if name in overrides})
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
     torch = None
     if "recipe" in args.systems:

@@ -52,6 +52,7 @@ class CaptureConfig:
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
     tbptt: int = TRAIN_DEFAULTS.tbptt
+    pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
     device: str | None = None         # "cpu", "gpu" or "auto" (None: auto)
     processes: int | None = None      # None: one per core on the CPU
     seed: int = 0
@@ -94,6 +95,8 @@ class CaptureConfig:
             raise ValueError(f"--warmup must be 0 or more samples, got {self.warmup}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
+        if not 0.0 <= self.pre_emphasis < 1.0:
+            raise ValueError(f"--pre-emphasis must be 0 (off) or more and below 1, got {self.pre_emphasis}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
         if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
@@ -112,7 +115,8 @@ class CaptureConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
-                           average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter)
+                           average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
+                           pre_emphasis=self.pre_emphasis)
 
 
 @dataclass(frozen=True)

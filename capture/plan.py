@@ -81,7 +81,7 @@ def _jitter(text: str) -> float:
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": int,
-             "seed": _seed, "average": _decay, "knob_jitter": _jitter}
+             "seed": _seed, "average": _decay, "knob_jitter": _jitter, "pre_emphasis": _decay}
 
 
 class PlanError(ValueError):

@@ -7,8 +7,9 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
+from lstm_core.training import TrainConfig
 
-from helpers import assert_one_line_error, error_db, run, write_pair
+from helpers import assert_one_line_error, error_db, run, train, write_pair
 
 
 @pytest.fixture
@@ -33,6 +34,8 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--average", "nan"], "--average must be 0 or more and below 1"),
     (["dry.wav", "wet.wav", "--knob-jitter", "-0.1"], "--knob-jitter must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
+    (["dry.wav", "wet.wav", "--pre-emphasis", "1"], "--pre-emphasis must be 0 (off) or more and below 1"),
+    (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
     (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
@@ -48,6 +51,16 @@ def test_train_rejects_bad_input(pair, args, match):
     code, _, stderr = run("train.py", *args, "--out", pair / "run", cwd=pair)
     assert_one_line_error(code, stderr, match)
     assert not (pair / "run").exists()                  # nothing left behind by a refused run
+
+
+def test_train_hands_its_pre_emphasis_to_the_loss(pair):
+    """--pre-emphasis reaches the run's TrainConfig, which model.npz records (0: the plain error)."""
+    from lstm_core.files.npz import load_model
+
+    train(pair / "dry.wav", pair / "wet.wav", "--pre-emphasis", "0", "--epochs", "1", "--segment", "0.2",
+          "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
+    _, _, meta = load_model(pair / "run" / "model.npz")
+    assert meta["train"]["pre_emphasis"] == 0.0 and TrainConfig().pre_emphasis > 0
 
 
 def test_train_reports_unusable_folders_and_checkpoints(pair):
