@@ -23,10 +23,10 @@ reached a better val ESR than one batch of every window (512 asked for; the 96 s
 training audio hold 384) at both 15 s and 30 s on both effects tried, one run each
 (overdrive: 3.0e-6 against 5.8e-6 at 15 s; amp-like: 0.070 against 0.169 at 30 s). A
 batch of 64 took about 0.19 s against 0.30 s for the 384, so it made 1.6 times as many
-updates a second, and those won. The segment (0.25 s) is not yet tuned there. Offline, the GPU's time goes
-to the sequential steps (chunk length + warm-up), not to the width of the batch, so it
-takes a 5-minute block in 4096 chunks at once: 3 minutes of audio ran at 1,324 times real
-time at H = 32 (window loop).
+updates a second, and those won. The segment (0.25 s) is not yet tuned there. Offline,
+the GPU's time goes to the sequential steps (chunk length + warm-up), not to the width of
+the batch, so it takes a 5-minute block in 4096 chunks at once: 3 minutes of audio ran at
+1,112 and 1,324 times real time at H = 32 in two runs (window loop).
 
 Validation runs in the main process, and every epoch scores two models (run.py), so its
 chunks count: on 12 s of validation audio an untrained H = 32 model took 0.19 s in 128

@@ -121,7 +121,7 @@ def resource_report(source: str, arch: str = ARCH, name: str = "kernels.cu") -> 
     (sm_90: the H100 and H200) with ptxas' verbose report; no GPU needed.
 
     The compile runs in a fresh process: in one where CuPy had already compiled a kernel,
-    NVRTC's log came back empty (CuPy 14.2, CUDA 13.0, on an H200, 2026-11-30; the same
+    NVRTC's log came back empty (CuPy 14.2, CUDA runtime 13.2, on an H200, 2026-11-30; the same
     call gave the full report before CuPy's first compile in that process)."""
     options = [f"-arch={arch}", "-std=c++14", "-Xptxas=-v"]
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:

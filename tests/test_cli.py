@@ -53,7 +53,7 @@ def test_train_rejects_bad_input(pair, args, match):
     assert not (pair / "run").exists()                  # nothing left behind by a refused run
 
 
-def test_train_hands_its_pre_emphasis_to_the_loss(pair):
+def test_train_hands_its_pre_emphasis_to_the_run_s_training_config(pair):
     """--pre-emphasis reaches the run's TrainConfig, which model.npz records (0: the plain error)."""
     from lstm_core.files.npz import load_model
 
