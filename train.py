@@ -138,7 +138,11 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--knob-jitter", type=float, default=DEFAULTS.knob_jitter, metavar="SIGMA",
                    help="noise added to the knob inputs while training (one draw a window; the knob's range is 0 to "
                         "1), so that the model answers smoothly between the settings captured (default %(default)g; "
-                        "0: none)")
+                        "0: none; with --knob-blend, only rows that cannot be blended get it)")
+    g.add_argument("--knob-blend", type=float, default=DEFAULTS.knob_blend, metavar="FRACTION",
+                   help="the fraction of windows moved to a setting between two neighbouring rows of the same dry "
+                        "input, their targets mixed alike, so that the model learns what lies between the settings "
+                        "captured (default %(default)g; 0: none)")
     g = p.add_argument_group("the pair, continued")
     g.add_argument("--align", action="store_true",
                    help="compensate the delay between input and target found by cross-correlation")

@@ -16,7 +16,9 @@ and the checks live here and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -95,9 +97,9 @@ class Dataset:
         return window_count(self.x_train.size, segment, warmup)
 
     def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
-                      knob_jitter: float = 0.0):
+                      knob_jitter: float = 0.0, knob_blend: float = 0.0):
         """One epoch of training windows: (x (T, 1, B), y (T, B)), T = warmup + segment
-        (one pair has no knobs: ``knob_jitter`` is not used)."""
+        (one pair has no knobs: ``knob_jitter`` and ``knob_blend`` are not used)."""
         return epoch_batches(self.x_train, self.y_train, segment, warmup, batch, rng)
 
     def check_window(self, warmup: int, segment: int):
@@ -180,11 +182,21 @@ class CaptureDataset:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)
 
     def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
-                      knob_jitter: float = 0.0):
-        """One epoch of windows from every trained row, mixed: (x (T, 1 + K, B), y (T, B)),
-        each window's knob inputs off its row's setting by noise of deviation ``knob_jitter``."""
-        return recordings_batches([(r.x_train, r.y_train, r.controls) for r in self.training], segment, warmup,
-                                  batch, rng, knob_jitter)
+                      knob_jitter: float = 0.0, knob_blend: float = 0.0):
+        """One epoch of windows from every trained row, mixed: (x (T, 1 + K, B), y (T, B));
+        the fraction ``knob_blend`` of a row's windows blended with a neighbouring setting,
+        and noise of deviation ``knob_jitter`` on the knob inputs of rows without one
+        (windows.recordings_batches)."""
+        return recordings_batches(self._trained, segment, warmup, batch, rng, knob_jitter, knob_blend,
+                                  self._neighbours if knob_blend else None)
+
+    @cached_property
+    def _trained(self) -> list:
+        return [(r.x_train, r.y_train, r.controls) for r in self.training]
+
+    @cached_property
+    def _neighbours(self) -> list:
+        return blend_neighbours(self._trained)
 
     def check_window(self, warmup: int, segment: int):
         """Raise CaptureSetError unless every trained row holds one whole window."""
@@ -196,6 +208,39 @@ class CaptureDataset:
 
     def _row(self, recording: Recording) -> int:
         return next(row.row for row in self.capture_set.rows if row.name == recording.name)
+
+
+def blend_neighbours(recordings: list) -> list:
+    """For each recording (x, y, controls), the indices of those it may be blended with
+    (windows.recordings_batches): the same input audio (equal arrays, so the same dry take
+    with the same alignment), a setting that differs in one knob alone, and no recording of
+    that audio whose setting lies between the two on that knob. On a grid of settings these
+    are its neighbours along each knob. Returns a tuple of indices per recording."""
+    takes = {}
+    for index, (x, _, _) in enumerate(recordings):
+        takes.setdefault((x.size, hashlib.sha1(x.tobytes()).digest()), []).append(index)
+    neighbours = [() for _ in recordings]
+    for members in takes.values():
+        for a in members:
+            near = []
+            for b in members:
+                knob = _the_one_knob_apart(recordings[a][2], recordings[b][2])
+                if knob is None or not np.array_equal(recordings[a][0], recordings[b][0]):
+                    continue
+                low, high = sorted((recordings[a][2][knob], recordings[b][2][knob]))
+                between = [m for m in members if _the_one_knob_apart(recordings[a][2], recordings[m][2]) == knob
+                           and low < recordings[m][2][knob] < high]
+                if not between:
+                    near.append(b)
+            neighbours[a] = tuple(near)
+    return neighbours
+
+
+def _the_one_knob_apart(a: tuple, b: tuple) -> int | None:
+    """The index of the one knob whose value differs between settings a and b, or None
+    (the same setting, or more than one knob apart)."""
+    apart = [k for k, (p, q) in enumerate(zip(a, b)) if p != q]
+    return apart[0] if len(apart) == 1 else None
 
 
 def load_capture_dataset(capture_set: CaptureSet, options: PairOptions | None = None, ranges: dict | None = None,

@@ -41,7 +41,7 @@ def grid_starts(n: int, segment: int, warmup: int, rng: np.random.Generator) -> 
 
 
 def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, rng: np.random.Generator,
-                       jitter: float = 0.0):
+                       jitter: float = 0.0, blend: float = 0.0, neighbours: list | None = None):
     """One epoch over several recordings, their windows mixed in every batch.
 
     recordings: (x (N_r,), y (N_r,), controls (K,)) each: the audio, and the constant
@@ -49,11 +49,20 @@ def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, 
     every recording is used once, in one shuffled order, so each batch holds the settings
     in proportion to their duration. Yields (x_window (T, 1 + K, B), y_window (T, B)) float32.
 
-    jitter: each window's controls get Gaussian noise of this deviation (one draw per
-    window and control, constant over the window). Trained on exact settings alone, a
-    conditioned model may answer between them with anything; a little noise makes it
-    answer smoothly (RESULTS.md "Knob jitter").
+    Trained on exact settings alone, a conditioned model may answer anything between them.
+    Two ways make it answer well there (RESULTS.md "Knob blending", "Knob jitter"):
+
+    blend: the fraction of a recording's windows moved to a setting between its own and a
+        neighbour's, (1 - u) c_r + u c_n with u uniform in [0, 1), the target the same mix of
+        the two targets. A neighbour (``neighbours[r]``, dataset.blend_neighbours) holds the
+        same input audio, so the window's input is both recordings' input; its setting
+        differs in one knob alone, with no recording between them. The mixed target is the
+        setting's true output to first order in the knob, and exact at both ends.
+    jitter: Gaussian noise of this deviation on a window's controls (one draw per window and
+        control, constant over it), the targets unchanged. It teaches a flat response around
+        each setting, so with ``blend`` on it goes only to recordings without a neighbour.
     """
+    neighbours = neighbours if neighbours is not None and blend else [()] * len(recordings)
     pooled = [(index, start) for index, (x, _, _) in enumerate(recordings)
               for start in grid_starts(x.size, segment, warmup, rng)]
     order = np.array(pooled, dtype=np.int64).reshape(-1, 2)
@@ -62,15 +71,27 @@ def recordings_batches(recordings: list, segment: int, warmup: int, batch: int, 
     K = len(recordings[0][2])
     for first in range(0, order.shape[0], batch):
         chosen = order[first : first + batch]
-        x_window = np.empty((steps.size, 1 + K, chosen.shape[0]), np.float32)
-        y_window = np.empty((steps.size, chosen.shape[0]), np.float32)
+        B = chosen.shape[0]
+        x_window = np.empty((steps.size, 1 + K, B), np.float32)
+        y_window = np.empty((steps.size, B), np.float32)
+        # Drawn only when blending, so that blend 0 keeps the random stream of the runs before it.
+        blended, mix, pick = (rng.random(B) < blend, rng.random(B), rng.random(B)) if blend and K else (None,) * 3
         for column, (index, start) in enumerate(chosen):
             x, y, controls = recordings[index]
             x_window[:, 0, column] = x[start + steps]
             x_window[:, 1:, column] = controls
             y_window[:, column] = y[start + steps]
+            near = neighbours[index]
+            if near and blended[column]:
+                _, y_near, c_near = recordings[near[int(pick[column] * len(near))]]
+                u = mix[column]
+                x_window[:, 1:, column] = (1.0 - u) * np.asarray(controls) + u * np.asarray(c_near)
+                y_window[:, column] = (1.0 - u) * y[start + steps] + u * y_near[start + steps]
         if jitter and K:
-            x_window[:, 1:, :] += (jitter * rng.standard_normal((1, K, chosen.shape[0]))).astype(np.float32)
+            noise = (jitter * rng.standard_normal((1, K, B))).astype(np.float32)
+            if blend:
+                noise *= np.array([not neighbours[index] for index in chosen[:, 0]], np.float32)
+            x_window[:, 1:, :] += noise
         yield x_window, y_window
 
 

@@ -66,6 +66,7 @@ class CaptureConfig:
     knob_range: tuple = ()            # (name, low, high) each: what 0 and 1 of a knob input mean
     holdout: tuple = ()               # capture-set rows validated only, never trained on
     knob_jitter: float = TRAIN_DEFAULTS.knob_jitter   # noise on the knob inputs while training (0..1 scale)
+    knob_blend: float = TRAIN_DEFAULTS.knob_blend     # windows blended between neighbouring settings (a fraction)
 
     def check(self):
         """Raise ValueError, naming the flag, for a setting outside its range."""
@@ -104,6 +105,8 @@ class CaptureConfig:
         if not (math.isfinite(self.knob_jitter) and 0.0 <= self.knob_jitter <= 1.0):
             raise ValueError(f"--knob-jitter must be between 0 and 1 (a knob's range is 0 to 1), "
                              f"got {self.knob_jitter}")
+        if not (math.isfinite(self.knob_blend) and 0.0 <= self.knob_blend <= 1.0):
+            raise ValueError(f"--knob-blend must be between 0 and 1 (a fraction of the windows), got {self.knob_blend}")
         if self.segment is not None and not (math.isfinite(self.segment) and self.segment > 0):
             raise ValueError(f"--segment must be a positive number of seconds, got {self.segment}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -116,7 +119,7 @@ class CaptureConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
                            average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
-                           pre_emphasis=self.pre_emphasis)
+                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis)
 
 
 @dataclass(frozen=True)

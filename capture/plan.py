@@ -71,7 +71,7 @@ def _decay(text: str) -> float:
     return value
 
 
-def _jitter(text: str) -> float:
+def _zero_to_one(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise ValueError("must be between 0 and 1")
@@ -81,7 +81,8 @@ def _jitter(text: str) -> float:
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": int,
-             "seed": _seed, "average": _decay, "knob_jitter": _jitter, "pre_emphasis": _decay}
+             "seed": _seed, "average": _decay, "knob_jitter": _zero_to_one,
+             "knob_blend": _zero_to_one, "pre_emphasis": _decay}
 
 
 class PlanError(ValueError):

@@ -183,10 +183,10 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
-    no running average, no knob jitter, and a spiked epoch rolled back at 10 times the best
+    no running average, no knob jitter or blending, and a spiked epoch rolled back at 10 times the best
     as then, and never under the constant schedule (from the fourth epoch, as now)."""
     constant = stored.get("schedule", "constant") == "constant"
-    return TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, "rollback_above": 0.0 if constant else 10.0, **stored})
+    return TrainConfig(**{"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0, **stored})
 
 
 def save_checkpoint(folder, state: RunState, facts: dict):
@@ -254,9 +254,10 @@ class TrainingData(Protocol):
     validation: list                  # ValidationPart, one per recording validated
 
     def epoch_batches(self, segment: int, warmup: int, batch: int, rng: np.random.Generator,
-                      knob_jitter: float = 0.0):
+                      knob_jitter: float = 0.0, knob_blend: float = 0.0):
         """Yield one epoch of (x (T, I, B), y (T, B)) host batches, T = warmup + segment; a
-        conditioned model's knob inputs with noise of deviation ``knob_jitter`` (TrainConfig)."""
+        conditioned model's windows blended between settings and its knob inputs jittered
+        as TrainConfig's ``knob_blend`` and ``knob_jitter`` say."""
 
     def window_count(self, segment: int, warmup: int) -> int:
         """How many windows an epoch has."""
@@ -410,7 +411,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
             while True:
                 epoch_started = time.perf_counter()
                 loss_sum, batches, samples, out_of_time, undone = 0.0, 0, 0, False, 0
-                for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter):
+                for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter,
+                                                  state.train.knob_blend):
                     batch_started = time.perf_counter()
                     train = replace(state.train, lr=rate_now())
                     if guard is not None:

@@ -52,7 +52,11 @@ class TrainConfig:
                                   # a spiked epoch"
     knob_jitter: float = 0.03     # a conditioned model's knob inputs (0..1 over their range) get noise of this
                                   # deviation, one draw a window: it learns a knob response that is smooth between
-                                  # the settings captured (RESULTS.md "Knob jitter"); 0: none
+                                  # the settings captured (RESULTS.md "Knob jitter"); 0: none. With knob_blend on,
+                                  # only rows that have no neighbour to blend with get it
+    knob_blend: float = 0.75      # this fraction of a conditioned model's windows is moved to a setting between its
+                                  # row's and a neighbouring row's of the same input audio, the target mixed alike
+                                  # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -67,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"rollback_above must be 0 (never) or above 1, got {self.rollback_above}")
         if not 0.0 <= self.knob_jitter <= 1.0:
             raise ValueError(f"the knob jitter must be in [0, 1], got {self.knob_jitter}")
+        if not 0.0 <= self.knob_blend <= 1.0:
+            raise ValueError(f"the knob blend must be in [0, 1], got {self.knob_blend}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -33,6 +33,8 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--average", "1"], "--average must be 0 or more and below 1"),
     (["dry.wav", "wet.wav", "--average", "nan"], "--average must be 0 or more and below 1"),
     (["dry.wav", "wet.wav", "--knob-jitter", "-0.1"], "--knob-jitter must be between 0 and 1"),
+    (["dry.wav", "wet.wav", "--knob-blend", "1.5"], "--knob-blend must be between 0 and 1"),
+    (["dry.wav", "wet.wav", "--knob-blend", "nan"], "--knob-blend must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "1"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),

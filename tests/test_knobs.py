@@ -119,6 +119,60 @@ def test_knob_jitter_moves_each_window_s_knobs_and_nothing_else():
     assert 0.04 < offsets.std() < 0.06 and abs(offsets.mean()) < 0.01
 
 
+def test_blended_windows_sit_between_two_neighbouring_settings_and_mix_their_targets_alike():
+    """recordings_batches with blend: a window of a row that has a neighbour keeps its
+    audio, and its setting and target are the same mix, (1 - u) row + u neighbour, of two
+    neighbouring rows; about the fraction asked for is moved. Only the row without a
+    neighbour (another dry take) gets the jitter."""
+    from audio_io.windows import recordings_batches
+
+    n, warmup, segment = 3000, 20, 100
+    rng = np.random.default_rng(5)
+    take = (np.arange(n) / n).astype(np.float32)                    # a sample's value names its position
+    targets = [rng.standard_normal(n).astype(np.float32) for _ in range(3)]
+    settings = (0.0, 0.5, 1.0)
+    recordings = [(take, y, (c,)) for y, c in zip(targets, settings)]
+    recordings.append((rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32), (0.25,)))
+    neighbours = [(1,), (0, 2), (1,), ()]
+    moved, kept, others = 0, 0, []
+    for x, y in recordings_batches(recordings, segment, warmup, 16, np.random.default_rng(2), jitter=0.05, blend=0.5,
+                                   neighbours=neighbours):
+        assert np.array_equal(x[1:, 1:], np.broadcast_to(x[:1, 1:], x[1:, 1:].shape))     # constant in a window
+        for column in range(y.shape[1]):
+            c = float(x[0, 1, column])
+            start = int(round(float(x[warmup, 0, column]) * n))
+            if not np.array_equal(x[:, 0, column], take[start - warmup : start + segment]):
+                others.append(c - 0.25)                             # the other take
+                continue
+            if c in settings:
+                kept += 1
+                y_expected = targets[settings.index(c)][start - warmup : start + segment]
+            else:
+                moved += 1
+                low = 0 if c < 0.5 else 1
+                u = (c - settings[low]) / 0.5
+                y_expected = ((1 - u) * targets[low] + u * targets[low + 1])[start - warmup : start + segment]
+            np.testing.assert_allclose(y[:, column], y_expected, atol=1e-5)
+    assert 0.35 < moved / (moved + kept) < 0.65
+    others = np.array(others)
+    assert others.size > 10 and 0.03 < others.std() < 0.07
+
+
+def test_blend_neighbours_are_the_next_settings_along_one_knob_of_the_same_take():
+    """On a grid of (drive, tone) settings of one dry take, a row's neighbours differ in one
+    knob, with nothing between; another take (or the same take aligned differently) has none."""
+    from audio_io.dataset import blend_neighbours
+
+    rng = np.random.default_rng(6)
+    take = rng.standard_normal(500).astype(np.float32)
+    settings = [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (0.0, 1.0), (0.5, 1.0)]
+    recordings = [(take, rng.standard_normal(500).astype(np.float32), c) for c in settings]
+    recordings.append((rng.standard_normal(500).astype(np.float32), take, (0.25, 0.0)))    # another take
+    recordings.append((np.roll(take, 3), take, (0.75, 0.0)))                              # shifted: another take
+    near = [set(n) for n in blend_neighbours(recordings)]
+    assert near == [{1, 3}, {0, 2, 4}, {1}, {0, 4}, {1, 3}, set(), set()]
+
+
 def test_knob_inputs_scale_over_the_trained_range():
     knobs = [Knob("gain", 0.0, 10.0), Knob("tone", 2.0, 4.0)]
     assert knob_inputs(knobs, 2, ["tone=3", "gain=7"]) == pytest.approx((0.7, 0.5))
@@ -229,9 +283,9 @@ def test_a_conditioned_model_fine_tunes_on_a_capture_set(tmp_path):
 
 
 def test_a_capture_set_run_with_knob_jitter_resumes_where_one_straight_through_ends(tmp_path):
-    """The knob noise comes from the run's own generator, which the checkpoint holds: a
-    capture-set run stopped after one epoch and resumed ends exactly where three epochs
-    straight through end."""
+    """The knob noise and the blending (on by default; the rows share their dry take) come
+    from the run's own generator, which the checkpoint holds: a capture-set run stopped
+    after one epoch and resumed ends exactly where three epochs straight through end."""
     import dataclasses
 
     from audio_io.capture_set import read_capture_set
@@ -252,7 +306,7 @@ def test_a_capture_set_run_with_knob_jitter_resumes_where_one_straight_through_e
     train_run(straight, data, device, tmp_path / "straight", {})
     train_run(fresh(1), data, device, tmp_path / "resumed", {})
     resumed, _ = load_checkpoint(tmp_path / "resumed")
-    assert resumed.train.knob_jitter == 0.05
+    assert resumed.train.knob_jitter == 0.05 and resumed.train.knob_blend == TrainConfig().knob_blend > 0
     resumed.rule = dataclasses.replace(resumed.rule, epochs=3)
     train_run(resumed, data, device, tmp_path / "resumed", {})
     assert [row["val_esr"] for row in resumed.progress.history] == [row["val_esr"] for row in straight.progress.history]

@@ -144,21 +144,23 @@ def test_a_damaged_checkpoint_is_named(tmp_path):
 
 
 def test_a_checkpoint_from_before_the_running_average_resumes_without_one(tmp_path):
-    """A run started before TrainConfig.average, knob_jitter and rollback_above existed goes
-    on as it began (no average, no jitter, a spiked epoch at a constant rate not rolled
-    back), not with today's defaults."""
+    """A run started before TrainConfig.average, knob_jitter, knob_blend and rollback_above
+    existed goes on as it began (no average, no jitter or blending, a spiked epoch at a
+    constant rate not rolled back), not with today's defaults."""
     from lstm_core.files.npz import load_npz, save_npz_atomic
 
     state = small_run(epochs=1, average=0.0)
     train_run(state, small_data(), DEVICE, tmp_path, {})
     arrays, meta = load_npz(tmp_path / "checkpoint.npz")
-    del meta["train"]["average"], meta["train"]["knob_jitter"], meta["train"]["rollback_above"]
+    for key in ("average", "knob_jitter", "knob_blend", "rollback_above"):
+        del meta["train"][key]
     for key in ("best_averaged", "batch_seconds", "validation_seconds", "budget_stop"):
         del meta["progress"][key]
     save_npz_atomic(tmp_path / "checkpoint.npz", arrays, meta)
     resumed, _ = load_checkpoint(tmp_path)
     assert resumed.train.average == 0.0 and TrainConfig().average > 0
     assert resumed.train.knob_jitter == 0.0 and TrainConfig().knob_jitter > 0
+    assert resumed.train.knob_blend == 0.0 and TrainConfig().knob_blend > 0
     assert resumed.train.rollback_above == 0.0 and TrainConfig().rollback_above > 0   # constant: it never did
     resumed.rule = dataclasses.replace(resumed.rule, epochs=2)
     assert train_run(resumed, small_data(), DEVICE, tmp_path, {}) == "epochs"
@@ -285,21 +287,21 @@ def test_older_checkpoints_roll_back_as_their_schedule_did():
     assert _stored_train_config({**stored, "rollback_above": 4.0}).rollback_above == 4.0
 
 
-def test_the_run_hands_its_knob_jitter_to_the_data(tmp_path):
-    """TrainConfig.knob_jitter reaches every epoch's batches (a capture set's windows)."""
+def test_the_run_hands_its_knob_jitter_and_blend_to_the_data(tmp_path):
+    """TrainConfig.knob_jitter and knob_blend reach every epoch's batches (a capture set's windows)."""
     data = small_data()
     asked = []
     real = data.epoch_batches
 
-    def recording(segment, warmup, batch, rng, knob_jitter=0.0):
-        asked.append(knob_jitter)
-        return real(segment, warmup, batch, rng, knob_jitter)
+    def recording(segment, warmup, batch, rng, knob_jitter=0.0, knob_blend=0.0):
+        asked.append((knob_jitter, knob_blend))
+        return real(segment, warmup, batch, rng, knob_jitter, knob_blend)
 
     data.epoch_batches = recording
     state = small_run(epochs=2)
-    state.train = dataclasses.replace(state.train, knob_jitter=0.07)
+    state.train = dataclasses.replace(state.train, knob_jitter=0.07, knob_blend=0.3)
     train_run(state, data, DEVICE, tmp_path, {})
-    assert asked == [0.07, 0.07]
+    assert asked == [(0.07, 0.3), (0.07, 0.3)]
 
 
 def test_a_resumed_run_guards_its_batches_as_one_run_straight_through(tmp_path, monkeypatch):

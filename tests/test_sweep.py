@@ -90,6 +90,7 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["average=1"], "--grid average=1: must be 0 or more and below 1"),
                                           (["average=nan"], "--grid average=nan: must be 0 or more and below 1"),
                                           (["knob_jitter=2"], "--grid knob_jitter=2: must be between 0 and 1"),
+                                          (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
                                           (["lr=0.1", "lr=0.2"], "--grid lr: given twice")])
