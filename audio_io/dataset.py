@@ -198,6 +198,11 @@ class CaptureDataset:
     def _neighbours(self) -> list:
         return blend_neighbours(self._trained)
 
+    @property
+    def unblendable(self) -> list:
+        """The names of the trained rows that have no neighbour to blend with (blend_neighbours)."""
+        return [r.name for r, near in zip(self.training, self._neighbours) if not near]
+
     def check_window(self, warmup: int, segment: int):
         """Raise CaptureSetError unless every trained row holds one whole window."""
         for r in self.training:

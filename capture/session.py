@@ -178,6 +178,18 @@ def _load_capture_set(options: RunOptions, train, reporter: Reporter) -> Capture
     knobs = ", ".join(f"{name} {low:g} to {high:g}" for name, (low, high) in data.ranges.items())
     reporter.note(f"capture set: {len(data.recordings)} settings of {knobs} (scaled to 0..1 for the model)"
                   + (f"; held out: {', '.join(options.holdout)}" if options.holdout else ""))
+    if train.knob_blend:
+        alone = data.unblendable
+        if len(alone) == len(data.training):
+            reporter.note("capture set: no two settings next to each other share a dry input, so no window is "
+                          f"blended between settings; knob jitter {train.knob_jitter:g} instead (record the settings "
+                          "from one dry input to blend them)")
+        elif alone:
+            reporter.note(f"capture set: {', '.join(alone)}: no neighbouring setting of the same dry input, so knob "
+                          f"jitter {train.knob_jitter:g} there instead of blending (the other settings are blended)")
+        else:
+            reporter.note(f"capture set: windows blended between neighbouring settings (--knob-blend "
+                          f"{train.knob_blend:g} of them)")
     data.check_window(train.warmup, segment_samples(options.segment, data.rate, train.tbptt))
     return data
 

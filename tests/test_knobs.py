@@ -62,6 +62,26 @@ def test_one_model_learns_every_setting_and_one_between_them(tmp_path):
     assert all(esrs[name] < 1e-2 for name in ("s0", "s1", "s3", "s4")), esrs
     assert esrs["s2"] < 3e-2, esrs
     assert "held out: never trained on" in out
+    assert "capture set: windows blended between neighbouring settings" in out
+
+
+def test_a_row_on_its_own_dry_take_is_named_and_gets_jitter_instead_of_blending(tmp_path):
+    """Blending needs a neighbouring setting of the same dry input; train.py says which rows
+    have none (they get the knob jitter), and says so for the whole set when none has one."""
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    other = music_like(3, RATE, seed=31)
+    sf.write(tmp_path / "dry2.wav", other, RATE, subtype="FLOAT")
+    sf.write(tmp_path / "wet_other.wav", drive_pedal(other, 3), RATE, subtype="FLOAT")
+    with open(tmp_path / "set.csv", "a") as csv:
+        csv.write("dry2.wav,wet_other.wav,3,other\n")
+    out = train_set(tmp_path, "--epochs", "1", "--segment", "0.25")
+    message = "capture set: other: no neighbouring setting of the same dry input, so knob jitter 0.03 there"
+    assert message in out
+    out = train_set(tmp_path, "--epochs", "1", "--segment", "0.25", "--holdout", "s1", "--force")
+    assert message in out and "no window is blended" not in out       # s0 and s2 are neighbours without s1
+    (tmp_path / "set.csv").write_text("input,target,drive,name\ndry.wav,wet0.wav,0,s0\ndry2.wav,wet_other.wav,3,other\n")
+    out = train_set(tmp_path, "--epochs", "1", "--segment", "0.25", "--force")
+    assert "no two settings next to each other share a dry input, so no window is blended" in out
 
 
 def test_two_knobs_by_name_and_the_aidax_round_trip(tmp_path):
