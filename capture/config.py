@@ -65,7 +65,7 @@ class CaptureConfig:
     captures: str | None = None       # a capture set (CSV): one conditioned model for every setting listed
     knob_range: tuple = ()            # (name, low, high) each: what 0 and 1 of a knob input mean
     holdout: tuple = ()               # capture-set rows validated only, never trained on
-    knob_jitter: float = TRAIN_DEFAULTS.knob_jitter   # noise on the knob inputs while training (0..1 scale)
+    knob_jitter: float = TRAIN_DEFAULTS.knob_jitter   # noise on the knob inputs of rows not blended (0..1 scale)
     knob_blend: float = TRAIN_DEFAULTS.knob_blend     # windows blended between neighbouring settings (a fraction)
 
     def check(self):

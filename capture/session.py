@@ -181,9 +181,9 @@ def _load_capture_set(options: RunOptions, train, reporter: Reporter) -> Capture
     if train.knob_blend:
         alone = data.unblendable
         if len(alone) == len(data.training):
-            reporter.note("capture set: no two settings next to each other share a dry input, so no window is "
-                          f"blended between settings; knob jitter {train.knob_jitter:g} instead (record the settings "
-                          "from one dry input to blend them)")
+            reporter.note("capture set: no two settings of one dry input lie next to each other along one knob, so no "
+                          f"window is blended between settings; knob jitter {train.knob_jitter:g} instead (record "
+                          "settings one knob apart from one dry input to blend them)")
         elif alone:
             reporter.note(f"capture set: {', '.join(alone)}: no neighbouring setting of the same dry input, so knob "
                           f"jitter {train.knob_jitter:g} there instead of blending (the other settings are blended)")

@@ -79,9 +79,10 @@ def test_a_row_on_its_own_dry_take_is_named_and_gets_jitter_instead_of_blending(
     assert message in out
     out = train_set(tmp_path, "--epochs", "1", "--segment", "0.25", "--holdout", "s1", "--force")
     assert message in out and "no window is blended" not in out       # s0 and s2 are neighbours without s1
-    (tmp_path / "set.csv").write_text("input,target,drive,name\ndry.wav,wet0.wav,0,s0\ndry2.wav,wet_other.wav,3,other\n")
+    (tmp_path / "set.csv").write_text("input,target,drive,name\n"
+                                      "dry.wav,wet0.wav,0,s0\ndry2.wav,wet_other.wav,3,other\n")
     out = train_set(tmp_path, "--epochs", "1", "--segment", "0.25", "--force")
-    assert "no two settings next to each other share a dry input, so no window is blended" in out
+    assert "no two settings of one dry input lie next to each other along one knob, so no window is blended" in out
 
 
 def test_two_knobs_by_name_and_the_aidax_round_trip(tmp_path):
