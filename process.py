@@ -5,12 +5,14 @@
     python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
     python process.py runs/pedal-.../model.npz di.wav out.wav --knob drive=7 --knob tone=3   # trained with --captures
 
-The file is read and written in blocks (10 s on the CPU, 5 minutes on the GPU), so memory
+The file is read and written in blocks (60 s on the CPU, 5 minutes on the GPU), so memory
 does not grow with its length. By default each block runs as parallel chunks, corrected
 until each starts where the one before it ends (lstm_core/chunks.py): fast, and equal to
---sequential, the sample-by-sample recurrence, to float32 rounding (see README). Each
-channel of a multi-channel file is processed as its own stream. A model from another tool starts each stream from the state its file
-carries (a .nam file's initial state; zeros otherwise).
+--sequential, the sample-by-sample recurrence, to rounding (see README). A model that
+amplifies float32 rounding runs in float64 (lstm_core/precision.py; --precision). Each
+channel of a multi-channel file is processed as its own stream. A model from another
+tool starts each stream from the state its file carries (a .nam file's initial state;
+zeros otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.inference import process_chunks, process_sequential, start_state
 from lstm_core.knobs import knob_inputs, model_knobs
+from lstm_core.precision import LIMIT_DB, offline_dtype
 from lstm_core.split_run import SplitRun
 from lstm_core.files.formats import read_model
 from command_line import ArgumentParser, fail
@@ -53,6 +56,10 @@ def parse_args(argv):
                         "(--knob 0.7, usually 0 to 1); give one per knob")
     p.add_argument("--extrapolate", action="store_true",
                    help="allow knob settings outside the range the model was trained on")
+    p.add_argument("--precision", choices=("auto", "float32", "float64"), default="auto",
+                   help="the float type the model runs in. auto (default): float32, or float64 for a model that "
+                        "amplifies float32 rounding (tried on a probe signal first; lstm_core/precision.py), so that "
+                        "both ways of processing give its exact output to rounding")
     return p.parse_args(argv)
 
 
@@ -95,7 +102,8 @@ def main(argv=None):
         if rate and rate != info.samplerate:
             print(f"warning: the model was trained at {rate} Hz and {source} is {info.samplerate} Hz: the effect "
                   f"will sound different; resample the input to {rate} Hz for the trained sound", file=sys.stderr)
-        params = {k: to_device(v, xp) for k, v in model.params.items()}
+        dtype = run_precision(args.precision, model, controls)
+        params = {k: to_device(np.asarray(v, dtype), xp) for k, v in model.params.items()}
         device = device_settings("gpu" if is_gpu(xp) else "cpu")
         seconds, clipped = process_file(params, config, xp, device, source, destination, info, fmt, subtype,
                                         args.sequential, model.initial_state, controls, model.gains)
@@ -115,6 +123,19 @@ def main(argv=None):
     return 0
 
 
+def run_precision(choice: str, model, controls):
+    """The float type to run ``model`` in: ``choice``, or for "auto" precision.py's
+    (saying so when it is float64)."""
+    if choice != "auto":
+        return np.dtype(choice).type
+    dtype, effect = offline_dtype(model.params, model.config, model.initial_state, controls)
+    if dtype is np.float64:
+        print(f"note: float32 rounding moves this model's output by {effect:.0f} dB on a probe signal (more than "
+              f"{LIMIT_DB:.0f} dB): it runs in float64, slower, so that its output is exact to rounding "
+              f"(--precision float32 for speed)")
+    return dtype
+
+
 def process_file(params, config, xp, device: DeviceSettings, source: Path, destination: Path, info, fmt, subtype,
                  sequential: bool, initial=None, controls=(), gains=(1.0, 1.0)):
     """Stream source -> destination block by block (``device``'s blocks, chunks, warm-up
@@ -130,7 +151,7 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
         with sf.SoundFile(str(source)) as reader, \
                 sf.SoundFile(temporary, "w", info.samplerate, info.channels, subtype, format=fmt) as writer:
             state = None
-            channel_states = [start_state(config, 1, xp, initial) for _ in range(info.channels)]
+            channel_states = [start_state(config, 1, xp, initial, params["out.W"].dtype) for _ in range(info.channels)]
             while True:
                 x = reader.read(block, dtype="float32", always_2d=True)     # (n, C)
                 if x.shape[0] == 0:

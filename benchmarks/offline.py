@@ -1,13 +1,20 @@
 """Offline inference speed: x real time of process.py's two ways, against PyTorch and NAM's C++ core.
 
-One model per H (one layer, input size 1, skip on, initialised with seed H: common.model)
-runs over --seconds of generated 44.1 kHz mono audio, the way process.py runs a file:
+One model per H (one layer, input size 1, skip on, initialised with seed H: common.model),
+or each model file given with --model, runs over --seconds of generated 44.1 kHz mono
+audio, the way process.py runs a file. Measure trained models too: an initialised one
+forgets its state at once and does not amplify rounding, so its chunks need one pass and
+it runs in float32, where a trained amp-like model needs many passes and float64
+(RESULTS.md, "Offline precision").
 
-    default      blocks of CPU.block_seconds, each as CPU.parts exact parallel chunks
-                 (inference.process_chunks, chunks.py) shared by one process per core
-                 (split_run.SplitRun), the state carried from block to block
-    sequential   process.py --sequential: the recurrence one sample after the other
-    PyTorch CPU  nn.LSTM + Linear + skip with the same weights, one stream, block by block
+    default      process.py's precision (lstm_core/precision.py: float32, or float64 for a
+                 model that amplifies rounding); blocks of CPU.block_seconds, each as
+                 CPU.parts exact parallel chunks (inference.process_chunks, chunks.py)
+                 shared by one process per core (split_run.SplitRun), the state carried
+                 from block to block
+    sequential   process.py --sequential: the recurrence one sample after the other, in
+                 the same precision as the default
+    PyTorch CPU  nn.LSTM + Linear + skip with the same weights (float32), one stream, block by block
                  with the state carried, under torch.no_grad() (only when torch imports)
     NAM C++      NAM's own benchmark tool, tools/benchmodel, on a .nam file of the same
                  size (skip off: .nam has none; the cost is the same), with --nam-benchmodel
@@ -21,6 +28,7 @@ difference relative to the output's peak, in dB.
 
     python benchmarks/offline.py                         # H 16/32/64, 155 s (several minutes)
     python benchmarks/offline.py --seconds 20 --hidden 32
+    python benchmarks/offline.py --model runs/amp-.../model.npz --model pedal.json
     python benchmarks/offline.py --nam-benchmodel ~/NeuralAmpModelerCore/build/tools/benchmodel
     python benchmarks/offline.py --write                 # also append the table to RESULTS.md
 
@@ -68,10 +76,11 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import positive_float, positive_int  # noqa: E402
 from lstm_core.devices import CPU, device_settings  # noqa: E402
-from lstm_core.files.formats import export_document  # noqa: E402
+from lstm_core.files.formats import export_document, read_model  # noqa: E402
 from lstm_core.files.model_file import ModelFile  # noqa: E402
 from lstm_core.inference import process_chunks, process_sequential, start_state  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
+from lstm_core.precision import offline_dtype  # noqa: E402
 from lstm_core.split_run import SplitRun  # noqa: E402
 
 RATE = common.RATE
@@ -92,9 +101,10 @@ def blocks(x: np.ndarray, seconds: float):
 
 
 def default_runner(params, config, settings, runner):
-    """x (N,) -> y (N,) as process.py's default: exact chunks, block by block."""
+    """x (N,) -> y (N,) as process.py's default: exact chunks, block by block, in the
+    parameters' float type."""
     def run(x):
-        state, out = start_state(config, 1), []
+        state, out = start_state(config, 1, np, None, params["out.W"].dtype), []
         for block in blocks(x, settings.block_seconds):
             y, state, _ = process_chunks(params, config, block, np, state, settings.parts, settings.overlap,
                                          runner=runner)
@@ -161,6 +171,11 @@ def parse_args(argv=None):
                         help="hidden sizes H (default 16 32 64)")
     parser.add_argument("--nam-benchmodel", default=None, metavar="PATH",
                         help="NAM's tools/benchmodel, built from NeuralAmpModelerCore (see this file's docstring)")
+    parser.add_argument("--model", action="append", default=[], metavar="PATH",
+                        help="a model file (a model.npz from train.py, .nam, AIDA-X .json; audio input only) to "
+                             "measure instead of the initialised models of --hidden; give it more than once for more")
+    parser.add_argument("--precision", choices=("auto", "float32", "float64"), default="auto",
+                        help="the float type ours runs in, as process.py's --precision (default auto)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     parser.add_argument("--write", action="store_true",
                         help=f"append the table, with the machine and command, to {common.RESULTS.name}")
@@ -178,27 +193,33 @@ def main(argv=None) -> int:
                  f"{settings.overlap}-sample warm-up, {settings.processes} process(es)")
     print(f"{'measuring:':20s}{described}\n", flush=True)
     other_work = common.watch_other_work()
-    header = ["H", "default (x real time)", "sequential", "default / sequential"]
+    header = ["model", "precision", "default (x real time)", "sequential", "default / sequential"]
     if torch is not None:
         header += ["PyTorch CPU", "default / PyTorch"]
     if args.nam_benchmodel:
         header += ["NAM C++", "default / NAM"]
     header += ["vs sequential (dB, norm)", "(dB, largest sample)"]
     rows, worst = [], -np.inf
-    for H in args.hidden:
-        config, params = common.model(H)
+    for label, config, params in models(args):
+        H = config.hidden_size
+        # process.py's precision (auto: lstm_core/precision.py); PyTorch keeps float32.
+        dtype, effect = offline_dtype(params, config)
+        if args.precision != "auto":
+            dtype = np.dtype(args.precision).type
+        precision = f"{np.dtype(dtype).name} ({effect:.0f} dB)"
+        torch_params, params = params, {name: np.asarray(value, dtype) for name, value in params.items()}
         with SplitRun(params, config, settings.processes) if settings.processes > 1 else _nothing() as runner:
             calls = {"default": default_runner(params, config, settings, runner),
                      "sequential": sequential_runner(params, config, settings)}
             if torch is not None:
-                calls["PyTorch CPU"] = torch_runner(torch, params, config, settings)
+                calls["PyTorch CPU"] = torch_runner(torch, torch_params, config, settings)
             seconds, outputs = common.take_turns({name: (lambda run=run: run(x)) for name, run in calls.items()}, 1,
                                                  warm_ups={name: (lambda run=run: run(warm)) for name, run in
                                                            calls.items()})
         speed = {name: args.seconds / times[0] for name, times in seconds.items()}
         norm, largest = difference_db(outputs["default"], outputs["sequential"])
         worst = max(worst, norm, largest)
-        row = [str(H), f"{speed['default']:.1f}", f"{speed['sequential']:.1f}",
+        row = [label, precision, f"{speed['default']:.1f}", f"{speed['sequential']:.1f}",
                f"{speed['default'] / speed['sequential']:.1f}"]
         if torch is not None:
             row += [f"{speed['PyTorch CPU']:.1f}", f"{speed['default'] / speed['PyTorch CPU']:.2f}"]
@@ -209,7 +230,7 @@ def main(argv=None) -> int:
         print("  ".join(f"{name}: {value}" for name, value in zip(header, row + [f"{norm:.0f}", f"{largest:.0f}"])),
               file=sys.stderr, flush=True)
     table = common.markdown_table(header, rows)
-    table += f"\n\nLargest difference from sequential, any H: {worst:.0f} dB."
+    table += f"\n\nLargest difference from sequential, any model: {worst:.0f} dB."
     note = other_work()
     if note:
         table += f"\n\n{note}"
@@ -221,6 +242,21 @@ def main(argv=None) -> int:
                               f"{common.facts_list(facts)}\n- measuring: {described}\n\n{table}")
         print(f"\nappended to {common.RESULTS}")
     return 0
+
+
+def models(args):
+    """[(label, config, parameters on the host)]: the files of --model, or the initialised
+    models of --hidden."""
+    if not args.model:
+        return [(str(H), *common.model(H)) for H in args.hidden]
+    found = []
+    for path in args.model:
+        model = read_model(path)
+        if model.config.input_size != 1:
+            raise SystemExit(f"{path}: a conditioned model (knobs); this benchmark runs audio-only models")
+        label = f"{Path(path).parent.name}/{Path(path).name}" if Path(path).name == "model.npz" else Path(path).name
+        found.append((f"{label} (H {model.config.hidden_size})", model.config, model.params))
+    return found
 
 
 class _nothing:

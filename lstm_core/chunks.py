@@ -8,24 +8,29 @@ it has run; so it starts from a guess (the stream's start state, warmed up on th
 
     pass 1    every chunk runs from its guess; its final state is recorded
     pass k+1  every chunk whose starting state differs from the final state of the chunk
-              before it (by more than float32 rounding, TOL) runs again from that final
+              before it (by more than rounding: tolerance()) runs again from that final
               state, all such chunks as one batch
     until     no chunk differs.
 
 Each pass makes at least the first differing chunk exact, so there are at most P
-passes; in practice one or two on models trained here, because an LSTM forgets its
-starting state.
+passes; in practice one or two on models that forget their state quickly (filters and
+overdrives trained here); on amp-like ones, whose state carries a slow envelope, as many
+as it takes the envelope to fade, one chunk further each pass: 19 to 23 in 10 s of audio
+cut into 128 chunks, 3 in 60 s cut into 64 (devices.py).
 A rerun chunk is also compared, every STRIDE steps, with the states its previous run
 recorded there: once they agree the rest of its previous output (and its final state)
 stands, and the rerun stops. A rerun therefore costs about the time the model takes to
 forget, not a whole chunk, and a warm-up only saves work when it is shorter than that.
 
-The output equals one sequential run over the stream to float32 rounding, on any model:
-a model that never forgets (a cell that integrates) takes more passes, not a worse result.
-"To rounding" is literal: a batch's matmul rounds differently from one column's, so on a
-model that amplifies rounding (a cell that grows to thousands) the two differ by about as
-much as the sequential float32 run differs from float64 (-94 dB and -96 dB on such a
-model, built by hand; below -140 dB on ordinary ones).
+The output equals one sequential run over the stream to rounding, on any model: a model
+that never forgets (a cell that integrates) takes more passes, not a worse result.
+"To rounding" is literal: a batch's matmul rounds differently from one column's, and two
+states that agree to rounding are taken as the same, so on a model that amplifies
+rounding the two ways differ by about as much as either differs from the exact output.
+In float32 that reaches -80 to -120 dB on such models (trained amp-like models, most
+community captures); precision.py finds them and runs them in float64, where the same
+amplification leaves the two ways equal to the output's float32 rounding (-152 dB).
+Nothing here depends on the float type: the states' own type sets the tolerance.
 
 Shapes: x (N,) float32 on the host; a state (h, c), each (L, H, B) on xp's device;
 a chunk's input (S, I, P) (inference.model_input).
@@ -38,15 +43,23 @@ import numpy as np
 from .backend import to_numpy
 
 STRIDE = 256          # steps between the recorded states a rerun chunk is compared with
-TOL = 2.4e-7          # two float32 roundings at 1: |a - b| <= TOL (1 + |b|) is "the same state"
+
+
+def tolerance(dtype) -> float:
+    """Two roundings at 1 in ``dtype``: |a - b| <= tolerance (1 + |b|) is "the same state"."""
+    return 2.0 * float(np.finfo(dtype).eps)
+
+
+TOL = tolerance(np.float32)     # 2.4e-7
 
 
 def same_state(a, b, xp):
-    """(B,) bool on the host: whether each column of state a equals b's to rounding.
-    a, b: (h, c), each (L, H, B). Equal infinities and NaN against NaN count as the same
-    (a diverged model's state): a chunk rerun from a state must then agree with it, or
-    the passes would never end."""
-    agree = [xp.all((xp.abs(p - q) <= TOL * (1.0 + xp.abs(q))) | (p == q) | (xp.isnan(p) & xp.isnan(q)), axis=(0, 1))
+    """(B,) bool on the host: whether each column of state a equals b's to rounding (in
+    their float type). a, b: (h, c), each (L, H, B). Equal infinities and NaN against NaN
+    count as the same (a diverged model's state): a chunk rerun from a state must then
+    agree with it, or the passes would never end."""
+    tol = tolerance(a[0].dtype)
+    agree = [xp.all((xp.abs(p - q) <= tol * (1.0 + xp.abs(q))) | (p == q) | (xp.isnan(p) & xp.isnan(q)), axis=(0, 1))
              for p, q in zip(a, b)]
     return to_numpy(agree[0] & agree[1])
 

@@ -9,8 +9,8 @@ ran before it in the same process.
     segment             0.5 s                     0.25 s
     processes           one per core              1
     GPU loop            -                         "window" (cuda_kernels: "step" or "window")
-    offline blocks      10 s                      300 s
-    offline chunks      128 (across processes)    4096
+    offline blocks      60 s                      300 s
+    offline chunks      64 (across processes)     4096
     chunk warm-up       256 samples               256 samples
     validation chunks   128                       32
     validation warm-up  8192 samples              8192 samples
@@ -35,12 +35,22 @@ chunks against 0.24 to 0.31 s in 32 (2026-11-30); in 256 chunks of 2000 samples 
 validation chunk is shorter than 4096 samples (run.MIN_VALIDATION_CHUNK).
 
 The chunk warm-up only guesses each chunk's starting state; the chunks are then corrected
-until exact (chunks.py), so a short one pays: on models trained here (H = 32) 256 samples
-already put every chunk within float32 rounding of its true state (one pass), while
-8192 samples made a 10 s block take about three times as long (benchmarks/offline.py).
+until exact (chunks.py), so a short one pays: on models that forget quickly (H = 32)
+256 samples already put every chunk within float32 rounding of its true state (one
+pass), while 8192 samples made a 10 s block take about three times as long
+(benchmarks/offline.py). A model with a long memory is another matter: a trained
+amp-like model's state carries an envelope for about a second, no warm-up reaches it,
+and its chunks are corrected pass after pass, each pass one chunk further, until the
+envelope is forgotten. Long blocks pay for that once per block: on two trained amp-like
+models (H = 32, float64 as precision.py chooses for them, two processes, 120 s of the
+offline benchmark's signal; 2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes
+and ran at 4.8x and 3.5x real time, 60 s blocks in 64 chunks 3 passes at 26.6x and
+22.9x (in 128 chunks: 4 and 5 passes, 20.3x and 15.8x); a trained compressor went from
+13.2x to 41.1x, while a low-pass filter (98.5x against 104.5x) and an initialised model
+(102.9x against 99.1x) took one pass either way. A block is the memory that processing
+holds (its audio, outputs and chunk inputs), so 60 s keep it in tens of megabytes.
 Offline on the CPU the chunks' columns are shared by the processes (split_run.py): at
-H = 32 each of two processes then spent half the CPU time of one process alone (128
-chunks; with 64, 32 columns a process, the calls' own overhead ate the gain).
+H = 32 each of two processes then spent half the CPU time of one process alone.
 Validation's warm-up is another matter: the state before the validation audio is not
 known at all, so it runs that long on the training audio before it.
 """
@@ -86,8 +96,8 @@ class DeviceSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=10.0,
-                     parts=128, overlap=256, validation_parts=128, validation_warmup=8192)
+CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=60.0,
+                     parts=64, overlap=256, validation_parts=128, validation_warmup=8192)
 GPU = DeviceSettings(device="gpu", batch=64, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
                      parts=4096, overlap=256, validation_parts=32, validation_warmup=8192)
 

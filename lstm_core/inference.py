@@ -8,9 +8,11 @@ Two ways, one exact and one fast:
   chunk starts from a guess at its state (warmed up on the ``overlap`` samples before
   it), and every chunk that did not start where the one before it ended runs again from
   there, until none differs (chunks.py). The first chunk of a stream starts from its
-  true state. The result equals the sequential one to float32 rounding on every model,
-  also one that never forgets (tests/test_inference.py checks below -120 dB).
+  true state. The result equals the sequential one to rounding on every model, also
+  one that never forgets (tests/test_inference.py checks below -120 dB).
 
+Both run in the parameters' float type: float32, or float64 for a model that amplifies
+float32 rounding so much that the two ways would differ by more (precision.py chooses).
 Arrays in, arrays out: x is (N,) float32 on the host (or (N, C), a stream per column, for
 the sequential way), and so is the result. Both ways return the state after x (the
 parallel way through process_chunks), to continue the stream in the next call.
@@ -59,18 +61,19 @@ def run(params: dict, config: ModelConfig, x, state=None, gpu_loop: str = DEFAUL
     return y, state
 
 
-def start_state(config: ModelConfig, batch: int, xp=np, initial=None):
-    """(h, c), each (L, H, B): ``initial`` ((h, c), each (L, H)) in every column, or zeros."""
+def start_state(config: ModelConfig, batch: int, xp=np, initial=None, dtype=np.float32):
+    """(h, c), each (L, H, B) of ``dtype``: ``initial`` ((h, c), each (L, H)) in every
+    column, or zeros."""
     if initial is None:
-        return zero_state(config, batch, xp)
+        return zero_state(config, batch, xp, dtype)
     shape = (config.num_layers, config.hidden_size, batch)
-    return tuple(to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(part, np.float32)[:, :, None], shape)), xp)
+    return tuple(to_device(np.ascontiguousarray(np.broadcast_to(np.asarray(part, dtype)[:, :, None], shape)), xp)
                  for part in initial)
 
 
-def model_input(audio: np.ndarray, config: ModelConfig, controls=()) -> np.ndarray:
-    """x (T, I, B) float32 for the model: the audio (T, B) as input 0, then one constant
-    row per control value (a conditioned model's knobs)."""
+def model_input(audio: np.ndarray, config: ModelConfig, controls=(), dtype=np.float32) -> np.ndarray:
+    """x (T, I, B) of ``dtype`` for the model: the audio (T, B) as input 0, then one
+    constant row per control value (a conditioned model's knobs)."""
     controls = tuple(controls or ())
     if len(controls) != config.input_size - 1:
         if config.input_size == 1:
@@ -78,7 +81,7 @@ def model_input(audio: np.ndarray, config: ModelConfig, controls=()) -> np.ndarr
         raise ValueError(f"the model takes {config.input_size - 1} control value(s) besides the audio (a conditioned "
                          f"model, such as a knob position), {len(controls)} given")
     T, B = audio.shape
-    x = np.empty((T, config.input_size, B), np.float32)
+    x = np.empty((T, config.input_size, B), dtype)
     x[:, 0, :] = audio
     for row, value in enumerate(controls, start=1):
         x[:, row, :] = value
@@ -88,14 +91,16 @@ def model_input(audio: np.ndarray, config: ModelConfig, controls=()) -> np.ndarr
 def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, state=None, initial=None,
                        controls=(), gpu_loop: str = DEFAULT_LOOP):
     """Exact: x (N,) or (N, C) -> (y of the same shape, state). Each column of a 2-D x is
-    its own stream (a channel). ``params`` must live on ``xp``'s device; pass the returned
-    state to the next call to continue the same streams (``initial`` is used only when
-    ``state`` is None)."""
+    its own stream (a channel). ``params`` must live on ``xp``'s device, and the model
+    runs in their float type (float32, or float64: precision.py); y is float32. Pass the
+    returned state to the next call to continue the same streams (``initial`` is used
+    only when ``state`` is None)."""
     columns = x.reshape(x.shape[0], -1)
+    dtype = params["out.W"].dtype
     if state is None:
-        state = start_state(config, columns.shape[1], xp, initial)
-    y, state = run(params, config, to_device(model_input(columns, config, controls), xp), state, gpu_loop)
-    return to_numpy(y).reshape(x.shape), state
+        state = start_state(config, columns.shape[1], xp, initial, dtype)
+    y, state = run(params, config, to_device(model_input(columns, config, controls, dtype), xp), state, gpu_loop)
+    return to_numpy(y).astype(np.float32, copy=False).reshape(x.shape), state
 
 
 def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
@@ -121,19 +126,21 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
     skip = 0
     if history is not None and history.size:
         x, skip = np.concatenate([history.astype(np.float32), x.astype(np.float32)]), history.size
-    y, _, _ = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial), parts, overlap, controls,
-                             gpu_loop)
+    y, _, _ = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype), parts,
+                             overlap, controls, gpu_loop)
     return y[skip:]
 
 
 def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, parts: int, overlap: int,
                    controls=(), gpu_loop: str = DEFAULT_LOOP, runner=None):
     """x (N,) from the true state ``state`` ((h, c), each (L, H, 1), on xp) ->
-    (y (N,), the state after x, passes): process_sequential's result to float32 rounding,
+    (y (N,), the state after x, passes): process_sequential's result to rounding,
     computed as ``parts`` chunks of one batch (chunks.py); pass the state to the next call
-    to continue the stream. ``runner``: what runs the model, (x (T, I, B), state) ->
+    to continue the stream. The model runs in the state's float type (float32, or
+    float64: precision.py). ``runner``: what runs the model, (x (T, I, B), state) ->
     (y (T, B), state), such as split_run.SplitRun (every core); None: run() here."""
     x = np.asarray(x, np.float32)
+    dtype = state[0].dtype
     n = x.size
     parts = max(1, min(parts, n))
     length = -(-n // parts)                                  # samples a chunk delivers
@@ -150,11 +157,12 @@ def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, 
     warm = min(overlap, length)
     if warm and parts > 1:                                   # the samples before chunks 1..P-1
         before = np.stack([padded[c * length - warm : c * length] for c in range(1, parts)], axis=1)
-        _, warmed = run_part(to_device(model_input(before, config, controls), xp), columns(guess, slice(1, parts)))
+        _, warmed = run_part(to_device(model_input(before, config, controls, dtype), xp),
+                             columns(guess, slice(1, parts)))
         guess = tuple(xp.concatenate([part[:, :, :1], w], axis=2) for part, w in zip(guess, warmed))
 
-    y, final, passes = run_exact_chunks(run_part, to_device(model_input(chunks, config, controls), xp), state, guess,
-                                        xp, n - (parts - 1) * length)
+    x_chunks = to_device(model_input(chunks, config, controls, dtype), xp)
+    y, final, passes = run_exact_chunks(run_part, x_chunks, state, guess, xp, n - (parts - 1) * length)
     return y.T.reshape(-1)[:n], final, passes
 
 

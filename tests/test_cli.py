@@ -154,3 +154,29 @@ def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     for channel in range(2):
         exact, _ = process_sequential(params, config, x[:, channel])
         assert error_db(y[:, channel], exact) < -120, channel
+
+
+def test_process_runs_a_rounding_amplifier_in_float64_equal_to_sequential(pair):
+    """process.py's auto precision: a model that amplifies float32 rounding runs in
+    float64, says so, and the default way equals --sequential to the output's rounding;
+    --precision float32 keeps float32 (and says nothing)."""
+    rng = np.random.default_rng(5)
+    H = 32
+    config = ModelConfig(hidden_size=H)
+    params = init_params(config, rng)
+    params["lstm0.W_h"][:] = 2.5 * rng.standard_normal((4 * H, H)) / np.sqrt(H)    # as test_inference's amplifier
+    params["lstm0.W_x"][:] = rng.standard_normal((4 * H, 1))
+    params["out.W"][:] = 1.0 / H
+    save_model(pair / "amplifier.npz", params, config, 11025)
+    x = (0.4 * np.sin(np.arange(30_000) * 0.03) + 0.05 * rng.standard_normal(30_000)).astype(np.float32)
+    sf.write(pair / "in.wav", x, 11025, subtype="FLOAT")
+    outputs = {}
+    for name, options in (("default", ()), ("sequential", ("--sequential",)), ("float32", ("--precision", "float32"))):
+        code, stdout, stderr = run("process.py", pair / "amplifier.npz", pair / "in.wav", pair / f"{name}.wav",
+                                   *options)
+        assert code == 0, stderr
+        assert ("runs in float64" in stdout) == (name != "float32"), stdout
+        outputs[name], _ = sf.read(str(pair / f"{name}.wav"), dtype="float32")
+    assert error_db(outputs["default"], outputs["sequential"]) < -140
+    code, _, stderr = run("process.py", pair / "amplifier.npz", pair / "in.wav", pair / "x.wav", "--precision", "half")
+    assert code != 0 and "--precision" in stderr

@@ -149,3 +149,36 @@ def test_chunks_shared_by_two_processes_give_the_same_result(rng):
                                               runner=runner)
         assert len(runner._workers) == 1 and runner._workers[0][0].is_alive()
     assert error_db(y, reference) < -120 and np.abs(c_end - c).max() < 1e-5
+
+
+def _rounding_amplifier(rng, H=32, gain=2.5):
+    """A model whose recurrence amplifies float32 rounding about a hundredfold, as trained
+    amp-like models and community captures do (precision.py): recurrent weights of gain
+    2.5, near the edge of chaos."""
+    config = ModelConfig(hidden_size=H)
+    params = init_params(config, rng)
+    params["lstm0.W_h"][:] = gain * rng.standard_normal((4 * H, H)) / np.sqrt(H)
+    params["lstm0.W_x"][:] = rng.standard_normal((4 * H, 1))
+    params["out.W"][:] = 1.0 / H
+    return config, params
+
+
+def test_precision_runs_a_rounding_amplifier_in_float64_and_both_ways_then_agree():
+    from lstm_core.precision import LIMIT_DB, offline_dtype
+
+    rng = np.random.default_rng(5)
+    config, params = _rounding_amplifier(rng)
+    x = _signal(rng)
+    f32, _ = process_sequential(params, config, x)
+    as_float64 = {name: value.astype(np.float64) for name, value in params.items()}
+    f64, _ = process_sequential(as_float64, config, x)
+    assert f64.dtype == np.float32                       # the output is float32 audio either way
+    assert error_db(f32, f64) > -130           # float32 alone moves it this far (a plain model: -140 dB and below)
+    dtype, effect = offline_dtype(params, config)
+    assert dtype is np.float64 and effect > LIMIT_DB
+    # In float64 the parallel chunks give the sequential output to its float32 rounding.
+    assert error_db(process_parallel(as_float64, config, x, parts=16, overlap=256), f64) < -140
+    # A plain model stays in float32.
+    plain_config, plain = _model(rng)
+    dtype, effect = offline_dtype(plain, plain_config)
+    assert dtype is np.float32 and effect < LIMIT_DB
