@@ -155,11 +155,18 @@ def nam_real_time(benchmodel: str, H: int) -> float:
 
 
 def difference_db(y, reference) -> tuple:
-    """(20 log10 of the relative 2-norm error, 20 log10 of the largest |difference| / peak)."""
+    """(20 log10 of the relative 2-norm error, 20 log10 of the largest |difference| / peak);
+    -inf for outputs that are equal bit for bit."""
     y, reference = y.astype(np.float64), reference.astype(np.float64)
+    if np.array_equal(y, reference):
+        return -np.inf, -np.inf
     tiny = 1e-300
     return (20 * np.log10(max(np.linalg.norm(y - reference), tiny) / np.linalg.norm(reference)),
             20 * np.log10(max(np.abs(y - reference).max(), tiny) / np.abs(reference).max()))
+
+
+def db_text(value: float) -> str:
+    return "equal" if value == -np.inf else f"{value:.0f}"
 
 
 def parse_args(argv=None):
@@ -226,11 +233,10 @@ def main(argv=None) -> int:
         if args.nam_benchmodel:
             nam = nam_real_time(args.nam_benchmodel, H)
             row += [f"{nam:.1f}", f"{speed['default'] / nam:.2f}"]
-        rows.append(row + [f"{norm:.0f}", f"{largest:.0f}"])
-        print("  ".join(f"{name}: {value}" for name, value in zip(header, row + [f"{norm:.0f}", f"{largest:.0f}"])),
-              file=sys.stderr, flush=True)
+        rows.append(row + [db_text(norm), db_text(largest)])
+        print("  ".join(f"{name}: {value}" for name, value in zip(header, rows[-1])), file=sys.stderr, flush=True)
     table = common.markdown_table(header, rows)
-    table += f"\n\nLargest difference from sequential, any model: {worst:.0f} dB."
+    table += f"\n\nLargest difference from sequential, any model: {db_text(worst)}{'' if worst == -np.inf else ' dB'}."
     note = other_work()
     if note:
         table += f"\n\n{note}"
@@ -246,14 +252,16 @@ def main(argv=None) -> int:
 
 def models(args):
     """[(label, config, parameters on the host)]: the files of --model, or the initialised
-    models of --hidden."""
+    models of --hidden. A file's initial state (a .nam file's) is left out: every system
+    here starts from zeros."""
     if not args.model:
         return [(str(H), *common.model(H)) for H in args.hidden]
     found = []
     for path in args.model:
         model = read_model(path)
-        if model.config.input_size != 1:
-            raise SystemExit(f"{path}: a conditioned model (knobs); this benchmark runs audio-only models")
+        if model.config.input_size != 1 or model.config.num_layers != 1:
+            raise SystemExit(f"{path}: this benchmark runs one-layer, audio-only models (its PyTorch and NAM columns "
+                             f"are built that way)")
         label = f"{Path(path).parent.name}/{Path(path).name}" if Path(path).name == "model.npz" else Path(path).name
         found.append((f"{label} (H {model.config.hidden_size})", model.config, model.params))
     return found

@@ -43,14 +43,19 @@ amp-like model's state carries an envelope for about a second, no warm-up reache
 and its chunks are corrected pass after pass, each pass one chunk further, until the
 envelope is forgotten. Long blocks pay for that once per block: on two trained amp-like
 models (H = 32, float64 as precision.py chooses for them, two processes, 120 s of the
-offline benchmark's signal; 2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes
+offline benchmark's signal, a session script; RESULTS.md "Offline precision",
+2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes
 and ran at 4.8x and 3.5x real time, 60 s blocks in 64 chunks 3 passes at 26.6x and
 22.9x (in 128 chunks: 4 and 5 passes, 20.3x and 15.8x); a trained compressor went from
 13.2x to 41.1x, while a low-pass filter (98.5x against 104.5x) and an initialised model
 (102.9x against 99.1x) took one pass either way. A block is the memory that processing
 holds (its audio, outputs and chunk inputs), so 60 s keep it in tens of megabytes.
-Offline on the CPU the chunks' columns are shared by the processes (split_run.py): at
-H = 32 each of two processes then spent half the CPU time of one process alone.
+In 60 s blocks, 128 chunks suit the models that forget quickly better (the low-pass
+122.7x, the initialised model 128.9x) and the amp-like ones worse (20.3x and 15.8x): 64
+costs the first a fifth and gains the second a third. Offline on the CPU the chunks'
+columns are shared by the processes (split_run.py): at 64 chunks two processes ran the
+amp-like model 1.4 to 1.5 times as fast as one, the low-pass and the initialised model
+1.1 to 1.2 times (32 columns a process: the calls' own overhead is much of each step).
 Validation's warm-up is another matter: the state before the validation audio is not
 known at all, so it runs that long on the training audio before it.
 """

@@ -136,11 +136,13 @@ def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, 
     """x (N,) from the true state ``state`` ((h, c), each (L, H, 1), on xp) ->
     (y (N,), the state after x, passes): process_sequential's result to rounding,
     computed as ``parts`` chunks of one batch (chunks.py); pass the state to the next call
-    to continue the stream. The model runs in the state's float type (float32, or
-    float64: precision.py). ``runner``: what runs the model, (x (T, I, B), state) ->
-    (y (T, B), state), such as split_run.SplitRun (every core); None: run() here."""
+    to continue the stream. The model runs in the parameters' float type (float32, or
+    float64: precision.py); the state is cast to it. ``runner``: what runs the model,
+    (x (T, I, B), state) -> (y (T, B), state), such as split_run.SplitRun (every core);
+    None: run() here."""
     x = np.asarray(x, np.float32)
-    dtype = state[0].dtype
+    dtype = params["out.W"].dtype
+    state = tuple(part.astype(dtype, copy=False) for part in state)
     n = x.size
     parts = max(1, min(parts, n))
     length = -(-n // parts)                                  # samples a chunk delivers

@@ -176,9 +176,28 @@ def test_precision_runs_a_rounding_amplifier_in_float64_and_both_ways_then_agree
     assert error_db(f32, f64) > -130           # float32 alone moves it this far (a plain model: -140 dB and below)
     dtype, effect = offline_dtype(params, config)
     assert dtype is np.float64 and effect > LIMIT_DB
-    # In float64 the parallel chunks give the sequential output to its float32 rounding.
+    # In float64 the parallel chunks give the sequential output to its float32 rounding,
+    # also over two calls with the state carried between them.
     assert error_db(process_parallel(as_float64, config, x, parts=16, overlap=256), f64) < -140
+    first, state, _ = process_chunks(as_float64, config, x[:17_000], np, start_state(config, 1, np, None, np.float64),
+                                     8, 256)
+    second, state, _ = process_chunks(as_float64, config, x[17_000:], np, state, 8, 256)
+    assert state[0].dtype == np.float64 and error_db(np.concatenate([first, second]), f64) < -140
     # A plain model stays in float32.
     plain_config, plain = _model(rng)
     dtype, effect = offline_dtype(plain, plain_config)
     assert dtype is np.float32 and effect < LIMIT_DB
+
+
+def test_chunks_agree_to_the_rounding_of_their_own_float_type():
+    """Two states 1e-10 apart are the same in float32 (its rounding is 1.2e-7) and
+    different in float64 (2.2e-16): float64 chunks are corrected until they agree to
+    float64's rounding, not float32's."""
+    from lstm_core.chunks import same_state
+
+    base = np.linspace(-2.0, 2.0, 24).reshape(1, 8, 3)
+    for dtype, same in ((np.float32, True), (np.float64, False)):
+        a = (base.astype(dtype), base.astype(dtype))
+        b = ((base + 1e-10).astype(dtype), base.astype(dtype))
+        assert same_state(a, b, np).tolist() == [same] * 3, dtype
+        assert same_state(a, a, np).all()
