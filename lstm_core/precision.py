@@ -2,18 +2,19 @@
 
 Offline processing has two ways (inference.py): sequential, and parallel chunks corrected
 until each starts where the one before it ends, to the rounding of their float type
-(chunks.py). Both
-round differently from each other, and from the model's exact output, by float32's
-2^-24 a step. On most models that stays near the output's own rounding (-140 dB). But
+(chunks.py). In float32 both round differently from each other, and from the model's
+exact output, by 2^-24 a step. On most models that stays near the output's own rounding
+(-140 dB). But
 a model whose recurrence amplifies small differences carries it much further: trained
 amp-like models here and every community AIDA-X capture tried differ from a float64 run
 of the same weights by -80 to -130 dB in float32, whichever way computes them, and the
 two ways then differ from each other by up to as much (RESULTS.md, "Offline precision").
 
 So a model is first tried on a probe signal, in float32 and in float64 (4096 steps, 16
-columns at once: 0.06 to 0.4 s for one layer of H = 12 to 64, more for deeper models). When float32 moves the probe's
-output by more than LIMIT_DB, the model runs in float64: both ways then give its exact
-output to float64 rounding, and the file's float32 samples are that output rounded once.
+columns at once: 0.06 to 0.4 s for one layer of H = 12 to 64, more for deeper models).
+When float32 moves the probe's output by more than LIMIT_DB, the model runs in float64:
+both ways then give its exact output to float64 rounding (unless the model is chaotic:
+chunks.py), and the file's float32 samples are that output rounded once.
 That costs about two and a half times the float32 time in the parallel way (wider
 arithmetic, and more correction passes to agree to float64 rounding: two trained
 amp-like models ran at 23x and 20x real time against 53x and 48x), and little in the
