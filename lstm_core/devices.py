@@ -44,9 +44,9 @@ and its chunks are corrected pass after pass, each pass one chunk further, until
 envelope is forgotten. Long blocks pay for that once per block: on two trained amp-like
 models (H = 32, float64 as precision.py chooses for them, two processes, 120 s of the
 offline benchmark's signal, a session script; RESULTS.md "Offline precision",
-2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes
-and ran at 4.8x and 3.5x real time, 60 s blocks in 64 chunks 3 passes at 26.6x and
-22.9x (in 128 chunks: 4 and 5 passes, 20.3x and 15.8x); a trained compressor went from
+2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes and ran at 4.8x and 3.5x
+real time, 60 s blocks in 64 chunks 3 passes at 26.6x and 22.9x (in 128 chunks: 4 and
+5 passes, 20.3x and 15.8x); a trained compressor went from
 13.2x to 41.1x, while a low-pass filter (98.5x against 104.5x) and an initialised model
 (102.9x against 99.1x) took one pass either way. A block is the memory that processing
 holds (its audio, outputs and chunk inputs), so 60 s keep it in tens of megabytes.

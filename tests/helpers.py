@@ -1,7 +1,7 @@
 """Everything the tests share, in one module:
 
     how far apart two results are       relative_error, error_db, largest_difference, close
-    seeded models, windows and losses   spread_params, make_model, make_window, loss_of
+    seeded models, windows and losses   spread_params, make_model, rounding_amplifier, make_window, loss_of
     the reference LSTM                  reference_forward, reference_backward (float64, by hand)
     plugin files built by hand          random_torch_layers, hand_nam, hand_aidax, make_signal, write_json
     the command lines                   ROOT, run, assert_one_line_error, train, model_esr, history, write_pair
@@ -66,6 +66,19 @@ def make_model(rng, xp, hidden=4, layers=1, inputs=1, skip=True, dtype=np.float6
     """(config, spread_params) for the sizes given."""
     config = ModelConfig(input_size=inputs, hidden_size=hidden, num_layers=layers, skip=skip)
     return config, spread_params(config, rng, spread, dtype, xp)
+
+
+def rounding_amplifier(rng, H=32, gain=2.5):
+    """(config, float32 parameters): a model whose recurrence amplifies float32 rounding
+    about a hundredfold, as trained amp-like models and community captures do
+    (lstm_core/precision.py): recurrent weights of gain 2.5, near the edge of chaos.
+    With seed 5 it is not chaotic; with seed 2 it is."""
+    config = ModelConfig(hidden_size=H)
+    params = init_params(config, rng)
+    params["lstm0.W_h"][:] = gain * rng.standard_normal((4 * H, H)) / np.sqrt(H)
+    params["lstm0.W_x"][:] = rng.standard_normal((4 * H, 1))
+    params["out.W"][:] = 1.0 / H
+    return config, params
 
 
 def make_window(rng, xp, config, T, B, dtype=np.float64):

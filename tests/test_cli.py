@@ -9,7 +9,7 @@ from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.training import TrainConfig
 
-from helpers import assert_one_line_error, error_db, run, train, write_pair
+from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
 
 @pytest.fixture
@@ -162,12 +162,7 @@ def test_process_runs_a_rounding_amplifier_in_float64_equal_to_sequential(pair):
     float64, says so, and the default way equals --sequential to the output's rounding;
     --precision float32 keeps float32 (and says nothing)."""
     rng = np.random.default_rng(5)
-    H = 32
-    config = ModelConfig(hidden_size=H)
-    params = init_params(config, rng)
-    params["lstm0.W_h"][:] = 2.5 * rng.standard_normal((4 * H, H)) / np.sqrt(H)    # as test_inference's amplifier
-    params["lstm0.W_x"][:] = rng.standard_normal((4 * H, 1))
-    params["out.W"][:] = 1.0 / H
+    config, params = rounding_amplifier(rng)
     save_model(pair / "amplifier.npz", params, config, 11025)
     x = (0.4 * np.sin(np.arange(30_000) * 0.03) + 0.05 * rng.standard_normal(30_000)).astype(np.float32)
     sf.write(pair / "in.wav", x, 11025, subtype="FLOAT")

@@ -5,7 +5,7 @@ import numpy as np
 from lstm_core.inference import STEPS_PER_CALL, process_chunks, process_parallel, process_sequential, start_state
 from lstm_core.model import ModelConfig, init_params, model_forward, zero_state
 
-from helpers import error_db
+from helpers import error_db, rounding_amplifier
 
 
 def _model(rng):
@@ -151,29 +151,17 @@ def test_chunks_shared_by_two_processes_give_the_same_result(rng):
     assert error_db(y, reference) < -120 and np.abs(c_end - c).max() < 1e-5
 
 
-def _rounding_amplifier(rng, H=32, gain=2.5):
-    """A model whose recurrence amplifies float32 rounding about a hundredfold, as trained
-    amp-like models and community captures do (precision.py): recurrent weights of gain
-    2.5, near the edge of chaos."""
-    config = ModelConfig(hidden_size=H)
-    params = init_params(config, rng)
-    params["lstm0.W_h"][:] = gain * rng.standard_normal((4 * H, H)) / np.sqrt(H)
-    params["lstm0.W_x"][:] = rng.standard_normal((4 * H, 1))
-    params["out.W"][:] = 1.0 / H
-    return config, params
-
-
 def test_precision_runs_a_rounding_amplifier_in_float64_and_both_ways_then_agree():
     from lstm_core.precision import LIMIT_DB, offline_dtype
 
     rng = np.random.default_rng(5)
-    config, params = _rounding_amplifier(rng)
+    config, params = rounding_amplifier(rng)
     x = _signal(rng)
     f32, _ = process_sequential(params, config, x)
     as_float64 = {name: value.astype(np.float64) for name, value in params.items()}
     f64, _ = process_sequential(as_float64, config, x)
     assert f64.dtype == np.float32                       # the output is float32 audio either way
-    assert error_db(f32, f64) > -130           # float32 alone moves it this far (a plain model: -140 dB and below)
+    assert error_db(f32, f64) > -130       # float32 alone moves it this far (a plain model: -140 dB and below)
     dtype, effect = offline_dtype(params, config)
     assert dtype is np.float64 and effect > LIMIT_DB
     # In float64 the parallel chunks give the sequential output to its float32 rounding,
