@@ -5,8 +5,8 @@
     python process.py pedal.json di.wav out.wav --knob 0.7        # an AIDA-X model, knob at 0.7
     python process.py runs/pedal-.../model.npz di.wav out.wav --knob drive=7 --knob tone=3   # trained with --captures
 
-The file is read and written in blocks (60 s on the CPU, 5 minutes on the GPU), so memory
-does not grow with its length. By default each block runs as parallel chunks, corrected
+The file is read and written in equal blocks (at least 2 minutes each on the CPU, 5 minutes
+on the GPU, or the whole file when shorter), so memory does not grow with its length. By default each block runs as parallel chunks, corrected
 until each starts where the one before it ends (lstm_core/chunks.py): fast, and equal to
 --sequential, the sample-by-sample recurrence, to rounding (see README). A model that
 amplifies float32 rounding runs in float64 (lstm_core/precision.py; --precision). Each
@@ -30,7 +30,7 @@ from lstm_core.files.atomic import atomic_output
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.devices import DeviceSettings, device_settings
-from lstm_core.inference import process_chunks, process_sequential, start_state
+from lstm_core.inference import block_length, process_chunks, process_sequential, start_state
 from lstm_core.knobs import knob_inputs, model_knobs
 from lstm_core.precision import LIMIT_DB, offline_dtype
 from lstm_core.split_run import SplitRun
@@ -143,7 +143,7 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
     """Stream source -> destination block by block (``device``'s blocks, chunks, warm-up
     and processes); returns (seconds, clipped samples). ``initial``: the state (h, c), each
     (L, H), streams start from; ``controls``: knob values."""
-    block = max(1, int(device.block_seconds * info.samplerate))
+    block = block_length(info.frames, int(device.block_seconds * info.samplerate))
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
     # On the CPU the chunks' columns are shared by one process per core (split_run.py).

@@ -78,7 +78,7 @@ from benchmarks.common import positive_float, positive_int  # noqa: E402
 from lstm_core.devices import CPU, device_settings  # noqa: E402
 from lstm_core.files.formats import export_document, read_model  # noqa: E402
 from lstm_core.files.model_file import ModelFile  # noqa: E402
-from lstm_core.inference import process_chunks, process_sequential, start_state  # noqa: E402
+from lstm_core.inference import block_length, process_chunks, process_sequential, start_state  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.precision import offline_dtype  # noqa: E402
 from lstm_core.split_run import SplitRun  # noqa: E402
@@ -96,7 +96,8 @@ def signal(seconds: float) -> np.ndarray:
 
 
 def blocks(x: np.ndarray, seconds: float):
-    step = int(seconds * RATE)
+    """x cut as process.py cuts a file: blocks of about ``seconds`` (inference.block_length)."""
+    step = block_length(x.size, int(seconds * RATE))
     return [x[start : start + step] for start in range(0, x.size, step)]
 
 

@@ -16,7 +16,7 @@ Each pass makes at least the first differing chunk exact, so there are at most P
 passes; in practice one or two on models that forget their state quickly (filters and
 overdrives trained here); on amp-like ones, whose state carries a slow envelope, as many
 as it takes the envelope to fade, one chunk further each pass: 19 to 23 in 10 s of audio
-cut into 128 chunks, 3 in 60 s cut into 64 (devices.py).
+cut into 128 chunks, 3 in 60 s cut into 64 or 155 s into 128 (devices.py).
 A rerun chunk is also compared, every STRIDE steps, with the states its previous run
 recorded there: once they agree the rest of its previous output (and its final state)
 stands, and the rerun stops. A rerun therefore costs about the time the model takes to

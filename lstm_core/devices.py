@@ -9,8 +9,8 @@ ran before it in the same process.
     segment             0.5 s                     0.25 s
     processes           one per core              1
     GPU loop            -                         "window" (cuda_kernels: "step" or "window")
-    offline blocks      60 s                      300 s
-    offline chunks      64 (across processes)     4096
+    offline blocks      120 s                     300 s     (inference.block_length)
+    offline chunks      128 (across processes)    4096
     chunk warm-up       256 samples               256 samples
     validation chunks   128                       32
     validation warm-up  8192 samples              8192 samples
@@ -41,21 +41,27 @@ pass), while 8192 samples made a 10 s block take about three times as long
 (benchmarks/offline.py). A model with a long memory is another matter: a trained
 amp-like model's state carries an envelope for about a second, no warm-up reaches it,
 and its chunks are corrected pass after pass, each pass one chunk further, until the
-envelope is forgotten. Long blocks pay for that once per block: on two trained amp-like
-models (H = 32, float64 as precision.py chooses for them, two processes, 120 s of the
-offline benchmark's signal, a session script; RESULTS.md "Offline precision",
-2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes and ran at 4.8x and 3.5x
-real time, 60 s blocks in 64 chunks 3 passes at 26.6x and 22.9x (in 128 chunks: 4 and
-5 passes, 20.3x and 15.8x); a trained compressor went from
-13.2x to 41.1x, while a low-pass filter (98.5x against 104.5x) and an initialised model
-(102.9x against 99.1x) took one pass either way. A block is the memory that processing
-holds (its audio, outputs and chunk inputs), so 60 s keep it in tens of megabytes.
-In 60 s blocks, 128 chunks suit the models that forget quickly better (the low-pass
-122.7x, the initialised model 128.9x) and the amp-like ones worse (20.3x and 15.8x): 64
-costs the first a fifth and gains the second a third. Offline on the CPU the chunks'
-columns are shared by the processes (split_run.py): at 64 chunks two processes ran the
-amp-like model 1.4 to 1.5 times as fast as one, the low-pass and the initialised model
-1.1 to 1.2 times (32 columns a process: the calls' own overhead is much of each step).
+envelope is forgotten. Long blocks pay for that once per block, and long chunks pay for it less:
+on two trained amp-like models (H = 32, float64 as precision.py chooses for them, two
+processes, 120 s of the offline benchmark's signal, a session script; RESULTS.md
+"Offline precision", 2026-11-30) 10 s blocks in 128 chunks took 19 and 23 passes and ran
+at 4.8x and 3.5x real time, 60 s blocks in 64 chunks 3 passes at 26.6x and 22.9x (in 128
+chunks: 4 and 5 passes, 20.3x and 15.8x). The chunk's length is what counts, and more
+chunks make each step's calls carry more columns: 120 s blocks in 128 chunks (0.94 s
+each, as 60 s in 64) ran every model tried as fast or faster than 60 s in 64, in two
+alternated runs each on 155 s of audio (RESULTS.md "Offline blocks", 2026-12-01): the
+amp-like pair 29-35x against 20-26x, a compressor and a resonant filter 44-59x against
+33-51x (float64), a low-pass, an overdrive and an initialised model 111-134x against
+82-113x (float32). A file is cut into equal blocks (inference.block_length), since a
+short last block has short chunks: 155 s as 120 s and 35 s took the amp-like pair 6-7
+passes in the tail and ran at 20-25x; as one 155 s block, 3 passes and 29-35x. 240 s in
+256 chunks (0.6 s each) was faster on the float32 models (133-140x) and slower on the
+amp-like ones (19-25x). A block is the memory that processing holds (its audio, outputs
+and chunk inputs), so it stays in the hundreds of megabytes at most, whatever the file's
+length. Offline on the CPU the chunks' columns are shared by the processes
+(split_run.py): at 64 chunks two processes ran the amp-like model 1.4 to 1.5 times as
+fast as one, the low-pass and the initialised model 1.1 to 1.2 times (32 columns a
+process: the calls' own overhead is much of each step).
 Validation's warm-up is another matter: the state before the validation audio is not
 known at all, so it runs that long on the training audio before it.
 """
@@ -101,8 +107,8 @@ class DeviceSettings:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
-CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=60.0,
-                     parts=64, overlap=256, validation_parts=128, validation_warmup=8192)
+CPU = DeviceSettings(device="cpu", batch=40, segment=0.5, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=120.0,
+                     parts=128, overlap=256, validation_parts=128, validation_warmup=8192)
 GPU = DeviceSettings(device="gpu", batch=64, segment=0.25, processes=1, gpu_loop=DEFAULT_LOOP, block_seconds=300.0,
                      parts=4096, overlap=256, validation_parts=32, validation_warmup=8192)
 

@@ -36,6 +36,18 @@ STEPS_PER_CALL = 2048      # time steps per forward call at most
 CALL_BYTES = 256 << 20     # ...and at most this much memory for one call's buffers (large batches)
 
 
+def block_length(total: int, nominal: int) -> int:
+    """Samples per offline block for a stream of ``total`` samples and blocks of at least
+    ``nominal`` (where the stream is that long): the stream cut into total // nominal equal
+    blocks (at least one), each from nominal to just under 2 nominal samples.
+
+    Why not nominal blocks and a short last one: a block's chunks are block / parts long,
+    and on a model with a long memory a chunk shorter than that memory takes pass after
+    pass (chunks.py). 155 s cut as 120 s and 35 s took two trained amp-like models 6-7
+    passes in the 35 s, and as one block 3 (RESULTS.md "Offline blocks")."""
+    return -(-max(total, 1) // max(1, total // max(nominal, 1)))
+
+
 def steps_per_call(config: ModelConfig, batch: int, itemsize: int = 4) -> int:
     """Time steps one forward call runs: STEPS_PER_CALL, fewer when the batch is so wide
     that the call's buffers (per layer and step: Z, A and tanh_c, 7H + I + 1 rows of B)

@@ -17,7 +17,8 @@ both ways then give its exact output to float64 rounding (unless the model is ch
 chunks.py), and the file's float32 samples are that output rounded once.
 That costs about two and a half times the float32 time in the parallel way (wider
 arithmetic, and more correction passes to agree to float64 rounding: two trained
-amp-like models ran at 23x and 20x real time against 53x and 48x), and little in the
+amp-like models ran at 35x and 29x real time against 90x and 81x, RESULTS.md "Offline
+blocks"), and little in the
 sequential way, whose time goes to the calls' own overhead. On a GPU float64 is as
 fast as half of float32 on data-centre cards (H100, H200) but a thirty-second or less on
 most consumer ones; it has not been measured here on either.

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from lstm_core.inference import STEPS_PER_CALL, process_chunks, process_parallel, process_sequential, start_state
+from lstm_core.inference import (STEPS_PER_CALL, block_length, process_chunks, process_parallel, process_sequential,
+                                 start_state)
 from lstm_core.model import ModelConfig, init_params, model_forward, zero_state
 
 from helpers import error_db, rounding_amplifier
@@ -189,3 +190,15 @@ def test_chunks_agree_to_the_rounding_of_their_own_float_type():
         b = ((base + 1e-10).astype(dtype), base.astype(dtype))
         assert same_state(a, b, np).tolist() == [same] * 3, dtype
         assert same_state(a, a, np).all()
+
+
+def test_blocks_are_equal_and_never_shorter_than_asked_unless_the_stream_is():
+    """inference.block_length: equal blocks that cover the stream, each at least the nominal
+    length (a short stream: one block of all of it) and under twice it."""
+    nominal = 1000
+    for total in (0, 1, 999, 1000, 1999, 2000, 2001, 2999, 12_345, 1_000_000):
+        length = block_length(total, nominal)
+        count = -(-total // length)
+        assert count * length >= total and (count - 1) * length < max(total, 1), total
+        assert (count <= 1) or nominal <= length < 2 * nominal, total
+        assert count == max(1, total // nominal) or total == 0, total
