@@ -6,13 +6,13 @@
     python process.py runs/pedal-.../model.npz di.wav out.wav --knob drive=7 --knob tone=3   # trained with --captures
 
 The file is read and written in equal blocks (at least 2 minutes each on the CPU, 5 minutes
-on the GPU, or the whole file when shorter), so memory does not grow with its length. By default each block runs as parallel chunks, corrected
-until each starts where the one before it ends (lstm_core/chunks.py): fast, and equal to
---sequential, the sample-by-sample recurrence, to rounding (see README). A model that
-amplifies float32 rounding runs in float64 (lstm_core/precision.py; --precision). Each
-channel of a multi-channel file is processed as its own stream. A model from another
-tool starts each stream from the state its file carries (a .nam file's initial state;
-zeros otherwise).
+on the GPU, or the whole file when shorter), so memory does not grow with its length. By
+default each block runs as parallel chunks, corrected until each starts where the one
+before it ends (lstm_core/chunks.py): fast, and equal to --sequential, the sample-by-sample
+recurrence, to rounding (see README). A model that amplifies float32 rounding runs in
+float64 (lstm_core/precision.py; --precision). Each channel of a multi-channel file is
+processed as its own stream. A model from another tool starts each stream from the state
+its file carries (a .nam file's initial state; zeros otherwise).
 """
 
 from __future__ import annotations
