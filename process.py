@@ -143,7 +143,9 @@ def process_file(params, config, xp, device: DeviceSettings, source: Path, desti
     """Stream source -> destination block by block (``device``'s blocks, chunks, warm-up
     and processes); returns (seconds, clipped samples). ``initial``: the state (h, c), each
     (L, H), streams start from; ``controls``: knob values."""
-    block = block_length(info.frames, int(device.block_seconds * info.samplerate))
+    nominal = max(1, int(device.block_seconds * info.samplerate))
+    # Equal blocks need the length; a header that understates it must not make them tiny.
+    block = max(nominal, block_length(info.frames, nominal))
     started, clipped = time.perf_counter(), 0
     integer = subtype.startswith("PCM")
     # On the CPU the chunks' columns are shared by one process per core (split_run.py).

@@ -17,7 +17,7 @@ RESULTS.md under a heading naming the GPU, the CPU, the date and the command):
                 where. --write also plots samples/s against B, one panel per H.
     inference   x real time of a 3-minute 44.1 kHz mono signal (generated in memory) through
                 lstm_core.inference.process_parallel with process.py's settings
-                (lstm_core.devices: 64 chunks on the CPU, 4096 on the GPU, 8192 samples of
+                (lstm_core.devices: 128 chunks on the CPU, 4096 on the GPU, 256 samples of
                 warm-up each), and through nn.LSTM + Linear with the same weights over the
                 same chunks; the largest differences between PyTorch's output and ours, and
                 between the GPU loops, check that all run the same model.

@@ -8,8 +8,8 @@ it runs in float32, where a trained amp-like model needs many passes and float64
 (RESULTS.md, "Offline precision").
 
     default      process.py's precision (lstm_core/precision.py: float32, or float64 for a
-                 model that amplifies rounding); blocks of CPU.block_seconds, each as
-                 CPU.parts exact parallel chunks (inference.process_chunks, chunks.py)
+                 model that amplifies rounding); equal blocks of at least
+                 CPU.block_seconds (inference.block_length), each as CPU.parts exact parallel chunks (inference.process_chunks, chunks.py)
                  shared by one process per core (split_run.SplitRun), the state carried
                  from block to block
     sequential   process.py --sequential: the recurrence one sample after the other, in
@@ -96,7 +96,8 @@ def signal(seconds: float) -> np.ndarray:
 
 
 def blocks(x: np.ndarray, seconds: float):
-    """x cut as process.py cuts a file: blocks of about ``seconds`` (inference.block_length)."""
+    """x (N,) cut as process.py cuts a file: equal blocks from ``seconds`` to under twice it, or
+    all of x when shorter (inference.block_length)."""
     step = block_length(x.size, int(seconds * RATE))
     return [x[start : start + step] for start in range(0, x.size, step)]
 
@@ -197,7 +198,9 @@ def main(argv=None) -> int:
     facts = common.machine_facts(torch)
     common.print_facts(facts)
     x, warm = signal(args.seconds), signal(2.0)
-    described = (f"{args.seconds:g} s of audio; blocks of {settings.block_seconds:g} s, {settings.parts} chunks, "
+    cut = blocks(x, settings.block_seconds)
+    described = (f"{args.seconds:g} s of audio; equal blocks of at least {settings.block_seconds:g} s (here "
+                 f"{len(cut)} x {cut[0].size / RATE:.4g} s), {settings.parts} chunks, "
                  f"{settings.overlap}-sample warm-up, {settings.processes} process(es)")
     print(f"{'measuring:':20s}{described}\n", flush=True)
     other_work = common.watch_other_work()

@@ -39,7 +39,8 @@ CALL_BYTES = 256 << 20     # ...and at most this much memory for one call's buff
 def block_length(total: int, nominal: int) -> int:
     """Samples per offline block for a stream of ``total`` samples and blocks of at least
     ``nominal`` (where the stream is that long): the stream cut into total // nominal equal
-    blocks (at least one), each from nominal to just under 2 nominal samples.
+    blocks (at least one), each from nominal to just under 2 nominal samples (the last
+    one up to a sample per block shorter).
 
     Why not nominal blocks and a short last one: a block's chunks are block / parts long,
     and on a model with a long memory a chunk shorter than that memory takes pass after

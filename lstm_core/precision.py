@@ -15,13 +15,12 @@ columns at once: 0.06 to 0.4 s for one layer of H = 12 to 64, more for deeper mo
 When float32 moves the probe's output by more than LIMIT_DB, the model runs in float64:
 both ways then give its exact output to float64 rounding (unless the model is chaotic:
 chunks.py), and the file's float32 samples are that output rounded once.
-That costs about two and a half times the float32 time in the parallel way (wider
-arithmetic, and more correction passes to agree to float64 rounding: two trained
+That costs about two and a half to three times the float32 time in the parallel way
+(wider arithmetic, and more correction passes to agree to float64 rounding: two trained
 amp-like models ran at 35x and 29x real time against 90x and 81x, RESULTS.md "Offline
-blocks"), and little in the
-sequential way, whose time goes to the calls' own overhead. On a GPU float64 is as
-fast as half of float32 on data-centre cards (H100, H200) but a thirty-second or less on
-most consumer ones; it has not been measured here on either.
+blocks"), and little in the sequential way, whose time goes to the calls' own overhead.
+On a GPU float64 is as fast as half of float32 on data-centre cards (H100, H200) but a
+thirty-second or less on most consumer ones; it has not been measured here on either.
 
 The probe: each column a run of decaying notes (three partials each, struck every 1024
 samples) at its own level, from -24 dBFS to -1 dBFS, over a little noise; the same

@@ -144,7 +144,7 @@ def test_process_parallel_chunks_keep_each_channel_apart(pair, model_file):
     from lstm_core.inference import process_sequential
 
     rng = np.random.default_rng(3)
-    rate = 1000                                     # a low rate: more than a block in few samples
+    rate = 500                                      # a low rate: more than a block in few samples
     n = 2 * int(CPU.block_seconds * rate) + 7000    # two blocks (inference.block_length): a state carried
     x = np.stack([0.3 * np.sin(np.arange(n) * 0.02), 0.2 * rng.standard_normal(n)], axis=1).astype(np.float32)
     sf.write(pair / "stereo.wav", x, rate, subtype="FLOAT")

@@ -196,9 +196,10 @@ def test_blocks_are_equal_and_never_shorter_than_asked_unless_the_stream_is():
     """inference.block_length: equal blocks that cover the stream, each at least the nominal
     length (a short stream: one block of all of it) and under twice it."""
     nominal = 1000
-    for total in (0, 1, 999, 1000, 1999, 2000, 2001, 2999, 12_345, 1_000_000):
+    for total in (1, 999, 1000, 1999, 2000, 2001, 2999, 12_345, 1_000_000):
         length = block_length(total, nominal)
-        count = -(-total // length)
-        assert count * length >= total and (count - 1) * length < max(total, 1), total
-        assert (count <= 1) or nominal <= length < 2 * nominal, total
-        assert count == max(1, total // nominal) or total == 0, total
+        sizes = [min(length, total - start) for start in range(0, total, length)]
+        assert sum(sizes) == total and len(sizes) == max(1, total // nominal), total
+        assert max(sizes) - min(sizes) < len(sizes), total            # no short last block
+        assert min(sizes) >= min(nominal, total) and max(sizes) < 2 * nominal, total
+    assert block_length(0, nominal) >= 1
