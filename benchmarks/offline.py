@@ -9,9 +9,10 @@ it runs in float32, where a trained amp-like model needs many passes and float64
 
     default      process.py's precision (lstm_core/precision.py: float32, or float64 for a
                  model that amplifies rounding); equal blocks of at least
-                 CPU.block_seconds (inference.block_length), each as CPU.parts exact parallel chunks (inference.process_chunks, chunks.py)
-                 shared by one process per core (split_run.SplitRun), the state carried
-                 from block to block
+                 CPU.block_seconds (inference.block_length), each as CPU.parts exact
+                 parallel chunks (inference.process_chunks, chunks.py) shared by one
+                 process per core (split_run.SplitRun), the state carried from block to
+                 block
     sequential   process.py --sequential: the recurrence one sample after the other, in
                  the same precision as the default
     PyTorch CPU  nn.LSTM + Linear + skip with the same weights (float32), one stream, block by block

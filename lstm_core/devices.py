@@ -36,9 +36,9 @@ chunks against 0.24 to 0.31 s in 32 (2026-11-30); in 256 chunks of 2000 samples 
 validation chunk is shorter than 4096 samples (run.MIN_VALIDATION_CHUNK).
 
 The chunk warm-up only guesses each chunk's starting state; the chunks are then
-corrected until exact (chunks.py), so a short one pays: on models that forget quickly (H
-= 32) 256 samples already put every chunk within float32 rounding of its true state (one
-pass), while 8192 samples made a 10 s block take about three times as long
+corrected until exact (chunks.py), so a short one pays: on models that forget quickly
+(H = 32) 256 samples already put every chunk within float32 rounding of its true state
+(one pass), while 8192 samples made a 10 s block take about three times as long
 (benchmarks/offline.py). A model with a long memory is another matter: a trained
 amp-like model's state carries an envelope for about a second, no warm-up reaches it,
 and its chunks are corrected pass after pass, each pass one chunk further, until the
