@@ -93,6 +93,11 @@ class Dataset:
                 "val_seconds": self.x_val.size / rate, "delay": int(self.pair.delay),
                 "aligned": bool(self.pair.aligned), "notes": list(self.pair.notes)}
 
+    @property
+    def input_rms(self) -> float:
+        """The training input's RMS level (a full-scale sine's is 0.71)."""
+        return rms(self.x_train)
+
     def window_count(self, segment: int, warmup: int) -> int:
         return window_count(self.x_train.size, segment, warmup)
 
@@ -109,6 +114,12 @@ class Dataset:
             raise AudioError(f"{self.pair_name}: {n} samples ({n / self.rate:.2f} s) are left for training, fewer than "
                              f"one window ({warmup} + {segment}); use a longer recording, a shorter --segment or "
                              f"--warmup, or --val-input/--val-target")
+
+
+def rms(signal: np.ndarray) -> float:
+    """sqrt(mean(signal^2)) in float64 (0 for an empty signal)."""
+    signal = np.asarray(signal, dtype=np.float64)
+    return float(np.sqrt(signal @ signal / signal.size)) if signal.size else 0.0
 
 
 def load_dataset(options: PairOptions) -> Dataset:
@@ -177,6 +188,11 @@ class CaptureDataset:
                 "seconds": sum(r.pair.input.size for r in self.recordings) / self.rate,
                 "train_seconds": sum(r.x_train.size for r in self.training) / self.rate,
                 "val_seconds": sum(r.x_val.size for r in self.recordings) / self.rate}
+
+    @property
+    def input_rms(self) -> float:
+        """The RMS level of every trained row's input together."""
+        return rms(np.concatenate([r.x_train for r in self.training]))
 
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)

@@ -53,6 +53,8 @@ class CaptureConfig:
     warmup: int = TRAIN_DEFAULTS.warmup
     tbptt: int = TRAIN_DEFAULTS.tbptt
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
+    normalize_input: bool = False     # train as if the input were at 0 dBFS RMS (TrainConfig.input_gain, set by
+                                      # session.py from the training audio's level)
     device: str | None = None         # "cpu", "gpu" or "auto" (None: auto)
     processes: int | None = None      # None: one per core on the CPU
     seed: int = 0

@@ -78,11 +78,18 @@ def _zero_to_one(text: str) -> float:
     return value
 
 
+def _yes_no(text: str) -> bool:
+    answer = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}.get(text.lower())
+    if answer is None:
+        raise ValueError("must be yes or no")
+    return answer
+
+
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": int,
              "seed": _seed, "average": _decay, "knob_jitter": _zero_to_one,
-             "knob_blend": _zero_to_one, "pre_emphasis": _decay}
+             "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no}
 
 
 class PlanError(ValueError):
@@ -110,8 +117,7 @@ class Trial:
     @property
     def label(self) -> str:
         """The setting as a reader writes it: "hidden=16 lr=0.005" ("defaults" without a grid)."""
-        return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.setting.items()) \
-            or "defaults"
+        return " ".join(f"{k}={_shown(v)}" for k, v in self.setting.items()) or "defaults"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,9 +232,16 @@ def plan_trials(captures: list[Capture], grid: list[dict], out) -> list[Trial]:
     trials = []
     for capture in captures:
         for setting in grid:
-            suffix = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{k}{v}" for k, v in setting.items())
+            suffix = "".join(f"-{k}{_shown(v)}" for k, v in setting.items())
             trials.append(Trial(capture, setting, str(Path(out).resolve() / f"{capture.name}{suffix}")))
     return trials
+
+
+def _shown(value) -> str:
+    """A grid value as a label or folder name writes it: 0.005, 32, yes."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # ----------------------------------------------------------------------------- one trial

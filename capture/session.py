@@ -14,6 +14,7 @@ ValueError); an interrupt during training comes back in the Outcome.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, 
 from .folder import absolute, new_folder_name, prepare_folder, write_demo_pair
 
 SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
+MAX_INPUT_GAIN = 1000.0  # --normalize-input's most: an input at -60 dBFS RMS, far quieter than any usable capture
 
 
 @dataclass
@@ -119,8 +121,19 @@ def _start(config: CaptureConfig, reporter: Reporter):
                       f"weights fit another rate, so fine-tuning starts further from the goal")
     if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
+    if config.normalize_input:
+        train = replace(train, input_gain=normalizing_gain(data.input_rms))
+        reporter.note(f"normalize-input: the training input is at {20 * math.log10(max(data.input_rms, 1e-12)):.1f} dBFS RMS; "
+                      f"the model's input weights start and learn as if it were at 0 dBFS, "
+                      f"{train.input_gain:.3g} times louder (the model and its files are unchanged)")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
     return folder, state, options, data, xp, start_state
+
+
+def normalizing_gain(rms: float) -> float:
+    """The input gain that brings a training input of this RMS level to 1 (0 dBFS RMS):
+    1 / rms, from 1 (an input already that loud is left alone) to MAX_INPUT_GAIN."""
+    return float(min(MAX_INPUT_GAIN, max(1.0, 1.0 / rms))) if rms > 0 else MAX_INPUT_GAIN
 
 
 def _resume(config: ResumeConfig, reporter: Reporter):

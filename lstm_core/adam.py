@@ -70,7 +70,8 @@ def global_norm(grads: dict):
 
 
 def adam_step(params: dict, grads: dict, state: AdamState, lr: float, beta1: float = 0.9,
-              beta2: float = 0.999, eps: float = 1e-8, clip_norm: float | None = None, average: float = 0.0):
+              beta2: float = 0.999, eps: float = 1e-8, clip_norm: float | None = None, average: float = 0.0,
+              step_scale: dict | None = None):
     """Update ``params`` in place; advances ``state``. Returns the gradients' global norm
     (0-d array, before clipping) for logging.
 
@@ -78,6 +79,7 @@ def adam_step(params: dict, grads: dict, state: AdamState, lr: float, beta1: flo
         m   <- beta1 m + (1 - beta1) g
         v   <- beta2 v + (1 - beta2) g^2
         p   <- p - lr * m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)
+               (times step_scale[name], an array that broadcasts against p, for the parameters it names)
         a   <- a + (1 - d) (p - a),  d = min(average, (1 + t) / (10 + t))   (when average > 0)
 
     The average starts at the parameters of the first step it sees (a fine-tune's start,
@@ -102,7 +104,10 @@ def adam_step(params: dict, grads: dict, state: AdamState, lr: float, beta1: flo
         m += (1.0 - beta1) * g
         v *= beta2
         v += (1.0 - beta2) * (g * g)
-        p -= lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)
+        if step_scale is not None and name in step_scale:
+            p -= (lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)) * step_scale[name]
+        else:
+            p -= lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)
     if average > 0.0:
         decay = min(average, (1.0 + state.step) / (10.0 + state.step))
         for name, p in params.items():

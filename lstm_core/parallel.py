@@ -30,7 +30,7 @@ import numpy as np
 
 from .adam import AdamState, adam_step
 from .losses import LossNorms
-from .model import ModelConfig, param_shapes
+from .model import ModelConfig, input_step_scale, param_shapes
 from .training import TrainConfig, slice_gradients, slice_norms, slices, warm_up
 from .workspace import Workspace
 
@@ -158,6 +158,7 @@ class ParallelTrainer:
         state = warm_up(params, self.config, own_x, train, self._workspace)
         total = 0.0
         spans = slices(T, train)
+        step_scale = input_step_scale(params, train.input_gain)
         for start, stop in spans:
             norms = LossNorms(*(v if isinstance(v, int) else float(v) for v in slice_norms(target[start:stop], train)))
             if start != spans[0][0]:
@@ -170,7 +171,8 @@ class ParallelTrainer:
                 loss = loss + _receive(pipe)
                 for name, view in shard.grads.views.items():
                     grads[name] += view
-            adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average)
+            adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average,
+                      step_scale=step_scale)
             total = total + loss
         return total / max(len(spans), 1)
 

@@ -13,13 +13,14 @@ Arrays in, arrays out: this file knows nothing of audio files.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, asdict
 
 from .adam import AdamState, adam_step
 from .backend import array_module
 from .cuda_kernels import DEFAULT_LOOP
 from .losses import LossNorms, esr_loss, loss_norms, mse_loss
-from .model import ModelConfig, model_forward, model_backward, zero_state
+from .model import ModelConfig, input_step_scale, model_forward, model_backward, zero_state
 from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
@@ -57,6 +58,10 @@ class TrainConfig:
     knob_blend: float = 0.75      # this fraction of a conditioned model's windows is moved to a setting between its
                                   # row's and a neighbouring row's of the same input audio, the target mixed alike
                                   # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
+    input_gain: float = 1.0       # the audio input's weights start, and take Adam steps, this many times larger
+                                  # (model.input_step_scale): training as if the input were this much louder, the
+                                  # model unchanged. train.py --normalize-input sets 1 / the training input's RMS;
+                                  # 1: off (README "Defaults"; RESULTS.md "Normalising the input")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -73,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"the knob jitter must be in [0, 1], got {self.knob_jitter}")
         if not 0.0 <= self.knob_blend <= 1.0:
             raise ValueError(f"the knob blend must be in [0, 1], got {self.knob_blend}")
+        if not (math.isfinite(self.input_gain) and self.input_gain > 0.0):
+            raise ValueError(f"the input gain must be a positive number, got {self.input_gain}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,9 +148,11 @@ def train_window(params: dict, config: ModelConfig, adam: AdamState, x, target, 
     state = warm_up(params, config, x, train, workspace, gpu_loop)
     total = 0.0
     spans = slices(x.shape[0], train)
+    step_scale = input_step_scale(params, train.input_gain)
     for start, stop in spans:
         loss, grads, state = slice_gradients(params, config, x[start:stop], target[start:stop], state, train,
                                              workspace=workspace, gpu_loop=gpu_loop)
-        adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average)
+        adam_step(params, grads, adam, train.lr, clip_norm=train.clip_norm, average=train.average,
+                  step_scale=step_scale)
         total = total + loss
     return total / max(len(spans), 1)

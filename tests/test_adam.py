@@ -97,3 +97,20 @@ def test_on_device_moves_every_array(xp, rng):
     for name, value in state.to_arrays().items():
         if name != "adam.step":
             assert isinstance(value, xp.ndarray), name
+
+
+def test_a_step_scale_lengthens_only_the_steps_it_names(xp):
+    """step_scale multiplies the named parameter's step (broadcast over its columns) and
+    leaves the moments, and every other parameter, as without it."""
+    grads = {"W": xp.asarray([[0.1, -0.2], [0.3, 0.4]]), "b": xp.asarray([0.5, -0.5])}
+    plain = {"W": xp.zeros((2, 2)), "b": xp.zeros(2)}
+    scaled = {"W": xp.zeros((2, 2)), "b": xp.zeros(2)}
+    s1, s2 = AdamState(), AdamState()
+    for _ in range(3):
+        adam_step(plain, grads, s1, lr=0.01)
+        adam_step(scaled, grads, s2, lr=0.01, step_scale={"W": xp.asarray([[30.0, 1.0]])})
+    W, W_scaled = to_numpy(plain["W"]), to_numpy(scaled["W"])
+    assert np.allclose(W_scaled[:, 0], 30.0 * W[:, 0], rtol=1e-12) and np.abs(W[:, 0]).min() > 0
+    assert np.array_equal(W_scaled[:, 1], W[:, 1])
+    assert np.array_equal(to_numpy(scaled["b"]), to_numpy(plain["b"]))
+    assert np.array_equal(to_numpy(s1.v["W"]), to_numpy(s2.v["W"]))

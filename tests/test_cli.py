@@ -65,6 +65,26 @@ def test_train_hands_its_pre_emphasis_to_the_run_s_training_config(pair):
     assert meta["train"]["pre_emphasis"] == 0.0 and TrainConfig().pre_emphasis > 0
 
 
+def test_normalize_input_trains_at_the_input_s_own_level_and_says_so(pair):
+    """--normalize-input sets the run's input gain to 1 / the training part's RMS, says so,
+    model.npz records it, and --resume goes on with it (the checkpoint's config)."""
+    from audio_io.windows import split_validation
+    from lstm_core.files.npz import load_model
+    from lstm_core.run import load_checkpoint
+
+    out = train(pair / "dry.wav", pair / "wet.wav", "--normalize-input", "--epochs", "1", "--segment", "0.2",
+                "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
+    x, _ = sf.read(pair / "dry.wav", dtype="float32")
+    x_train = split_validation(x, x, 0.2)[0].astype(np.float64)
+    gain = 1.0 / np.sqrt(np.mean(x_train ** 2))
+    _, _, meta = load_model(pair / "run" / "model.npz")
+    assert meta["train"]["input_gain"] == pytest.approx(gain, rel=1e-6) and gain > 4
+    assert f"{gain:.3g} times louder" in out and "normalize-input" in out
+    train("--resume", pair / "run", "--epochs", "2", cwd=pair)
+    state, _ = load_checkpoint(pair / "run")
+    assert state.progress.epoch == 2 and state.train.input_gain == pytest.approx(gain, rel=1e-6)
+
+
 def test_train_reports_unusable_folders_and_checkpoints(pair):
     (pair / "a_file").write_text("")
     code, _, stderr = run("train.py", "dry.wav", "wet.wav", "--out", pair / "a_file" / "run", cwd=pair)

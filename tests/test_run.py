@@ -2,6 +2,7 @@
 it was given, and a run stopped and resumed ends exactly where one run straight through ends."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -13,9 +14,10 @@ from lstm_core.devices import device_settings
 from lstm_core.files.history import read_history
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.files.npz import load_model
-from lstm_core.model import ModelConfig
+from lstm_core.adam import AdamState, adam_step
+from lstm_core.model import ModelConfig, init_params
 from lstm_core.run import Reporter, StopRule, load_checkpoint, new_run, save_checkpoint, train_run
-from lstm_core.training import TrainConfig
+from lstm_core.training import TrainConfig, train_window
 
 RATE = 8000
 DEVICE = device_settings("cpu", batch=4, segment=0.05, processes=1)
@@ -494,3 +496,46 @@ def test_a_run_that_stopped_short_of_its_budget_stays_stopped_when_resumed(tmp_p
     resumed, _ = load_checkpoint(tmp_path)
     assert resumed.rule.reached(resumed.progress) == "budget"
     assert dataclasses.replace(resumed.rule, budget=30.0).reached(resumed.progress) is None
+
+
+def test_an_input_gain_trains_as_if_the_input_were_that_much_louder(monkeypatch):
+    """TrainConfig.input_gain g (train.py --normalize-input) starts the audio column of the
+    input weights g times larger and steps it g times further: the same path, in float64,
+    as training on the input made g times louder, with that column g times smaller. A
+    model without the skip, which would hear the louder input directly. Adam's epsilon
+    (1e-8, beside gradients g times smaller on one side) is the one difference: at this
+    test's tiny gradients it moves the weights by 0.5 %, so it is set to 1e-30 here."""
+    monkeypatch.setattr("lstm_core.training.adam_step", functools.partial(adam_step, eps=1e-30))
+    g = 30.0
+    config = ModelConfig(hidden_size=8, skip=False)
+    rng = np.random.default_rng(3)
+    x = 0.03 * rng.standard_normal((64 + 3 * 32, 1, 4))            # (T, I, B): a quiet input
+    target = np.tanh(20.0 * x[:, 0, :]) * 0.5                        # (T, B): a lot of gain
+    train = TrainConfig(warmup=64, tbptt=32)
+    louder = init_params(config, np.random.default_rng(0), np.float64)
+    gained = init_params(config, np.random.default_rng(0), np.float64, input_gain=g)
+    quiet = {k: v.copy() for k, v in louder.items()}
+    assert np.allclose(gained["lstm0.W_x"], g * louder["lstm0.W_x"], rtol=1e-15)
+    adams = AdamState(), AdamState(), AdamState()
+    for _ in range(4):
+        train_window(louder, config, adams[0], x * g, target, train)
+        train_window(gained, config, adams[1], x, target, dataclasses.replace(train, input_gain=g))
+        train_window(quiet, config, adams[2], x, target, train)
+    assert np.allclose(gained["lstm0.W_x"], g * louder["lstm0.W_x"], rtol=1e-12, atol=0)
+    for name in ("lstm0.W_h", "lstm0.b", "out.W", "out.b"):
+        assert np.allclose(gained[name], louder[name], rtol=1e-12, atol=1e-15), name
+        assert not np.allclose(quiet[name], louder[name], rtol=1e-3), name     # the gain changed the path
+
+
+def test_a_fresh_run_starts_its_input_weights_at_its_input_gain():
+    """new_run draws the same parameters with and without an input gain, except the audio
+    column of the input weights, g times larger; the gain is in the checkpoint's config."""
+    model = ModelConfig(input_size=2, hidden_size=8)
+    rule = StopRule(epochs=1, budget=None, patience=None)
+    plain = new_run(model, TrainConfig(), rule, {}, seed=4)
+    gained = new_run(model, TrainConfig(input_gain=7.0), rule, {}, seed=4)
+    assert np.allclose(gained.params["lstm0.W_x"][:, 0], 7.0 * plain.params["lstm0.W_x"][:, 0], rtol=1e-6)
+    assert np.array_equal(gained.params["lstm0.W_x"][:, 1], plain.params["lstm0.W_x"][:, 1])   # a knob's column
+    assert gained.train.to_dict()["input_gain"] == 7.0
+    with pytest.raises(ValueError, match="input gain"):
+        TrainConfig(input_gain=0.0)

@@ -81,6 +81,9 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                                      "amp-hidden32-lr0.005", "amp-hidden32-lr0.01"]
     assert trials[0].label == "hidden=16 lr=0.005"
     assert Trial.from_dict(json.loads(json.dumps(trials[0].to_dict()))) == trials[0]
+    amp = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["normalize_input=yes,no"]), tmp_path)
+    assert [Path(t.folder).name for t in amp] == ["amp-normalize_inputyes", "amp-normalize_inputno"]
+    assert [t.setting["normalize_input"] for t in amp] == [True, False] and amp[0].label == "normalize_input=yes"
 
 
 @pytest.mark.parametrize("items, match", [(["size=16"], "--grid size: unknown key (known: hidden, layers"),
@@ -92,6 +95,7 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["knob_jitter=2"], "--grid knob_jitter=2: must be between 0 and 1"),
                                           (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
+                                          (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes or no"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
                                           (["lr=0.1", "lr=0.2"], "--grid lr: given twice")])
 def test_a_bad_grid_is_named(items, match):
