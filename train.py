@@ -114,7 +114,8 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--normalize-input", action="store_true",
                    help="train as if the dry input were at 0 dBFS RMS: the model's input weights start and learn "
                         "1/RMS times larger (a quiet DI track barely moves an untrained model); the model and its "
-                        "files are unchanged. Helped amp-like effects, cost a clean low-pass (README, Defaults)")
+                        "files are unchanged. Helped effects with gain (amp-like, overdrive, compressor), cost a clean "
+                        "low-pass (README, Defaults)")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"),
                    help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default; "
                         "a resumed run: the device it was started with)")

@@ -23,6 +23,12 @@ it: what early stopping would have kept.
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
+    normalized the same with --normalize-input: the input weights start and step 1/RMS of
+              the training input times larger (TrainConfig.input_gain), as if the dry
+              input were at 0 dBFS RMS
+    ampsettings the README's amp settings: --pre-emphasis 0.85 --warmup 4096
+              --normalize-input
+              (these two run only when --systems names them)
     recipe    the amp-modelling literature's recipe in PyTorch (when installed): nn.LSTM
               H=32 + Linear + skip, pre-emphasised ESR + DC loss, 0.5 s segments, a
               1000-sample warm-up, TBPTT 2048, Adam 5e-3, batch 40, all cores
@@ -34,6 +40,7 @@ validation as train.py's --budget does (about a tenth of an epoch here): a handi
 
     python benchmarks/time_to_quality.py                       # budgets 30 60 120 300 s, 5 effects
     python benchmarks/time_to_quality.py --budgets 10 20 --effects overdrive --systems ours
+    python benchmarks/time_to_quality.py --budgets 120 --systems before ours normalized ampsettings
     python benchmarks/time_to_quality.py --write               # append to RESULTS.md, save a plot
 """
 
@@ -54,10 +61,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a chec
 
 from audio_io import effects  # noqa: E402
 from audio_io.amp import amp  # noqa: E402
-from audio_io.dataset import Dataset  # noqa: E402
+from audio_io.dataset import Dataset, rms  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
 from audio_io.pair import Pair  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
+from capture.session import normalizing_gain  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import CORES, RATE, RESULTS  # noqa: E402
 from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
@@ -71,8 +79,10 @@ SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float}
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "recipe")
-OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget")   # lstm_core's runs; recipe is PyTorch
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "normalized", "ampsettings", "recipe")
+OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "normalized",
+        "ampsettings")                                                         # lstm_core's runs; recipe is PyTorch
+DEFAULT_SYSTEMS = tuple(s for s in SYSTEMS if s not in ("normalized", "ampsettings"))   # those two: --systems
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -214,7 +224,8 @@ def plot(results: dict, path: Path) -> bool:
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
         for system, style in (("ours", "-"), ("unaveraged", (0, (5, 1, 1, 1))), ("unguarded", "-."),
-                              ("norollback", (0, (3, 1))), ("before", (0, (1, 1))), ("budget", ":"), ("recipe", "--")):
+                              ("norollback", (0, (3, 1))), ("before", (0, (1, 1))), ("budget", ":"),
+                              ("normalized", (0, (5, 2))), ("ampsettings", (0, (8, 2, 1, 2))), ("recipe", "--")):
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
@@ -235,7 +246,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Val ESR against training wall time, ours and the PyTorch recipe.")
     p.add_argument("--budgets", type=float, nargs="+", default=[30, 60, 120, 300])
     p.add_argument("--effects", nargs="+", choices=list(EFFECTS), default=list(EFFECTS))
-    p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(DEFAULT_SYSTEMS))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override one of our settings ({', '.join(SETTINGS)}) for a sweep")
     p.add_argument("--write", action="store_true", help=f"append to {RESULTS.name} and save {PLOT.name}")
@@ -275,7 +286,10 @@ def main(argv=None) -> int:
                             "unguarded": replace(train, guard_batches=False),
                             "norollback": replace(train, rollback_above=0.0),
                             "before": replace(train, guard_batches=False, average=0.0, rollback_above=0.0),
-                            "budget": replace(train, schedule="budget")}[system]
+                            "budget": replace(train, schedule="budget"),
+                            "normalized": replace(train, input_gain=normalizing_gain(rms(x_train))),
+                            "ampsettings": replace(train, pre_emphasis=0.85, warmup=4096,
+                                                   input_gain=normalizing_gain(rms(x_train)))}[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
                                     overrides.get("layers", 1)) for b in budgets}
@@ -305,7 +319,8 @@ def main(argv=None) -> int:
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked epochs; "
             f"before: without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
-            f"--budget would be given. "
+            f"--budget would be given. normalized: the same with --normalize-input. ampsettings: "
+            f"--pre-emphasis 0.85 --warmup 4096 --normalize-input. "
             f"recipe: PyTorch {torch.__version__ if torch else '-'}, "
             f"nn.LSTM H=32 + Linear + skip, pre-emphasised ESR + DC, 0.5 s segments, warm-up 1000, "
             f"TBPTT 2048, Adam 5e-3, batch 40. Plot: `{PLOT.name}`.\n\n{effects_text}\n\n{text}")

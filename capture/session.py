@@ -123,7 +123,8 @@ def _start(config: CaptureConfig, reporter: Reporter):
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
     if config.normalize_input:
         train = replace(train, input_gain=normalizing_gain(data.input_rms))
-        reporter.note(f"normalize-input: the training input is at {20 * math.log10(max(data.input_rms, 1e-12)):.1f} dBFS RMS; "
+        level = 20 * math.log10(max(data.input_rms, 1e-12))
+        reporter.note(f"normalize-input: the training input is at {level:.1f} dBFS RMS; "
                       f"the model's input weights start and learn as if it were at 0 dBFS, "
                       f"{train.input_gain:.3g} times louder (the model and its files are unchanged)")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)

@@ -95,7 +95,8 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["knob_jitter=2"], "--grid knob_jitter=2: must be between 0 and 1"),
                                           (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
-                                          (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes or no"),
+                                          (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes "
+                                                                      "or no"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
                                           (["lr=0.1", "lr=0.2"], "--grid lr: given twice")])
 def test_a_bad_grid_is_named(items, match):
