@@ -110,12 +110,12 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",
                    help="the loss compares e[n] - A e[n-1] of the error, which weights the highs the ear "
                         "resolves (default %(default)g); 0: the plain error. On an amp-like effect, "
-                        "--pre-emphasis 0.85 --warmup 4096 learned better (README, Defaults)")
+                        "--pre-emphasis 0.85 --warmup 4096 --normalize-input learned better (README, Defaults)")
     g.add_argument("--normalize-input", action="store_true",
                    help="train as if the dry input were at 0 dBFS RMS: the model's input weights start and learn "
-                        "1/RMS times larger (a quiet DI track barely moves an untrained model); the model and its "
-                        "files are unchanged. Helped effects with gain (amp-like, overdrive, compressor), cost a clean "
-                        "low-pass (README, Defaults)")
+                        "1/RMS times larger (1 to 1000 times; a quiet DI track barely moves an untrained model); the "
+                        "model and its files are unchanged. Not with --init. Helped effects with gain (amp-like, "
+                        "overdrive, compressor), cost a clean low-pass (README, Defaults)")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"),
                    help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default; "
                         "a resumed run: the device it was started with)")

@@ -23,11 +23,13 @@ it: what early stopping would have kept.
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
-    normalized the same with --normalize-input: the input weights start and step 1/RMS of
+    normalized
+              the same with --normalize-input: the input weights start and step 1/RMS of
               the training input times larger (TrainConfig.input_gain), as if the dry
               input were at 0 dBFS RMS
-    ampsettings the README's amp settings: --pre-emphasis 0.85 --warmup 4096
-              --normalize-input
+    ampsettings
+              the README's amp settings: --pre-emphasis 0.85 --warmup 4096
+              --normalize-input (they override --set pre_emphasis and warmup)
               (these two run only when --systems names them)
     recipe    the amp-modelling literature's recipe in PyTorch (when installed): nn.LSTM
               H=32 + Linear + skip, pre-emphasised ESR + DC loss, 0.5 s segments, a
@@ -297,7 +299,7 @@ def main(argv=None) -> int:
                 runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon)}
             results[(effect, system)] = {b: runs.get(b, runs[horizon]) for b in args.budgets}
             summary = "  ".join(f"{b:g}s {best_within(results[(effect, system)][b], b):.3g}" for b in args.budgets)
-            print(f"{effect:10s} {system:8s} {summary}   ({sum(len(p) for p in runs.values())} epochs in "
+            print(f"{effect:10s} {system:11s} {summary}   ({sum(len(p) for p in runs.values())} epochs in "
                   f"{len(runs)} run(s), {time.perf_counter() - started:.0f} s)", flush=True)
     text = table(results, args.budgets)
     unique = {key: {id(points): (b, points) for b, points in runs.items()} for key, runs in results.items()}

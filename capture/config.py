@@ -78,6 +78,9 @@ class CaptureConfig:
             raise ValueError("--demo trains on generated audio: leave out INPUT and TARGET, and --captures")
         if self.captures and self.input:
             raise ValueError("--captures lists the recordings: leave out INPUT and TARGET")
+        if self.normalize_input and self.init:
+            # A fine-tune's input weights fit the input's real level; steps 1/RMS times longer would undo them.
+            raise ValueError("--normalize-input shapes how a fresh model starts and learns: leave it out with --init")
         capture_set = self.captures or self.demo == "knobs"
         if capture_set and (self.val_input or self.val_target):
             raise ValueError("a capture set validates on the end of every row: leave out --val-input and --val-target")

@@ -122,11 +122,11 @@ def _start(config: CaptureConfig, reporter: Reporter):
     if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
     if config.normalize_input:
-        train = replace(train, input_gain=normalizing_gain(data.input_rms))
-        level = 20 * math.log10(max(data.input_rms, 1e-12))
-        reporter.note(f"normalize-input: the training input is at {level:.1f} dBFS RMS; "
-                      f"the model's input weights start and learn as if it were at 0 dBFS, "
-                      f"{train.input_gain:.3g} times louder (the model and its files are unchanged)")
+        level = data.input_rms
+        train = replace(train, input_gain=normalizing_gain(level))
+        reporter.note(f"normalize-input: the training input is at {20 * math.log10(max(level, 1e-12)):.1f} dBFS RMS; "
+                      f"the model's input weights start and learn as if it were {train.input_gain:.3g} times louder "
+                      f"(the model and its files are unchanged)")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
     return folder, state, options, data, xp, start_state
 

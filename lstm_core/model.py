@@ -97,9 +97,10 @@ def input_step_scale(params: dict, input_gain: float) -> dict | None:
     None when g is 1 (nothing to scale).
 
     Why: Adam's step does not depend on a gradient's scale, so training W_x with steps g
-    times longer, from a start g times larger, follows the same path as training on the
-    input made g times louder (W_x's audio column g times smaller throughout; equal up to
-    Adam's epsilon, tests/test_run.py). A quiet recording (guitar DI at -29 dBFS RMS,
+    times longer, from a start g times larger, follows the same path as feeding the LSTM
+    the input made g times louder (W_x's audio column g times smaller throughout; the skip
+    still adds the input as it is; equal up to Adam's epsilon and without gradient
+    clipping, tests/test_run.py). A quiet recording (guitar DI at -29 dBFS RMS,
     say) leaves the gates barely moved by the audio at the start, and an effect with a lot
     of gain needs input weights hundreds of Adam steps away; scaling the steps instead of
     the audio keeps the model, its skip and its files exactly as they are."""

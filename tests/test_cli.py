@@ -37,6 +37,7 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--knob-blend", "nan"], "--knob-blend must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "1"], "--pre-emphasis must be 0 (off) or more and below 1"),
+    (["dry.wav", "wet.wav", "--normalize-input", "--init", "dry.wav"], "leave it out with --init"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),

@@ -337,13 +337,17 @@ def test_a_capture_set_run_with_knob_jitter_resumes_where_one_straight_through_e
 
 def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
     """--normalize-input reads CaptureDataset.input_rms: the RMS of every trained row's
-    input (here one dry take behind three rows, so its training part's own RMS)."""
+    input together, held-out rows left out. The rows' inputs are made to differ here (the
+    set shares one dry take): 1, 2 and 3 times it, the last held out."""
+    import dataclasses
+
     from audio_io.capture_set import read_capture_set
     from audio_io.dataset import load_capture_dataset
 
-    dry = write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
     data = load_capture_dataset(read_capture_set(tmp_path / "set.csv"))
-    train_part = data.training[0].x_train.astype(np.float64)
-    assert np.array_equal(train_part, dry[: train_part.size]) and train_part.size < dry.size
-    assert data.input_rms == pytest.approx(np.sqrt(np.mean(train_part ** 2)), rel=1e-9)
-    assert data.input_rms != pytest.approx(np.sqrt(np.mean(dry.astype(np.float64) ** 2)), rel=1e-6)
+    data.recordings = [dataclasses.replace(r, x_train=(k * r.x_train).astype(np.float32), held_out=k == 3)
+                       for k, r in zip((1, 2, 3), data.recordings)]
+    base = data.recordings[0].x_train.astype(np.float64)
+    expected = np.sqrt((1 + 4) * np.mean(base ** 2) / 2)          # rows 1 and 2 alike in length
+    assert data.input_rms == pytest.approx(expected, rel=1e-6)
