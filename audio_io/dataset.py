@@ -116,10 +116,12 @@ class Dataset:
                              f"--warmup, or --val-input/--val-target")
 
 
-def rms(signal: np.ndarray) -> float:
-    """sqrt(mean(signal^2)) in float64 (0 for an empty signal)."""
-    signal = np.asarray(signal, dtype=np.float64)
-    return float(np.sqrt(signal @ signal / signal.size)) if signal.size else 0.0
+def rms(*signals: np.ndarray) -> float:
+    """sqrt(mean(signal^2)) over every signal together, in float64, one at a time (no copy
+    of them all); 0 when they hold no samples."""
+    energy = sum(float(x @ x) for x in (np.asarray(signal, dtype=np.float64) for signal in signals))
+    samples = sum(np.size(signal) for signal in signals)
+    return float(np.sqrt(energy / samples)) if samples else 0.0
 
 
 def load_dataset(options: PairOptions) -> Dataset:
@@ -191,10 +193,8 @@ class CaptureDataset:
 
     @property
     def input_rms(self) -> float:
-        """The RMS level of every trained row's input together (row by row: no copy of them all)."""
-        energy = sum(float(x @ x) for x in (r.x_train.astype(np.float64) for r in self.training))
-        samples = sum(r.x_train.size for r in self.training)
-        return float(np.sqrt(energy / samples)) if samples else 0.0
+        """The RMS level of every trained row's input together."""
+        return rms(*(r.x_train for r in self.training))
 
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)

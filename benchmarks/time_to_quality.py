@@ -281,6 +281,7 @@ def main(argv=None) -> int:
     results = {}
     for effect in args.effects:
         x_train, y_train, x_val, y_val = material(effect)
+        input_gain = normalizing_gain(rms(x_train))          # what --normalize-input sets
         for system in args.systems:
             started = time.perf_counter()
             if system in OURS:
@@ -289,9 +290,9 @@ def main(argv=None) -> int:
                             "norollback": replace(train, rollback_above=0.0),
                             "before": replace(train, guard_batches=False, average=0.0, rollback_above=0.0),
                             "budget": replace(train, schedule="budget"),
-                            "normalized": replace(train, input_gain=normalizing_gain(rms(x_train))),
+                            "normalized": replace(train, input_gain=input_gain),
                             "ampsettings": replace(train, pre_emphasis=0.85, warmup=4096,
-                                                   input_gain=normalizing_gain(rms(x_train)))}[system]
+                                                   input_gain=input_gain)}[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
                                     overrides.get("layers", 1)) for b in budgets}

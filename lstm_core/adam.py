@@ -104,10 +104,10 @@ def adam_step(params: dict, grads: dict, state: AdamState, lr: float, beta1: flo
         m += (1.0 - beta1) * g
         v *= beta2
         v += (1.0 - beta2) * (g * g)
+        step = lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)
         if step_scale is not None and name in step_scale:
-            p -= (lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)) * step_scale[name]
-        else:
-            p -= lr * (m / correction1) / (xp.sqrt(v / correction2) + eps)
+            step *= step_scale[name]
+        p -= step
     if average > 0.0:
         decay = min(average, (1.0 + state.step) / (10.0 + state.step))
         for name, p in params.items():
