@@ -31,6 +31,7 @@ from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
 from lstm_core.run import Reporter, db
 from lstm_core.schedule import SCHEDULES
+from lstm_core.training import DEFAULT_INPUT_LEVEL
 
 from command_line import ArgumentParser, fail
 
@@ -48,6 +49,16 @@ def knob_range(text: str) -> tuple[str, float, float]:
     if not name or len(values) != 2 or not all(math.isfinite(v) for v in values) or not values[1] > values[0]:
         raise argparse.ArgumentTypeError(f"{text!r}: give NAME=LOW:HIGH with LOW below HIGH, such as gain=0:10")
     return name, *values
+
+
+def input_level(text: str) -> float:
+    """--input-level's value: a level in dBFS RMS, or 'off' (-inf: never louder)."""
+    if text.lower() == "off":
+        return -math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a level in dBFS RMS such as -20, or off; got {text!r}") from None
 
 
 def parse_args(argv):
@@ -104,18 +115,21 @@ def build_parser() -> ArgumentParser:
                    help=f"seconds of loss-carrying audio per window, rounded to whole --tbptt slices "
                         f"(default {CPU.segment} on the CPU, {GPU.segment} on the GPU)")
     g.add_argument("--warmup", type=int, default=DEFAULTS.warmup,
-                   help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup})")
+                   help=f"burn-in samples before each window's segment, no loss (default {DEFAULTS.warmup}; "
+                        "1000 before 2026-12-01)")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
     g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",
                    help="the loss compares e[n] - A e[n-1] of the error, which weights the highs the ear "
-                        "resolves (default %(default)g); 0: the plain error. On an amp-like effect, "
-                        "--pre-emphasis 0.85 --warmup 4096 --normalize-input learned better (README, Defaults)")
-    g.add_argument("--normalize-input", action="store_true",
-                   help="train as if the dry input were at 0 dBFS RMS: the model's input weights start and learn "
-                        "1/RMS times larger (1 to 1000 times; a quiet DI track barely moves an untrained model); the "
-                        "model and its files are unchanged. Not with --init. Helped effects with gain (amp-like, "
-                        "overdrive, compressor), cost a clean low-pass (README, Defaults)")
+                        "resolves (default %(default)g; 0.95 before 2026-12-01); 0: the plain error")
+    g.add_argument("--input-level", type=input_level, metavar="DBFS",
+                   help="train a quieter dry input as if it were at DBFS dBFS RMS: Adam's steps on the model's "
+                        "input weights for the audio are 10^(DBFS/20) / the input's RMS times longer (1 to 1000 "
+                        "times; a quiet DI track barely moves an untrained model); the start, the model and its "
+                        "files are unchanged (default "
+                        f"{DEFAULT_INPUT_LEVEL:g}; 'off' trains on the input as it is, as before 2026-12-01 and as "
+                        "--init always does) (README, Defaults)")
+    g.add_argument("--normalize-input", action="store_true", default=None, help="the same as --input-level 0 (the default since 2026-12-01)")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"),
                    help="where to train: cpu (NumPy), gpu (CuPy; an error without one), auto (default; "
                         "a resumed run: the device it was started with)")

@@ -2,8 +2,9 @@
 
 One training step is one window of T = 1024 time steps of B parallel segments (T * B
 samples) through a one-layer LSTM (input size 1, H units, skip on), the pre-emphasised
-ESR + DC loss (a = 0.95, DC weight 1: TrainConfig's defaults), backpropagation through
-the whole window (warm-up 0, tbptt = T) and one Adam update. The systems (common.SYSTEMS):
+ESR + DC loss (a = 0.85, DC weight 1: TrainConfig's defaults; a was 0.95 before
+2026-12-01, which costs the same), backpropagation through the whole window (warm-up 0,
+tbptt = T) and one Adam update. The systems (common.SYSTEMS):
 
     ours      lstm_core.training.train_window: NumPy on the CPU, CuPy where a GPU is usable
               (its default loop); and lstm_core.parallel.ParallelTrainer: the batch shared

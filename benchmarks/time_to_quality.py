@@ -8,8 +8,9 @@ every system alike). The table gives, at each budget, the best val ESR reached w
 it: what early stopping would have kept.
 
     ours      lstm_core.run.train_run, what train.py runs, with train.py's CPU settings
-              (lstm_core.devices: ParallelTrainer over every core) and its defaults;
-              run_ours takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
+              (lstm_core.devices: ParallelTrainer over every core) and its defaults, the
+              input trained as if at 0 dBFS RMS (--input-level); run_ours takes any
+              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
     unaveraged the same without the running average of the parameters (TrainConfig.average
@@ -17,20 +18,14 @@ it: what early stopping would have kept.
               as the defaults were before it (2026-11-30)
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
-    before    without any of the three (guard, average, roll-back): train.py's defaults when
-              issue 15 was filed, as far as today's code has switches for them (the fixes
-              since, such as the warmed-up validation, apply to every system)
+    previous  train.py's defaults until 2026-12-01: pre-emphasis 0.95, a 1000-sample
+              warm-up, the input as it is (--input-level off)
+    before    the same without any of the three (guard, average, roll-back): train.py's
+              defaults when issue 15 was filed, as far as today's code has switches for them
+              (the fixes since, such as the warmed-up validation, apply to every system)
     budget    the same with --schedule budget: the learning rate falls to 2 % as the
               budget runs out (lstm_core/schedule.py), a run per budget, as a user's
               --budget would set it
-    normalized
-              the same with --normalize-input: the input weights start and step 1/RMS of
-              the training input times larger (TrainConfig.input_gain), as if the dry
-              input were at 0 dBFS RMS
-    ampsettings
-              the README's amp settings: --pre-emphasis 0.85 --warmup 4096
-              --normalize-input (they override --set pre_emphasis and warmup)
-              (these two run only when --systems names them)
     recipe    the amp-modelling literature's recipe in PyTorch (when installed): nn.LSTM
               H=32 + Linear + skip, pre-emphasised ESR + DC loss, 0.5 s segments, a
               1000-sample warm-up, TBPTT 2048, Adam 5e-3, batch 40, all cores
@@ -42,7 +37,7 @@ validation as train.py's --budget does (about a tenth of an epoch here): a handi
 
     python benchmarks/time_to_quality.py                       # budgets 30 60 120 300 s, 5 effects
     python benchmarks/time_to_quality.py --budgets 10 20 --effects overdrive --systems ours
-    python benchmarks/time_to_quality.py --budgets 120 --systems before ours normalized ampsettings
+    python benchmarks/time_to_quality.py --budgets 30 60 120 --systems before previous ours
     python benchmarks/time_to_quality.py --write               # append to RESULTS.md, save a plot
 """
 
@@ -67,7 +62,6 @@ from audio_io.dataset import Dataset, rms  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
 from audio_io.pair import Pair  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
-from capture.session import normalizing_gain  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.common import CORES, RATE, RESULTS  # noqa: E402
 from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
@@ -75,16 +69,15 @@ from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.run import Reporter, StopRule, new_run, train_run  # noqa: E402
-from lstm_core.training import TrainConfig  # noqa: E402
+from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig, input_gain_for  # noqa: E402
 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
-            "layers": int, "schedule": str, "average": float, "pre_emphasis": float}
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "normalized", "ampsettings", "recipe")
-OURS = ("ours", "unaveraged", "unguarded", "norollback", "before", "budget", "normalized",
-        "ampsettings")                                                         # lstm_core's runs; recipe is PyTorch
-DEFAULT_SYSTEMS = tuple(s for s in SYSTEMS if s not in ("normalized", "ampsettings"))   # those two: --systems
+            "layers": int, "schedule": str, "average": float, "pre_emphasis": float,
+            "input_level": lambda text: -math.inf if text == "off" else float(text)}   # dBFS RMS, or off
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "previous", "before", "budget", "recipe")
+OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -125,10 +118,12 @@ def train_for(budget: float, epoch, train_batch, validate, y_val) -> list:
 
 
 def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettings, train: TrainConfig,
-             hidden: int = 32, layers: int = 1) -> list:
+             hidden: int = 32, layers: int = 1, input_level: float = DEFAULT_INPUT_LEVEL) -> list:
     """[(seconds, val ESR)] after each epoch of lstm_core.run.train_run (what train.py runs:
     the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
-    time budget, in a temporary run folder. Seconds are train_run's: validation included."""
+    time budget, in a temporary run folder. Seconds are train_run's: validation included.
+    The input gain is set from ``input_level`` (dBFS RMS; -inf: off) as train.py sets it."""
+    train = replace(train, input_gain=input_gain_for(rms(x_train), input_level))
     data = Dataset(x_train, y_train, x_val, y_val, Pair(np.concatenate([x_train, x_val]),
                                                          np.concatenate([y_train, y_val]), RATE))
     state = new_run(ModelConfig(hidden_size=hidden, num_layers=layers), train,
@@ -226,8 +221,8 @@ def plot(results: dict, path: Path) -> bool:
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
         for system, style in (("ours", "-"), ("unaveraged", (0, (5, 1, 1, 1))), ("unguarded", "-."),
-                              ("norollback", (0, (3, 1))), ("before", (0, (1, 1))), ("budget", ":"),
-                              ("normalized", (0, (5, 2))), ("ampsettings", (0, (8, 2, 1, 2))), ("recipe", "--")):
+                              ("norollback", (0, (3, 1))), ("previous", (0, (8, 2, 1, 2))), ("before", (0, (1, 1))),
+                              ("budget", ":"), ("recipe", "--")):
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
@@ -248,7 +243,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Val ESR against training wall time, ours and the PyTorch recipe.")
     p.add_argument("--budgets", type=float, nargs="+", default=[30, 60, 120, 300])
     p.add_argument("--effects", nargs="+", choices=list(EFFECTS), default=list(EFFECTS))
-    p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(DEFAULT_SYSTEMS))
+    p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override one of our settings ({', '.join(SETTINGS)}) for a sweep")
     p.add_argument("--write", action="store_true", help=f"append to {RESULTS.name} and save {PLOT.name}")
@@ -262,7 +257,10 @@ def main(argv=None) -> int:
         name, _, value = item.partition("=")
         if name not in SETTINGS:
             sys.exit(f"--set {item}: unknown setting {name!r}")
-        overrides[name] = SETTINGS[name](value)
+        try:
+            overrides[name] = SETTINGS[name](value)
+        except ValueError:
+            sys.exit(f"--set {item}: not a valid {name}")
     train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
                                                               "pre_emphasis") if name in overrides})
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
@@ -273,29 +271,32 @@ def main(argv=None) -> int:
             print("PyTorch is not installed: the recipe is skipped")
             args.systems = [s for s in args.systems if s != "recipe"]
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
-                 f"segment {CPU.segment} s){', overrides ' + str(overrides) if overrides else ''}, "
-                 f"{CORES} processes")
+                 f"segment {CPU.segment} s, the input trained as if at "
+                 f"{overrides.get('input_level', DEFAULT_INPUT_LEVEL):g} dBFS RMS)"
+                 f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
     print(f"{SECONDS} s of generated music at {RATE} Hz (48 s train, 12 s validation); budgets {args.budgets}")
     print(f"ours: {ours_text}", flush=True)
     horizon = max(args.budgets)
     results = {}
     for effect in args.effects:
         x_train, y_train, x_val, y_val = material(effect)
-        input_gain = normalizing_gain(rms(x_train))          # what --normalize-input sets
         for system in args.systems:
             started = time.perf_counter()
             if system in OURS:
-                settings = {"ours": train, "unaveraged": replace(train, average=0.0),
-                            "unguarded": replace(train, guard_batches=False),
-                            "norollback": replace(train, rollback_above=0.0),
-                            "before": replace(train, guard_batches=False, average=0.0, rollback_above=0.0),
-                            "budget": replace(train, schedule="budget"),
-                            "normalized": replace(train, input_gain=input_gain),
-                            "ampsettings": replace(train, pre_emphasis=0.85, warmup=4096,
-                                                   input_gain=input_gain)}[system]
+                # the defaults until 2026-12-01: pre-emphasis 0.95 and warm-up 1000 where --set leaves them, level off
+                old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000))
+                                        if name not in overrides})
+                settings, level = {"ours": (train, None), "unaveraged": (replace(train, average=0.0), None),
+                                   "unguarded": (replace(train, guard_batches=False), None),
+                                   "norollback": (replace(train, rollback_above=0.0), None),
+                                   "previous": (old, -math.inf),
+                                   "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0),
+                                              -math.inf),
+                                   "budget": (replace(train, schedule="budget"), None)}[system]
+                level = overrides.get("input_level", DEFAULT_INPUT_LEVEL) if level is None else level
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
-                                    overrides.get("layers", 1)) for b in budgets}
+                                    overrides.get("layers", 1), level) for b in budgets}
             else:
                 runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon)}
             results[(effect, system)] = {b: runs.get(b, runs[horizon]) for b in args.budgets}
@@ -320,10 +321,10 @@ def main(argv=None) -> int:
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked epochs; "
-            f"before: without any of the three; "
+            f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000, the input as it is); "
+            f"before: previous without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
-            f"--budget would be given. normalized: the same with --normalize-input. ampsettings: "
-            f"--pre-emphasis 0.85 --warmup 4096 --normalize-input. "
+            f"--budget would be given. "
             f"recipe: PyTorch {torch.__version__ if torch else '-'}, "
             f"nn.LSTM H=32 + Linear + skip, pre-emphasised ESR + DC, 0.5 s segments, warm-up 1000, "
             f"TBPTT 2048, Adam 5e-3, batch 40. Plot: `{PLOT.name}`.\n\n{effects_text}\n\n{text}")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from audio_io.dataset import DEFAULT_VAL_FRACTION, PairOptions
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.run import StopRule
-from lstm_core.training import TrainConfig
+from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig
 
 TRAIN_DEFAULTS = TrainConfig()
 DEFAULT_EPOCHS = 1000
@@ -53,8 +53,11 @@ class CaptureConfig:
     warmup: int = TRAIN_DEFAULTS.warmup
     tbptt: int = TRAIN_DEFAULTS.tbptt
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
-    normalize_input: bool = False     # train as if the input were at 0 dBFS RMS (TrainConfig.input_gain, set by
-                                      # session.py from the training audio's level)
+    input_level: float | None = None  # dBFS RMS: a quieter training input is trained as if it were this loud
+                                      # (TrainConfig.input_gain, set by session.py from the audio's level); -inf:
+                                      # as it is; None: DEFAULT_INPUT_LEVEL, or as it is with --init
+    normalize_input: bool | None = None   # True: input_level 0 (0 dBFS RMS); False: -inf (sweep's
+                                          # normalize_input=no); None: not given
     device: str | None = None         # "cpu", "gpu" or "auto" (None: auto)
     processes: int | None = None      # None: one per core on the CPU
     seed: int = 0
@@ -78,9 +81,14 @@ class CaptureConfig:
             raise ValueError("--demo trains on generated audio: leave out INPUT and TARGET, and --captures")
         if self.captures and self.input:
             raise ValueError("--captures lists the recordings: leave out INPUT and TARGET")
-        if self.normalize_input and self.init:
-            # A fine-tune's input weights fit the input's real level; steps 1/RMS times longer would undo them.
-            raise ValueError("--normalize-input shapes how a fresh model starts and learns: leave it out with --init")
+        if self.normalize_input is not None and self.input_level is not None:
+            raise ValueError("--normalize-input is --input-level 0: give one of them")
+        if self.input_level is not None and not self.input_level <= 0.0:      # NaN too
+            raise ValueError(f"--input-level is a level in dBFS RMS, 0 or below (or off), got {self.input_level}")
+        if self.init and (self.normalize_input or self.input_level not in (None, -math.inf)):
+            # A fine-tune's input weights fit the input's real level; longer steps on them would undo them.
+            raise ValueError(f"{'--normalize-input' if self.normalize_input else '--input-level'} shapes how a fresh "
+                             f"model learns: leave it out with --init (a fine-tune trains on the input as it is)")
         capture_set = self.captures or self.demo == "knobs"
         if capture_set and (self.val_input or self.val_target):
             raise ValueError("a capture set validates on the end of every row: leave out --val-input and --val-target")
@@ -116,6 +124,15 @@ class CaptureConfig:
             raise ValueError(f"--segment must be a positive number of seconds, got {self.segment}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+
+    def resolved_input_level(self) -> float:
+        """The level (dBFS RMS) the training input is trained as if it were at, at least;
+        -inf: as it is (a fine-tune's default)."""
+        if self.normalize_input is not None:
+            return 0.0 if self.normalize_input else -math.inf
+        if self.input_level is not None:
+            return self.input_level
+        return -math.inf if self.init else DEFAULT_INPUT_LEVEL
 
     def stop_rule(self) -> StopRule:
         return stop_rule_over({"epochs": DEFAULT_EPOCHS, "budget": DEMO_BUDGET if self.demo else None,

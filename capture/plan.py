@@ -85,11 +85,21 @@ def _yes_no(text: str) -> bool:
     return answer
 
 
+def _level(text: str) -> float:
+    if text.lower() == "off":
+        return -math.inf
+    value = float(text)
+    if not value <= 0.0:
+        raise ValueError("must be a level in dBFS RMS, 0 or below, or off")
+    return value
+
+
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": int,
              "seed": _seed, "average": _decay, "knob_jitter": _zero_to_one,
-             "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no}
+             "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no,
+             "input_level": _level}
 
 
 class PlanError(ValueError):
@@ -241,6 +251,8 @@ def _shown(value) -> str:
     """A grid value as a label or folder name writes it: 0.005, 32, yes."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if value == -math.inf:
+        return "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

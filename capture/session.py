@@ -31,14 +31,13 @@ from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, train_run, validation_errors)
-from lstm_core.training import segment_samples
+from lstm_core.training import MAX_INPUT_GAIN, input_gain_for, segment_samples
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
 from .folder import absolute, new_folder_name, prepare_folder, write_demo_pair
 
 SMALL_DELAY = 2          # samples of lag a filter's own group delay can explain
-MAX_INPUT_GAIN = 1000.0  # --normalize-input's most: an input at -60 dBFS RMS, far quieter than any usable capture
 
 
 @dataclass
@@ -121,20 +120,17 @@ def _start(config: CaptureConfig, reporter: Reporter):
                       f"weights fit another rate, so fine-tuning starts further from the goal")
     if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    if config.normalize_input:
-        level = data.input_rms
-        train = replace(train, input_gain=normalizing_gain(level))
-        reporter.note(f"normalize-input: the training input is at {20 * math.log10(max(level, 1e-12)):.1f} dBFS RMS; "
-                      f"the model's input weights start and learn as if it were {train.input_gain:.3g} times louder "
-                      f"(the model and its files are unchanged)")
+    level, wanted = data.input_rms, config.resolved_input_level()
+    train = replace(train, input_gain=input_gain_for(level, wanted))
+    if train.input_gain != 1.0:
+        reached = (f"{wanted:g}" if train.input_gain < MAX_INPUT_GAIN else       # a near-silent input: the gain's most
+                   f"{20 * math.log10(max(level, 1e-12) * MAX_INPUT_GAIN):.1f} (the most it is raised)")
+        reporter.note(f"input level: the training input is at {20 * math.log10(max(level, 1e-12)):.1f} dBFS RMS; "
+                      f"the model's input weights learn as if it were at {reached} dBFS RMS, "
+                      f"{train.input_gain:.3g} times louder (their steps that many times longer; the model and its "
+                      f"files are unchanged; --input-level off trains on it as it is)")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
     return folder, state, options, data, xp, start_state
-
-
-def normalizing_gain(rms: float) -> float:
-    """The input gain that brings a training input of this RMS level to 1 (0 dBFS RMS):
-    1 / rms, from 1 (an input already that loud is left alone) to MAX_INPUT_GAIN."""
-    return float(min(MAX_INPUT_GAIN, max(1.0, 1.0 / rms))) if rms > 0 else MAX_INPUT_GAIN
 
 
 def _resume(config: ResumeConfig, reporter: Reporter):

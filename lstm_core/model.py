@@ -14,10 +14,9 @@ Initialisation (why these numbers):
     keeping most of its memory, so gradients survive over the long windows audio needs.
   * the output weights start small (0.1/sqrt(H)): with the skip on, the untrained model
     is almost exactly a wire (y = x), the natural starting point for an audio effect.
-  * with an input gain g (TrainConfig.input_gain, train.py --normalize-input), the audio
-    column of the first layer's W_x starts g times larger, and input_step_scale makes
-    Adam's steps on it g times longer: training as if the input were g times louder,
-    without changing the model (see input_step_scale).
+  * an input gain g (TrainConfig.input_gain, train.py --input-level) leaves the start as
+    it is; input_step_scale makes Adam's steps on the audio column of the first layer's
+    W_x g times longer (see there).
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ def param_shapes(config: ModelConfig) -> dict:
 INPUT_WEIGHTS = "lstm0.W_x"    # (G, I): the first layer's input weights; column 0 weighs the audio
 
 
-def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32, input_gain: float = 1.0) -> dict:
+def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict:
     """Fresh parameters on the host (move them with backend.to_device). See module doc."""
     H = config.hidden_size
     bound = 1.0 / np.sqrt(H)
@@ -87,7 +86,6 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32,
     for layer in range(config.num_layers):
         params[f"lstm{layer}.b"][2 * H : 3 * H] = 1.0      # forget gate (rows o, i, f, g)
     params["out.W"] *= 0.1
-    params[INPUT_WEIGHTS][:, 0] *= input_gain
     return {name: value.astype(dtype) for name, value in params.items()}
 
 
@@ -96,14 +94,16 @@ def input_step_scale(params: dict, input_gain: float) -> dict | None:
     (1, I) array, g for the audio column and 1 for any knob's, on the parameters' device};
     None when g is 1 (nothing to scale).
 
-    Why: Adam's step does not depend on a gradient's scale, so training W_x with steps g
-    times longer, from a start g times larger, follows the same path as feeding the LSTM
-    the input made g times louder (W_x's audio column g times smaller throughout; the skip
-    still adds the input as it is; equal up to Adam's epsilon and without gradient
-    clipping, tests/test_run.py). A quiet recording (guitar DI at -29 dBFS RMS,
-    say) leaves the gates barely moved by the audio at the start, and an effect with a lot
-    of gain needs input weights hundreds of Adam steps away; scaling the steps instead of
-    the audio keeps the model, its skip and its files exactly as they are."""
+    Why: a quiet recording (guitar DI at -29 dBFS RMS, say) barely moves the gates, and an
+    effect with a lot of gain needs input weights hundreds of Adam steps away. Adam's step
+    does not depend on a gradient's scale, so steps g times longer on W_x's audio column
+    follow the same path as feeding the LSTM the input made g times louder from a start
+    whose audio column is g times smaller, the same starting model (the skip still adds
+    the input as it is; equal up to Adam's epsilon and without gradient clipping,
+    tests/test_run.py). The model starts as a fresh one would, near its linear region,
+    which a clean filter needs (a start g times larger as well, as --normalize-input gave
+    before 2026-12-01's new defaults, learned the low-pass about 2 times worse: RESULTS.md "New defaults"), and the
+    model, its skip and its files stay as they are."""
     if input_gain == 1.0:
         return None
     W_x = params[INPUT_WEIGHTS]

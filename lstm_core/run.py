@@ -171,11 +171,10 @@ class RunState:
 def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dict, seed: int,
             params: dict | None = None) -> RunState:
     """A run before its first epoch: ``params`` (a fine-tune's starting model), or fresh
-    ones drawn from ``seed`` (their audio input's weights scaled by train.input_gain); the
-    same seed then draws the windows."""
+    ones drawn from ``seed``; the same seed then draws the windows."""
     rng = np.random.default_rng(seed)
     if params is None:
-        params = init_params(model, rng, input_gain=train.input_gain)
+        params = init_params(model, rng)
     return RunState(model, train, rule, dict(options), dict(params), {k: v.copy() for k, v in params.items()},
                     AdamState(), Progress(), rng)
 

@@ -24,6 +24,21 @@ from .model import ModelConfig, input_step_scale, model_forward, model_backward,
 from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
+DEFAULT_INPUT_LEVEL = 0.0       # dBFS RMS: train.py trains a quieter input as if it were this loud (input_gain_for)
+MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, far quieter than any usable capture
+
+
+def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
+    """TrainConfig.input_gain that trains an input of this RMS as if it were at ``level``
+    dBFS RMS: 10^(level / 20) / rms, from 1 (an input already that loud, or level -inf:
+    left as it is) to MAX_INPUT_GAIN (silence gets the most)."""
+    if level == -math.inf:
+        return 1.0
+    if rms <= 0:
+        return MAX_INPUT_GAIN
+    return float(min(MAX_INPUT_GAIN, max(1.0, 10.0 ** (level / 20.0) / rms)))
+
+
 def segment_samples(seconds: float, rate: int, tbptt: int) -> int:
     """The window's loss-carrying length in samples: ``seconds`` rounded to whole TBPTT
     slices (at least one), so every update sees tbptt steps."""
@@ -36,10 +51,11 @@ class TrainConfig:
     # short TBPTT slices give many more updates per second, which wins at every budget
     # measured, and a higher rate than the literature's 5e-3 suits them.
     lr: float = 1e-2              # Adam step size
-    warmup: int = 1000            # burn-in steps per window (no loss)
+    warmup: int = 4096            # burn-in steps per window (no loss); 1000 until 2026-12-01 (an amp's sag and
+                                  # coupling capacitors take longer to settle: RESULTS.md "New defaults")
     tbptt: int = 256              # steps per update (truncated BPTT length)
     loss: str = "esr"             # "esr" (pre-emphasised ESR + DC) or "mse"
-    pre_emphasis: float = 0.95    # a in e[n] - a e[n-1]; 0 turns it off
+    pre_emphasis: float = 0.85    # a in e[n] - a e[n-1]; 0 turns it off; 0.95 until 2026-12-01
     dc_weight: float = 1.0        # weight of the DC term of the ESR loss
     plain_weight: float = 0.0     # weight of a plain ESR term (no pre-emphasis) added to the ESR loss
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
@@ -58,10 +74,10 @@ class TrainConfig:
     knob_blend: float = 0.75      # this fraction of a conditioned model's windows is moved to a setting between its
                                   # row's and a neighbouring row's of the same input audio, the target mixed alike
                                   # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
-    input_gain: float = 1.0       # the audio input's weights start, and take Adam steps, this many times larger
-                                  # (model.input_step_scale): training as if the input were this much louder, the
-                                  # model unchanged. train.py --normalize-input sets 1 / the training input's RMS;
-                                  # 1: off (README "Defaults"; RESULTS.md "Normalising the input")
+    input_gain: float = 1.0       # the audio input's weights take Adam steps this many times longer
+                                  # (model.input_step_scale): training as if the input were this much louder (from a
+                                  # start whose audio column is this much smaller: see there), the model unchanged. train.py sets input_gain_for(the training input's RMS,
+                                  # --input-level); 1: off (README "Defaults"; RESULTS.md "Normalising the input")
 
     def __post_init__(self):
         if self.loss not in LOSSES:

@@ -1,13 +1,15 @@
 """The command lines: bad input gets one clear line and a non-zero exit, never a traceback,
 and nothing the user owns is overwritten."""
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import TrainConfig
+from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -38,6 +40,11 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "1"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--normalize-input", "--init", "dry.wav"], "leave it out with --init"),
+    (["dry.wav", "wet.wav", "--input-level", "-10", "--init", "dry.wav"], "--input-level shapes how a fresh model"),
+    (["dry.wav", "wet.wav", "--input-level", "-10", "--normalize-input"], "give one of them"),
+    (["dry.wav", "wet.wav", "--input-level", "6"], "--input-level is a level in dBFS RMS, 0 or below"),
+    (["dry.wav", "wet.wav", "--input-level", "nan"], "--input-level is a level in dBFS RMS, 0 or below"),
+    (["dry.wav", "wet.wav", "--input-level", "loud"], "a level in dBFS RMS such as -20, or off"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
@@ -66,24 +73,75 @@ def test_train_hands_its_pre_emphasis_to_the_run_s_training_config(pair):
     assert meta["train"]["pre_emphasis"] == 0.0 and TrainConfig().pre_emphasis > 0
 
 
-def test_normalize_input_trains_at_the_input_s_own_level_and_says_so(pair):
-    """--normalize-input sets the run's input gain to 1 / the training part's RMS, says so,
-    model.npz records it, and --resume goes on with it (the checkpoint's config)."""
+def test_an_input_level_sets_the_run_s_input_gain_and_resume_keeps_it(pair):
+    """--input-level -6 sets the run's input gain to 10^(-6/20) / the training part's RMS,
+    says so, model.npz records it, and --resume goes on with it (the checkpoint's config)."""
     from audio_io.windows import split_validation
     from lstm_core.files.npz import load_model
     from lstm_core.run import load_checkpoint
 
-    out = train(pair / "dry.wav", pair / "wet.wav", "--normalize-input", "--epochs", "1", "--segment", "0.2",
+    out = train(pair / "dry.wav", pair / "wet.wav", "--input-level", "-6", "--epochs", "1", "--segment", "0.2",
                 "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
     x, _ = sf.read(pair / "dry.wav", dtype="float32")
     x_train = split_validation(x, x, 0.2)[0].astype(np.float64)
-    gain = 1.0 / np.sqrt(np.mean(x_train ** 2))
+    gain = 10 ** (-6 / 20) / np.sqrt(np.mean(x_train ** 2))
     _, _, meta = load_model(pair / "run" / "model.npz")
-    assert meta["train"]["input_gain"] == pytest.approx(gain, rel=1e-6) and gain > 4
-    assert f"{gain:.3g} times louder" in out and "normalize-input" in out
+    assert meta["train"]["input_gain"] == pytest.approx(gain, rel=1e-6) and gain > 2
+    assert f"{gain:.3g} times louder" in out and "as if it were at -6 dBFS RMS" in out
     train("--resume", pair / "run", "--epochs", "2", cwd=pair)
     state, _ = load_checkpoint(pair / "run")
     assert state.progress.epoch == 2 and state.train.input_gain == pytest.approx(gain, rel=1e-6)
+
+
+def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherwise(pair):
+    """By default a training input quieter than DEFAULT_INPUT_LEVEL dBFS RMS gets the input
+    gain that brings it there, and the run says so; --input-level picks another level, one
+    already louder than the level asked (the pair, about -14 dBFS, at -30) is left alone,
+    silently, and off leaves the input as it is."""
+    from audio_io.windows import split_validation
+    from lstm_core.files.npz import load_model
+
+    x, _ = sf.read(pair / "dry.wav", dtype="float32")
+    quiet = (0.05 * x).astype(np.float32)
+    (pair / "quiet").mkdir()
+    write_pair(pair / "quiet", quiet, 0.5 * quiet, 11025)
+    quiet, _ = sf.read(pair / "quiet" / "dry.wav", dtype="float32")          # as 16-bit PCM holds it
+    level = np.sqrt(np.mean(split_validation(quiet, quiet, 0.2)[0].astype(np.float64) ** 2))
+    quick = ("--epochs", "1", "--segment", "0.2", "--warmup", "200", "--processes", "1")
+
+    def gain_and_output(folder, *args, source=pair / "quiet"):
+        out = train(source / "dry.wav", source / "wet.wav", *quick, *args, "--out", pair / folder, cwd=pair)
+        return load_model(pair / folder / "model.npz")[2]["train"]["input_gain"], out
+
+    gain, out = gain_and_output("default")
+    assert gain == pytest.approx(10 ** (DEFAULT_INPUT_LEVEL / 20) / level, rel=1e-6) and gain > 5
+    assert f"as if it were at {DEFAULT_INPUT_LEVEL:g} dBFS RMS, {gain:.3g} times louder" in out
+    gain, out = gain_and_output("minus30", "--input-level", "-30")
+    assert gain == pytest.approx(10 ** -1.5 / level, rel=1e-6)
+    gain, out = gain_and_output("off", "--input-level", "off")
+    assert gain == 1.0 and "input level:" not in out
+    gain, out = gain_and_output("loud", "--input-level", "-30", source=pair)
+    assert gain == 1.0 and "input level:" not in out
+
+
+def test_the_input_level_a_run_trains_at():
+    """DEFAULT_INPUT_LEVEL for a fresh model, the input as it is (-inf) for a fine-tune, 0
+    with --normalize-input (and off with the sweep's normalize_input=no), what --input-level
+    gives; train.py's flags reach the config."""
+    import importlib
+
+    from capture import CaptureConfig
+
+    flags = importlib.import_module("train").parse_args
+    assert flags(["a", "b", "--normalize-input"]).normalize_input is True
+    assert flags(["a", "b"]).normalize_input is None and flags(["a", "b"]).input_level is None
+    assert flags(["a", "b", "--input-level", "off"]).input_level == -math.inf
+
+    assert CaptureConfig(input="a", target="b").resolved_input_level() == DEFAULT_INPUT_LEVEL
+    assert CaptureConfig(input="a", target="b", init="m.npz").resolved_input_level() == -math.inf
+    assert CaptureConfig(input="a", target="b", normalize_input=True).resolved_input_level() == 0.0
+    assert CaptureConfig(input="a", target="b", normalize_input=False).resolved_input_level() == -math.inf
+    assert CaptureConfig(input="a", target="b", input_level=-33.0).resolved_input_level() == -33.0
 
 
 def test_train_reports_unusable_folders_and_checkpoints(pair):

@@ -336,7 +336,7 @@ def test_a_capture_set_run_with_knob_jitter_resumes_where_one_straight_through_e
 
 
 def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
-    """--normalize-input reads CaptureDataset.input_rms: the RMS of every trained row's
+    """--input-level reads CaptureDataset.input_rms: the RMS of every trained row's
     input together, held-out rows left out. The rows' inputs are made to differ here (the
     set shares one dry take): 1, 2 and 3 times it, the last held out."""
     import dataclasses

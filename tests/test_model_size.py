@@ -1,25 +1,26 @@
 """A bigger model learns where a smaller one does: H=64 on the amp-like effect does not
 stall at the start (a user's first try for more quality is a bigger model), at the
-defaults, epoch for epoch against H=32."""
+defaults (train.py's: the input level's gain included), epoch for epoch against H=32."""
 
 import numpy as np
 
 from audio_io.amp import amp
-from audio_io.dataset import Dataset
+from audio_io.dataset import Dataset, rms
 from audio_io.demo import music_like
 from audio_io.pair import Pair
 from audio_io.windows import split_validation
 from lstm_core.devices import device_settings
 from lstm_core.model import ModelConfig
 from lstm_core.run import StopRule, new_run, train_run
-from lstm_core.training import TrainConfig
+from lstm_core.training import TrainConfig, input_gain_for
 
 RATE = 22050
 EPOCHS = 20
 
 
 def best_val_esr(hidden: int, data: Dataset, folder) -> float:
-    state = new_run(ModelConfig(hidden_size=hidden), TrainConfig(), StopRule(epochs=EPOCHS, patience=None), {}, seed=0)
+    train = TrainConfig(input_gain=input_gain_for(rms(data.x_train)))      # as train.py sets it
+    state = new_run(ModelConfig(hidden_size=hidden), train, StopRule(epochs=EPOCHS, patience=None), {}, seed=0)
     train_run(state, data, device_settings("cpu", processes=1), folder, {})
     return state.progress.best_esr
 

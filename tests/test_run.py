@@ -17,7 +17,7 @@ from lstm_core.files.npz import load_model
 from lstm_core.adam import AdamState, adam_step
 from lstm_core.model import ModelConfig, init_params
 from lstm_core.run import Reporter, StopRule, load_checkpoint, new_run, save_checkpoint, train_run
-from lstm_core.training import TrainConfig, train_window
+from lstm_core.training import MAX_INPUT_GAIN, TrainConfig, input_gain_for, train_window
 
 RATE = 8000
 DEVICE = device_settings("cpu", batch=4, segment=0.05, processes=1)
@@ -499,10 +499,11 @@ def test_a_run_that_stopped_short_of_its_budget_stays_stopped_when_resumed(tmp_p
 
 
 def test_an_input_gain_trains_as_if_the_input_were_that_much_louder(monkeypatch):
-    """TrainConfig.input_gain g (train.py --normalize-input) starts the audio column of the
-    input weights g times larger and steps it g times further: the same path, in float64,
-    as training on the input made g times louder, with that column g times smaller. A
-    model without the skip, which would hear the louder input directly. Adam's epsilon
+    """TrainConfig.input_gain g (train.py --input-level) steps the audio column of the
+    input weights g times further: the same path, in float64, as training on the input
+    made g times louder from a start whose column is g times smaller (the same starting
+    model), that column g times smaller throughout. A model without the skip, which would
+    hear the louder input directly. Adam's epsilon
     (1e-8, beside gradients g times smaller on one side) is the one difference: at this
     test's tiny gradients it moves the weights by 0.5 %, so it is set to 1e-30 here."""
     monkeypatch.setattr("lstm_core.training.adam_step", functools.partial(adam_step, eps=1e-30))
@@ -512,10 +513,10 @@ def test_an_input_gain_trains_as_if_the_input_were_that_much_louder(monkeypatch)
     x = 0.03 * rng.standard_normal((64 + 3 * 32, 1, 4))            # (T, I, B): a quiet input
     target = np.tanh(20.0 * x[:, 0, :]) * 0.5                        # (T, B): a lot of gain
     train = TrainConfig(warmup=64, tbptt=32)
-    louder = init_params(config, np.random.default_rng(0), np.float64)
-    gained = init_params(config, np.random.default_rng(0), np.float64, input_gain=g)
-    quiet = {k: v.copy() for k, v in louder.items()}
-    assert np.allclose(gained["lstm0.W_x"], g * louder["lstm0.W_x"], rtol=1e-15)
+    gained = init_params(config, np.random.default_rng(0), np.float64)
+    quiet = {k: v.copy() for k, v in gained.items()}
+    louder = {k: v.copy() for k, v in gained.items()}
+    louder["lstm0.W_x"] = louder["lstm0.W_x"] / g
     adams = AdamState(), AdamState(), AdamState()
     for _ in range(4):
         train_window(louder, config, adams[0], x * g, target, train)
@@ -527,15 +528,26 @@ def test_an_input_gain_trains_as_if_the_input_were_that_much_louder(monkeypatch)
         assert not np.allclose(quiet[name], louder[name], rtol=1e-3), name     # the gain changed the path
 
 
-def test_a_fresh_run_starts_its_input_weights_at_its_input_gain():
-    """new_run draws the same parameters with and without an input gain, except the audio
-    column of the input weights, g times larger; the gain is in the checkpoint's config."""
+def test_the_input_gain_brings_a_quieter_input_to_the_level_asked():
+    """input_gain_for(rms, level): 10^(level/20) / rms, never below 1 (a louder input, or
+    level -inf, is left as it is), at most MAX_INPUT_GAIN (silence)."""
+    assert input_gain_for(0.01, -20.0) == pytest.approx(10.0)
+    assert input_gain_for(0.01, 0.0) == pytest.approx(100.0)
+    assert input_gain_for(0.5, -20.0) == 1.0
+    assert input_gain_for(0.01, -math.inf) == 1.0 and input_gain_for(0.0, -math.inf) == 1.0
+    assert input_gain_for(0.0, -20.0) == input_gain_for(1e-9, 0.0) == MAX_INPUT_GAIN
+
+
+def test_a_fresh_run_with_an_input_gain_starts_where_one_without_does():
+    """new_run draws the same parameters with and without an input gain (it changes the
+    steps, not the start: a clean filter wants the start near the linear region); the gain
+    is in the checkpoint's config."""
     model = ModelConfig(input_size=2, hidden_size=8)
     rule = StopRule(epochs=1, budget=None, patience=None)
     plain = new_run(model, TrainConfig(), rule, {}, seed=4)
     gained = new_run(model, TrainConfig(input_gain=7.0), rule, {}, seed=4)
-    assert np.allclose(gained.params["lstm0.W_x"][:, 0], 7.0 * plain.params["lstm0.W_x"][:, 0], rtol=1e-6)
-    assert np.array_equal(gained.params["lstm0.W_x"][:, 1], plain.params["lstm0.W_x"][:, 1])   # a knob's column
+    for name in plain.params:
+        assert np.array_equal(gained.params[name], plain.params[name]), name
     assert gained.train.to_dict()["input_gain"] == 7.0
     with pytest.raises(ValueError, match="input gain"):
         TrainConfig(input_gain=0.0)
