@@ -14,8 +14,9 @@ ESR, the error-to-signal ratio of the amp-modelling literature (Wright et al. 20
 The pre-emphasis filter (a first-order high-pass; a = 0.95 by default here, 0.85 in
 TrainConfig) weights the error towards the high frequencies the ear resolves and a plain
 ESR underrates. Dividing by the target's energy makes the figure independent of the
-level: 0.01 is 1 % of the energy left as error (-20 dB). The DC term, (mean over time of the error)^2 over the mean
-energy of the target, punishes an offset the pre-emphasis cannot see.
+level: 0.01 is 1 % of the energy left as error (-20 dB). The DC term, (mean over time of
+the error)^2 over the mean energy of the target, punishes an offset the pre-emphasis
+cannot see.
 """
 
 from __future__ import annotations

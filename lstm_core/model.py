@@ -102,8 +102,8 @@ def input_step_scale(params: dict, input_gain: float) -> dict | None:
     the input as it is; equal up to Adam's epsilon and without gradient clipping,
     tests/test_run.py). The model starts as a fresh one would, near its linear region,
     which a clean filter needs (a start g times larger as well, as --normalize-input gave
-    before 2026-12-01's new defaults, learned the low-pass about 2 times worse: RESULTS.md "New defaults"), and the
-    model, its skip and its files stay as they are."""
+    before 2026-12-01's new defaults, learned the low-pass about 2 times worse: RESULTS.md
+    "New defaults"), and the model, its skip and its files stay as they are."""
     if input_gain == 1.0:
         return None
     W_x = params[INPUT_WEIGHTS]

@@ -76,8 +76,9 @@ class TrainConfig:
                                   # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
     input_gain: float = 1.0       # the audio input's weights take Adam steps this many times longer
                                   # (model.input_step_scale): training as if the input were this much louder (from a
-                                  # start whose audio column is this much smaller: see there), the model unchanged. train.py sets input_gain_for(the training input's RMS,
-                                  # --input-level); 1: off (README "Defaults"; RESULTS.md "Normalising the input")
+                                  # start whose audio column is this much smaller: see there), the model unchanged.
+                                  # train.py sets input_gain_for(the training input's RMS, --input-level); 1: off
+                                  # (README "Defaults"; RESULTS.md "New defaults")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
