@@ -22,7 +22,8 @@ import sys
 
 from audio_io.files import AudioError
 from capture import CaptureConfig, ResumeConfig, run_capture
-from capture.config import DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEMO_BUDGET, DEMOS, TRAIN_DEFAULTS as DEFAULTS
+from capture.config import (DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEMO_BUDGET, DEMOS, TRAIN_DEFAULTS as DEFAULTS,
+                            read_input_level)
 from capture.session import summary
 from lstm_core.backend import BackendError
 from lstm_core.devices import CPU, GPU
@@ -52,13 +53,11 @@ def knob_range(text: str) -> tuple[str, float, float]:
 
 
 def input_level(text: str) -> float:
-    """--input-level's value: a level in dBFS RMS, or 'off' (-inf: never louder)."""
-    if text.lower() == "off":
-        return -math.inf
+    """--input-level's value (capture.config.read_input_level), as argparse wants its errors."""
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a level in dBFS RMS such as -20, or off; got {text!r}") from None
+        return read_input_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv):

@@ -63,6 +63,7 @@ from audio_io.demo import music_like  # noqa: E402
 from audio_io.pair import Pair  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
 from benchmarks import common  # noqa: E402
+from capture.config import read_input_level  # noqa: E402
 from benchmarks.common import CORES, RATE, RESULTS  # noqa: E402
 from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
 from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
@@ -75,7 +76,7 @@ SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float,
-            "input_level": lambda text: -math.inf if text == "off" else float(text)}   # dBFS RMS, or off
+            "input_level": read_input_level}                                   # dBFS RMS, or off
 SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "previous", "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 
@@ -270,9 +271,17 @@ def main(argv=None) -> int:
         if torch is None:
             print("PyTorch is not installed: the recipe is skipped")
             args.systems = [s for s in args.systems if s != "recipe"]
+    level = overrides.get("input_level", DEFAULT_INPUT_LEVEL)
+    # the defaults until 2026-12-01: pre-emphasis 0.95 and warm-up 1000 where --set leaves them, the level off
+    old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000))
+                            if name not in overrides})
+    systems = {"ours": (train, level), "unaveraged": (replace(train, average=0.0), level),
+               "unguarded": (replace(train, guard_batches=False), level),
+               "norollback": (replace(train, rollback_above=0.0), level), "previous": (old, -math.inf),
+               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
+               "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
-                 f"segment {CPU.segment} s, the input trained as if at "
-                 f"{overrides.get('input_level', DEFAULT_INPUT_LEVEL):g} dBFS RMS)"
+                 f"segment {CPU.segment} s, the input trained as if at {level:g} dBFS RMS)"
                  f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
     print(f"{SECONDS} s of generated music at {RATE} Hz (48 s train, 12 s validation); budgets {args.budgets}")
     print(f"ours: {ours_text}", flush=True)
@@ -283,20 +292,10 @@ def main(argv=None) -> int:
         for system in args.systems:
             started = time.perf_counter()
             if system in OURS:
-                # the defaults until 2026-12-01: pre-emphasis 0.95 and warm-up 1000 where --set leaves them, level off
-                old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000))
-                                        if name not in overrides})
-                settings, level = {"ours": (train, None), "unaveraged": (replace(train, average=0.0), None),
-                                   "unguarded": (replace(train, guard_batches=False), None),
-                                   "norollback": (replace(train, rollback_above=0.0), None),
-                                   "previous": (old, -math.inf),
-                                   "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0),
-                                              -math.inf),
-                                   "budget": (replace(train, schedule="budget"), None)}[system]
-                level = overrides.get("input_level", DEFAULT_INPUT_LEVEL) if level is None else level
+                settings, input_level = systems[system]
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
-                                    overrides.get("layers", 1), level) for b in budgets}
+                                    overrides.get("layers", 1), input_level) for b in budgets}
             else:
                 runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon)}
             results[(effect, system)] = {b: runs.get(b, runs[horizon]) for b in args.budgets}

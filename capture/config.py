@@ -26,6 +26,17 @@ DEMOS = ("pair", "knobs")
 DEMO_RATE = 44100
 
 
+def read_input_level(text: str) -> float:
+    """--input-level's (and a grid's input_level's) value: a level in dBFS RMS, or 'off'
+    (-inf: never louder). ValueError for anything else; the range is CaptureConfig.check's."""
+    if text.strip().lower() == "off":
+        return -math.inf
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"a level in dBFS RMS such as -20, or off; got {text!r}") from None
+
+
 @dataclass(frozen=True)
 class CaptureConfig:
     """A new run. Field names are train.py's flags."""

@@ -34,7 +34,7 @@ from lstm_core.files.atomic import write_text_atomic
 from lstm_core.files.history import HistoryError, read_history
 from lstm_core.schedule import SCHEDULES
 
-from .config import CaptureConfig, ResumeConfig
+from .config import CaptureConfig, ResumeConfig, read_input_level
 from .folder import absolute
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3")
@@ -86,9 +86,7 @@ def _yes_no(text: str) -> bool:
 
 
 def _level(text: str) -> float:
-    if text.lower() == "off":
-        return -math.inf
-    value = float(text)
+    value = read_input_level(text)
     if not value <= 0.0:
         raise ValueError("must be a level in dBFS RMS, 0 or below, or off")
     return value

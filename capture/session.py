@@ -123,9 +123,10 @@ def _start(config: CaptureConfig, reporter: Reporter):
     level, wanted = data.input_rms, config.resolved_input_level()
     train = replace(train, input_gain=input_gain_for(level, wanted))
     if train.input_gain != 1.0:
+        level_db = 20 * math.log10(max(level, 1e-12))
         reached = (f"{wanted:g}" if train.input_gain < MAX_INPUT_GAIN else       # a near-silent input: the gain's most
-                   f"{20 * math.log10(max(level, 1e-12) * MAX_INPUT_GAIN):.1f} (the most it is raised)")
-        reporter.note(f"input level: the training input is at {20 * math.log10(max(level, 1e-12)):.1f} dBFS RMS; "
+                   f"{level_db + 20 * math.log10(MAX_INPUT_GAIN):.1f} (the most it is raised)")
+        reporter.note(f"input level: the training input is at {level_db:.1f} dBFS RMS; "
                       f"the model's input weights learn as if it were at {reached} dBFS RMS, "
                       f"{train.input_gain:.3g} times louder (their steps that many times longer; the model and its "
                       f"files are unchanged; --input-level off trains on it as it is)")
