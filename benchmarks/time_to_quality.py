@@ -18,8 +18,10 @@ it: what early stopping would have kept.
               as the defaults were before it (2026-11-30)
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
-    previous  train.py's defaults until 2026-12-01: pre-emphasis 0.95, a 1000-sample
-              warm-up, the input as it is (--input-level off)
+    noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
+              until 2026-12-01 11:45 UTC
+    previous  train.py's defaults until 2026-12-01 07:30 UTC: pre-emphasis 0.95, a
+              1000-sample warm-up from zero, the input as it is (--input-level off)
     before    the same without any of the three (guard, average, roll-back): train.py's
               defaults when issue 15 was filed, as far as today's code has switches for them
               (the fixes since, such as the warmed-up validation, apply to every system)
@@ -75,9 +77,9 @@ from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig, input_gain_for 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
-            "layers": int, "schedule": str, "average": float, "pre_emphasis": float,
+            "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
             "input_level": read_input_level}                                   # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "previous", "before", "budget", "recipe")
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "previous", "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 
 EFFECTS = {      # name: (what it is, dry -> wet)
@@ -263,7 +265,7 @@ def main(argv=None) -> int:
         except ValueError:
             sys.exit(f"--set {item}: not a valid {name}")
     train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
-                                                              "pre_emphasis") if name in overrides})
+                                                              "pre_emphasis", "prewarm") if name in overrides})
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
     torch = None
     if "recipe" in args.systems:
@@ -272,12 +274,14 @@ def main(argv=None) -> int:
             print("PyTorch is not installed: the recipe is skipped")
             args.systems = [s for s in args.systems if s != "recipe"]
     level = overrides.get("input_level", DEFAULT_INPUT_LEVEL)
-    # the defaults until 2026-12-01: pre-emphasis 0.95 and warm-up 1000 where --set leaves them, the level off
-    old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000))
+    # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000 and no prewarm where --set leaves them, the
+    # level off
+    old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0))
                             if name not in overrides})
     systems = {"ours": (train, level), "unaveraged": (replace(train, average=0.0), level),
                "unguarded": (replace(train, guard_batches=False), level),
-               "norollback": (replace(train, rollback_above=0.0), level), "previous": (old, -math.inf),
+               "norollback": (replace(train, rollback_above=0.0), level),
+               "noprewarm": (replace(train, prewarm=0), level), "previous": (old, -math.inf),
                "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
                "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
@@ -320,7 +324,9 @@ def main(argv=None) -> int:
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked epochs; "
-            f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000, the input as it is); "
+            f"noprewarm: the same with the warm-up from zero (prewarm 0); "
+            f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
+            f"is); "
             f"before: previous without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
             f"--budget would be given. "

@@ -62,6 +62,7 @@ class CaptureConfig:
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
+    prewarm: int = TRAIN_DEFAULTS.prewarm   # samples of the window's end the warm-up starts from; 0: from zero
     tbptt: int = TRAIN_DEFAULTS.tbptt
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
     input_level: float | None = None  # dBFS RMS: a quieter training input is trained as if it were this loud
@@ -118,6 +119,8 @@ class CaptureConfig:
             raise ValueError(f"--processes must be at least 1, got {self.processes}")
         if self.warmup < 0:
             raise ValueError(f"--warmup must be 0 or more samples, got {self.warmup}")
+        if self.prewarm < 0:
+            raise ValueError(f"--prewarm must be 0 or more samples, got {self.prewarm}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a positive number, got {self.lr}")
         if not 0.0 <= self.pre_emphasis < 1.0:
@@ -152,7 +155,7 @@ class CaptureConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
                            average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
-                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis)
+                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis, prewarm=self.prewarm)
 
 
 @dataclass(frozen=True)

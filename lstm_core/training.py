@@ -3,11 +3,13 @@
 A training window is warm-up + K * tbptt steps of B parallel segments:
 
     | warm-up (no loss, no gradient) | tbptt | tbptt | ... |
-      drives the state from zero       one Adam update each, the state carried over
-                                       as a constant (truncated BPTT)
+      drives the state from the state   one Adam update each, the state carried over
+      the window's end leaves           as a constant (truncated BPTT)
 
 The warm-up brings the recurrent state to what it would be in the middle of the
-recording, so the model is not taught to start from silence at every window.
+recording, so the model is not taught to start from silence at every window. It starts
+from a state of other audio (warm_up, TrainConfig.prewarm), not from zero, so the model is
+not taught to rely on one known start either.
 Arrays in, arrays out: this file knows nothing of audio files.
 """
 
@@ -74,6 +76,9 @@ class TrainConfig:
     knob_blend: float = 0.75      # this fraction of a conditioned model's windows is moved to a setting between its
                                   # row's and a neighbouring row's of the same input audio, the target mixed alike
                                   # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
+    prewarm: int = 4096           # steps at the end of each window run first, from zero, so that the warm-up starts
+                                  # from the state other audio left (warm_up); 0: from zero, as until 2026-12-01
+                                  # (RESULTS.md "Warming up from elsewhere")
     input_gain: float = 1.0       # the audio input's weights take Adam steps this many times longer
                                   # (model.input_step_scale): training as if the input were this much louder (from a
                                   # start whose audio column is this much smaller: see there), the model unchanged.
@@ -85,8 +90,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"the schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.tbptt < 1 or self.warmup < 0 or not self.lr > 0:
-            raise ValueError("tbptt must be >= 1, warmup >= 0 and lr > 0")
+        if self.tbptt < 1 or self.warmup < 0 or self.prewarm < 0 or not self.lr > 0:
+            raise ValueError("tbptt must be >= 1, warmup and prewarm >= 0, and lr > 0")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"the average's decay must be in [0, 1), got {self.average}")
         if not (self.rollback_above == 0.0 or self.rollback_above > 1.0):
@@ -129,9 +134,20 @@ def slices(T: int, train: TrainConfig):
 
 
 def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=None, gpu_loop: str = DEFAULT_LOOP):
-    """The state after the warm-up prefix of x (T, I, B), starting from zero."""
+    """The state after the warm-up prefix of x (T, I, B).
+
+    The warm-up starts from the state that the window's own last ``train.prewarm`` steps
+    leave, run from zero: a state of other audio, not of this point in the recording. A
+    model in a stream never starts from the state the audio would have left; one only ever
+    warmed up from zero can learn to rely on that, and hold a wrong state for seconds in a
+    stream (RESULTS.md "Warming up from elsewhere"). With prewarm 0 (or no warm-up) the
+    state starts from zero. Each column uses its own audio, so a batch split across
+    processes (parallel.py) warms up exactly as the whole batch does."""
     xp = array_module(x)
     state = zero_state(config, x.shape[2], xp, x.dtype)
+    prewarm = min(train.prewarm, x.shape[0])
+    if train.warmup and prewarm:
+        _, state, _ = model_forward(params, config, x[x.shape[0] - prewarm :], state, workspace, gpu_loop)
     if train.warmup:
         _, state, _ = model_forward(params, config, x[: train.warmup], state, workspace, gpu_loop)
     return state

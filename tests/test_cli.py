@@ -48,6 +48,7 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
+    (["dry.wav", "wet.wav", "--prewarm", "-1"], "--prewarm must be 0 or more"),
     (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--val-fraction", "1e-9"], "left for validation"),
     (["dry.wav", "wet.wav", "--epochs", "0"], "--epochs must be at least 1"),
@@ -63,14 +64,16 @@ def test_train_rejects_bad_input(pair, args, match):
     assert not (pair / "run").exists()                  # nothing left behind by a refused run
 
 
-def test_train_hands_its_pre_emphasis_to_the_run_s_training_config(pair):
-    """--pre-emphasis reaches the run's TrainConfig, which model.npz records (0: the plain error)."""
+def test_train_hands_its_pre_emphasis_and_prewarm_to_the_run_s_training_config(pair):
+    """--pre-emphasis and --prewarm reach the run's TrainConfig, which model.npz records (0:
+    the plain error; a warm-up from zero)."""
     from lstm_core.files.npz import load_model
 
-    train(pair / "dry.wav", pair / "wet.wav", "--pre-emphasis", "0", "--epochs", "1", "--segment", "0.2",
-          "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
+    train(pair / "dry.wav", pair / "wet.wav", "--pre-emphasis", "0", "--prewarm", "0", "--epochs", "1", "--segment",
+          "0.2", "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
     _, _, meta = load_model(pair / "run" / "model.npz")
     assert meta["train"]["pre_emphasis"] == 0.0 and TrainConfig().pre_emphasis > 0
+    assert meta["train"]["prewarm"] == 0 and TrainConfig().prewarm > 0
 
 
 def test_an_input_level_sets_the_run_s_input_gain_and_resume_keeps_it(pair):

@@ -13,11 +13,12 @@ from lstm_core.training import TrainConfig, train_window
 from helpers import make_model, make_window
 
 
-@pytest.mark.parametrize("loss, input_gain", [("esr", 1.0), ("mse", 1.0), ("esr", 30.0)])   # 30: --input-level 0
-def test_two_processes_equal_one(rng, loss, input_gain):
+@pytest.mark.parametrize("loss, input_gain, prewarm", [("esr", 1.0, 8), ("mse", 1.0, 8), ("esr", 30.0, 8),  # 30: --input-level 0
+                                                     ("esr", 1.0, 0)])
+def test_two_processes_equal_one(rng, loss, input_gain, prewarm):
     config, params = make_model(rng, np, hidden=5, layers=2, spread=0.3)
     x, target, _, _ = make_window(rng, np, config, T=26, B=7)     # 7 columns: 3 here, 4 in the worker
-    train = TrainConfig(lr=1e-2, warmup=6, tbptt=10, loss=loss, dc_weight=0.5, input_gain=input_gain)
+    train = TrainConfig(lr=1e-2, warmup=6, tbptt=10, loss=loss, dc_weight=0.5, input_gain=input_gain, prewarm=prewarm)
 
     serial_params = {k: v.copy() for k, v in params.items()}
     serial_adam = AdamState()

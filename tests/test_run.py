@@ -289,6 +289,18 @@ def test_older_checkpoints_roll_back_as_their_schedule_did():
     assert _stored_train_config({**stored, "rollback_above": 4.0}).rollback_above == 4.0
 
 
+def test_older_checkpoints_warm_up_from_zero_as_they_began():
+    """A stored TrainConfig from before prewarm goes on warming up from zero; one that has
+    it keeps its own."""
+    from lstm_core.run import _stored_train_config
+
+    stored = TrainConfig().to_dict()
+    assert stored["prewarm"] > 0                                  # the default does prewarm
+    assert _stored_train_config(stored).prewarm == stored["prewarm"]
+    del stored["prewarm"]
+    assert _stored_train_config(stored).prewarm == 0
+
+
 def test_the_run_hands_its_knob_jitter_and_blend_to_the_data(tmp_path):
     """TrainConfig.knob_jitter and knob_blend reach every epoch's batches (a capture set's windows)."""
     data = small_data()

@@ -85,3 +85,24 @@ def test_forward_does_not_write_into_inputs(xp, rng):
     for name, value in dict(params, x=x, h0=h0, c0=c0).items():
         assert close(value, before[name], 0), name
     assert close(dy, dy_before, 0)
+
+
+def test_the_warm_up_starts_from_the_state_the_window_end_leaves(xp, rng):
+    """training.warm_up: with prewarm P, the state after the warm-up is the one a forward
+    run over the window's last P steps (from zero) and then its first ``warmup`` steps
+    reaches, column by column; with P = 0 it starts from zero, and the two differ."""
+    from lstm_core.model import zero_state
+    from lstm_core.training import TrainConfig, warm_up
+
+    config, params = make_model(rng, xp, hidden=6, layers=2, spread=0.8)
+    x, _, _, _ = make_window(rng, xp, config, 40, B=3)
+    _, elsewhere, _ = model_forward(params, config, x[30:], zero_state(config, 3, xp, x.dtype))
+    _, expected, _ = model_forward(params, config, x[:12], elsewhere)
+    _, from_zero, _ = model_forward(params, config, x[:12], zero_state(config, 3, xp, x.dtype))
+
+    warmed = warm_up(params, config, x, TrainConfig(warmup=12, prewarm=10))
+    assert all(close(a, b) for a, b in zip(warmed, expected))
+    assert all(close(a, b) for a, b in zip(warm_up(params, config, x, TrainConfig(warmup=12, prewarm=0)), from_zero))
+    assert not close(warmed[1], from_zero[1], 1e-3)              # a 12-step warm-up has not forgotten the start
+    # no warm-up, no prewarm: the first scored step starts from zero, as the option says
+    assert all(float(xp.abs(part).max()) == 0 for part in warm_up(params, config, x, TrainConfig(warmup=0, prewarm=10)))
