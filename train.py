@@ -120,7 +120,7 @@ def build_parser() -> ArgumentParser:
                    help="each window's warm-up starts from the state its own last SAMPLES samples leave (run from "
                         "zero), not from zero: a model in a stream never knows the state it should be in, and one "
                         "warmed up from zero alone can learn to hold a wrong one for seconds (default "
-                        f"{DEFAULTS.prewarm}; 0: from zero, as before 2026-12-01)")
+                        f"{DEFAULTS.prewarm}; 0: from zero, as before 2026-12-01 noon; no effect with --warmup 0)")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
     g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",

@@ -19,8 +19,8 @@ it: what early stopping would have kept.
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
-              until 2026-12-01 11:45 UTC
-    previous  train.py's defaults until 2026-12-01 07:30 UTC: pre-emphasis 0.95, a
+              until 2026-12-01 noon
+    previous  train.py's defaults until 2026-12-01 09:30 UTC: pre-emphasis 0.95, a
               1000-sample warm-up from zero, the input as it is (--input-level off)
     before    the same without any of the three (guard, average, roll-back): train.py's
               defaults when issue 15 was filed, as far as today's code has switches for them
@@ -264,8 +264,11 @@ def main(argv=None) -> int:
             overrides[name] = SETTINGS[name](value)
         except ValueError:
             sys.exit(f"--set {item}: not a valid {name}")
-    train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
-                                                              "pre_emphasis", "prewarm") if name in overrides})
+    try:
+        train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
+                                                                  "pre_emphasis", "prewarm") if name in overrides})
+    except ValueError as error:
+        sys.exit(f"--set: {error}")
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
     torch = None
     if "recipe" in args.systems:

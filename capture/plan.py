@@ -58,7 +58,7 @@ def _schedule(text: str) -> str:
     return text
 
 
-def _seed(text: str) -> int:
+def _zero_or_more(text: str) -> int:
     if int(text) < 0:
         raise ValueError("must be 0 or more")
     return int(text)
@@ -94,8 +94,8 @@ def _level(text: str) -> float:
 
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
-             "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": int, "prewarm": int,
-             "seed": _seed, "average": _decay, "knob_jitter": _zero_to_one,
+             "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": _zero_or_more,
+             "prewarm": _zero_or_more, "seed": _zero_or_more, "average": _decay, "knob_jitter": _zero_to_one,
              "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no,
              "input_level": _level}
 

@@ -53,7 +53,8 @@ def learn_lowpass(seed: int = 7, max_windows: int = 600, target_esr: float = 1e-
     # A low-pass output is far from its input, so the skip connection does not help here.
     config = ModelConfig(hidden_size=8, skip=False)
     params = init_params(config, rng)
-    train = TrainConfig(lr=1e-2, warmup=64, tbptt=256, pre_emphasis=0.0, dc_weight=0.0)
+    # a 64-step warm-up from the state the window's last 64 steps leave (TrainConfig.prewarm)
+    train = TrainConfig(lr=1e-2, warmup=64, prewarm=64, tbptt=256, pre_emphasis=0.0, dc_weight=0.0)
     adam, workspace = AdamState(), Workspace()
     initial = best = validation_esr(params, config, x_val, y_val)
     started = time.perf_counter()

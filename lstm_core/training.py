@@ -3,13 +3,15 @@
 A training window is warm-up + K * tbptt steps of B parallel segments:
 
     | warm-up (no loss, no gradient) | tbptt | tbptt | ... |
-      drives the state from the state   one Adam update each, the state carried over
-      the window's end leaves           as a constant (truncated BPTT)
+      drives the state on from where    one Adam update each, the state carried over
+      the window's last prewarm steps   as a constant (truncated BPTT)
+      leave it (zero with prewarm 0)
 
 The warm-up brings the recurrent state to what it would be in the middle of the
 recording, so the model is not taught to start from silence at every window. It starts
 from a state of other audio (warm_up, TrainConfig.prewarm), not from zero, so the model is
-not taught to rely on one known start either.
+not taught to rely on one known start either (as far as those steps reach: a state held
+longer than they run can still start near zero).
 Arrays in, arrays out: this file knows nothing of audio files.
 """
 
@@ -77,7 +79,7 @@ class TrainConfig:
                                   # row's and a neighbouring row's of the same input audio, the target mixed alike
                                   # (audio_io/windows.py; RESULTS.md "Knob blending"); 0: none
     prewarm: int = 4096           # steps at the end of each window run first, from zero, so that the warm-up starts
-                                  # from the state other audio left (warm_up); 0: from zero, as until 2026-12-01
+                                  # from the state other audio left (warm_up); 0: from zero, as until 2026-12-01 noon
                                   # (RESULTS.md "Warming up from elsewhere")
     input_gain: float = 1.0       # the audio input's weights take Adam steps this many times longer
                                   # (model.input_step_scale): training as if the input were this much louder (from a
@@ -137,15 +139,16 @@ def warm_up(params: dict, config: ModelConfig, x, train: TrainConfig, workspace=
     """The state after the warm-up prefix of x (T, I, B).
 
     The warm-up starts from the state that the window's own last ``train.prewarm`` steps
-    leave, run from zero: a state of other audio, not of this point in the recording. A
-    model in a stream never starts from the state the audio would have left; one only ever
-    warmed up from zero can learn to rely on that, and hold a wrong state for seconds in a
-    stream (RESULTS.md "Warming up from elsewhere"). With prewarm 0 (or no warm-up) the
-    state starts from zero. Each column uses its own audio, so a batch split across
-    processes (parallel.py) warms up exactly as the whole batch does."""
+    (at most its T - warmup steps after the warm-up) leave, run from zero: a state of other
+    audio, not of this point in the recording. A model in a stream never starts from the
+    state the audio would have left; one only ever warmed up from zero can learn to rely on
+    that start, and hold a wrong state for seconds in a stream (RESULTS.md "Warming up from
+    elsewhere"). With prewarm 0, or no warm-up, the state starts from zero. Each column
+    uses its own audio, so a batch split across processes (parallel.py) warms up exactly as
+    the whole batch does."""
     xp = array_module(x)
     state = zero_state(config, x.shape[2], xp, x.dtype)
-    prewarm = min(train.prewarm, x.shape[0])
+    prewarm = max(0, min(train.prewarm, x.shape[0] - train.warmup))
     if train.warmup and prewarm:
         _, state, _ = model_forward(params, config, x[x.shape[0] - prewarm :], state, workspace, gpu_loop)
     if train.warmup:

@@ -103,12 +103,16 @@ def test_training_window_updates_match(loop):
     rng = np.random.default_rng(2)
     x = (0.5 * rng.standard_normal((1000 + 512, 1, 128))).astype(np.float32)
     target = np.tanh(2 * x[:, 0, :])
-    train = TrainConfig()
+    # a warm-up that leaves two TBPTT slices of the window to learn from, started from its last 256 steps
+    train = TrainConfig(warmup=1000, prewarm=256)
+    start = {k: v.copy() for k, v in cpu.items()}
     adam_cpu, adam_gpu = AdamState(), AdamState()
     for _ in range(3):
         train_window(cpu, config, adam_cpu, x, target, train)
         train_window(gpu, config, adam_gpu, cupy.asarray(x), cupy.asarray(target), train, gpu_loop=loop)
+    assert adam_cpu.step == adam_gpu.step == 6
     for name in cpu:
+        assert not np.allclose(cpu[name], start[name]), name                # training moved them
         assert relative_error(gpu[name], cpu[name]) < TOLERANCE, name
 
 

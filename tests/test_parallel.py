@@ -13,8 +13,8 @@ from lstm_core.training import TrainConfig, train_window
 from helpers import make_model, make_window
 
 
-@pytest.mark.parametrize("loss, input_gain, prewarm", [("esr", 1.0, 8), ("mse", 1.0, 8), ("esr", 30.0, 8),  # 30: --input-level 0
-                                                     ("esr", 1.0, 0)])
+@pytest.mark.parametrize("loss, input_gain, prewarm",      # input gain 30: --input-level 0
+                         [("esr", 1.0, 8), ("mse", 1.0, 8), ("esr", 30.0, 8), ("esr", 1.0, 0)])
 def test_two_processes_equal_one(rng, loss, input_gain, prewarm):
     config, params = make_model(rng, np, hidden=5, layers=2, spread=0.3)
     x, target, _, _ = make_window(rng, np, config, T=26, B=7)     # 7 columns: 3 here, 4 in the worker
