@@ -107,7 +107,7 @@ def test_the_warm_up_starts_from_the_state_the_window_end_leaves(xp, rng):
     # a prewarm longer than the steps after the warm-up runs those steps, never the warm-up's own
     longest = warm_up(params, config, x, TrainConfig(warmup=12, prewarm=1000))
     assert all(close(a, b) for a, b in zip(longest, warm_up(params, config, x, TrainConfig(warmup=12, prewarm=28))))
-    _, whole, _ = model_forward(params, config, x, zero_state(config, 3, xp, x.dtype))     # not the whole window
+    _, whole, _ = model_forward(params, config, x, zero_state(config, 3, xp, x.dtype))     # unclamped: all 40 steps
     assert not close(longest[1], model_forward(params, config, x[:12], whole)[1][1], 1e-6)
     # no warm-up, no prewarm: the first scored step starts from zero, as the option says
     assert all(float(xp.abs(part).max()) == 0 for part in warm_up(params, config, x, TrainConfig(warmup=0, prewarm=10)))
