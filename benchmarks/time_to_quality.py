@@ -65,8 +65,8 @@ from audio_io.demo import music_like  # noqa: E402
 from audio_io.pair import Pair  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
 from benchmarks import common  # noqa: E402
-from capture.config import read_input_level  # noqa: E402
 from benchmarks.common import CORES, RATE, RESULTS  # noqa: E402
+from capture.config import read_input_level  # noqa: E402
 from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
 from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
@@ -81,6 +81,10 @@ SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": f
             "input_level": read_input_level}                                   # dBFS RMS, or off
 SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "previous", "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
+LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
+               "noprewarm": (0, (5, 2)), "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
+               "recipe": "--"}                                          # the plot's, one for every system
+assert set(LINE_STYLES) == set(SYSTEMS)
 
 EFFECTS = {      # name: (what it is, dry -> wet)
     "lowpass": ("one-pole low-pass at 800 Hz", lambda x: effects.one_pole_lowpass(x, 800.0, RATE)),
@@ -223,9 +227,7 @@ def plot(results: dict, path: Path) -> bool:
     effects_run = list(dict.fromkeys(e for (e, _) in results))
     figure, axes = plt.subplots(1, len(effects_run), figsize=(4.2 * len(effects_run), 3.6), squeeze=False)
     for axis, effect in zip(axes[0], effects_run):
-        for system, style in (("ours", "-"), ("unaveraged", (0, (5, 1, 1, 1))), ("unguarded", "-."),
-                              ("norollback", (0, (3, 1))), ("previous", (0, (8, 2, 1, 2))), ("before", (0, (1, 1))),
-                              ("budget", ":"), ("recipe", "--")):
+        for system, style in LINE_STYLES.items():
             if (effect, system) in results:
                 points = results[(effect, system)][max(results[(effect, system)])]
                 best = np.minimum.accumulate([v for _, v in points])
