@@ -41,6 +41,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3")
 INPUT_SUFFIX, TARGET_SUFFIX = "_input", "_target"
 TRIAL_FILE = "trial.json"
 FINISHED, STOPPED_EARLY = "finished", "stopped early"
+OFF = "off"                         # input_level -inf (read_input_level's word) in a trial's JSON
 
 
 def _positive(kind):
@@ -128,11 +129,17 @@ class Trial:
         return " ".join(f"{k}={_shown(v)}" for k, v in self.setting.items()) or "defaults"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As strict JSON holds it (trial.json, Ray's params.json): input_level off as "off",
+        not -Infinity."""
+        data = asdict(self)
+        data["setting"] = {k: OFF if k == "input_level" and v == -math.inf else v for k, v in self.setting.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Trial":
-        return cls(Capture(**data["capture"]), dict(data["setting"]), data["folder"])
+        """to_dict's inverse; a trial.json written before "off" (-Infinity) reads the same."""
+        setting = {k: -math.inf if k == "input_level" and v == OFF else v for k, v in data["setting"].items()}
+        return cls(Capture(**data["capture"]), setting, data["folder"])
 
 
 # ----------------------------------------------------------------------------- the plan

@@ -31,7 +31,7 @@ from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, train_run, validation_errors)
-from lstm_core.training import MAX_INPUT_GAIN, input_gain_for, segment_samples
+from lstm_core.training import MAX_INPUT_GAIN, gain_text, input_gain_for, segment_samples
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
@@ -124,12 +124,12 @@ def _start(config: CaptureConfig, reporter: Reporter):
     train = replace(train, input_gain=input_gain_for(level, wanted))
     if train.input_gain != 1.0:
         level_db = 20 * math.log10(max(level, 1e-12))
-        reached = (f"{wanted:g}" if train.input_gain < MAX_INPUT_GAIN else       # a near-silent input: the gain's most
-                   f"{level_db + 20 * math.log10(MAX_INPUT_GAIN):.1f} (the most it is raised)")
+        reached = (f"{wanted:g} dBFS RMS" if train.input_gain < MAX_INPUT_GAIN else   # a near-silent input: the most
+                   f"{level_db + 20 * math.log10(MAX_INPUT_GAIN):.1f} dBFS RMS (the most it is raised)")
         reporter.note(f"input level: the training input is at {level_db:.1f} dBFS RMS; "
-                      f"the model's input weights learn as if it were at {reached} dBFS RMS, "
-                      f"{train.input_gain:.3g} times louder (their steps that many times longer; the model and its "
-                      f"files are unchanged; --input-level off trains on it as it is)")
+                      f"the model's input weights learn as if it were at {reached}, "
+                      f"{gain_text(train.input_gain)} times louder (their steps that many times longer; the model and "
+                      f"its files are unchanged; --input-level off trains on it as it is)")
     state = new_run(model, train, rule, options.to_dict(), config.seed, params)
     return folder, state, options, data, xp, start_state
 

@@ -43,6 +43,11 @@ def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
     return float(min(MAX_INPUT_GAIN, max(1.0, 10.0 ** (level / 20.0) / rms)))
 
 
+def gain_text(gain: float) -> str:
+    """An input gain as the run's note and its report write it: 3 digits, 1000 not 1e+03."""
+    return f"{gain:.3g}" if gain < 1000 else f"{gain:.0f}"
+
+
 def segment_samples(seconds: float, rate: int, tbptt: int) -> int:
     """The window's loss-carrying length in samples: ``seconds`` rounded to whole TBPTT
     slices (at least one), so every update sees tbptt steps."""

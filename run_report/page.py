@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import re
 import statistics
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from lstm_core.files.atomic import write_bytes_atomic
+from lstm_core.training import gain_text
 
 from .figures import comparison_figure, curves_figure, knob_figure, png_bytes, prediction_figure, transient_start
 from .run import Run, ReportError, capture_audio, distinct_names, load_run, settings, validation_audio
@@ -175,7 +177,8 @@ def _facts_table(run: Run) -> str:
         ("started from", Path(options["init"]).name if options.get("init") else "random weights"),
         ("training", f"lr {train.get('lr')} ({train.get('schedule', 'constant')} schedule), batch "
                      f"{options.get('batch')}, segment {options.get('segment')} s, "
-                     f"warm-up {train.get('warmup')}, TBPTT {train.get('tbptt')}"),
+                     f"warm-up {train.get('warmup')}{_prewarm(train)}, TBPTT {train.get('tbptt')}"),
+        ("input level", _input_level(train)),
         ("model kept", _model_kept(meta, train)),
         ("loss", f"{str(train.get('loss', '?')).upper()}, pre-emphasis {train.get('pre_emphasis')}, "
                  f"DC weight {train.get('dc_weight')}"),
@@ -191,6 +194,26 @@ def _facts_table(run: Run) -> str:
                     ("validation", f"the last {100 * options.get('val_fraction', 0.2):g} % of every setting")]
     rows += [("note", note) for note in notes]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _prewarm(train: dict) -> str:
+    """The warm-up's start (lstm_core/training.py warm_up); nothing for a run from before
+    the setting, whose warm-ups started from zero."""
+    prewarm = train.get("prewarm")
+    if prewarm is None or not train.get("warmup"):
+        return ""
+    return f" (prewarm {prewarm}: from the state of other audio)" if prewarm else " (from zero)"
+
+
+def _input_level(train: dict) -> str:
+    """What TrainConfig.input_gain did (train.py --input-level)."""
+    gain = train.get("input_gain", 1.0)            # a run from before the setting: as it is
+    if not isinstance(gain, (int, float)) or not gain > 0:
+        return "?"
+    if gain == 1.0:
+        return "trained on the input as it is"
+    return (f"trained as if the input were {gain_text(gain)} times louder ({20 * math.log10(gain):+.1f} dB): "
+            f"Adam's steps on its input weights that many times longer; the model is unchanged")
 
 
 def _model_kept(meta: dict, train: dict) -> str:

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig
+from lstm_core.training import DEFAULT_INPUT_LEVEL, MAX_INPUT_GAIN, TrainConfig
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -125,6 +125,16 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     assert gain == 1.0 and "input level:" not in out
     gain, out = gain_and_output("loud", "--input-level", "-30", source=pair)
     assert gain == 1.0 and "input level:" not in out
+    # An input below -60 dBFS RMS (its peak above -60 dBFS, or the pair is refused) gets
+    # the most gain there is, and the note says the level that reaches, not the one asked.
+    whisper = (5e-4 / np.sqrt(np.mean(x.astype(np.float64) ** 2)) * x).astype(np.float32)
+    (pair / "whisper").mkdir()
+    write_pair(pair / "whisper", whisper, x, 11025, subtype="FLOAT")
+    level_db = 20 * np.log10(np.sqrt(np.mean(split_validation(whisper, whisper, 0.2)[0].astype(np.float64) ** 2)))
+    gain, out = gain_and_output("whisper", source=pair / "whisper")
+    assert gain == MAX_INPUT_GAIN and level_db < -60
+    assert (f"input is at {level_db:.1f} dBFS RMS; the model's input weights learn as if it were at "
+            f"{level_db + 60:.1f} dBFS RMS (the most it is raised), 1000 times louder") in out
 
 
 def test_the_input_level_a_run_trains_at():

@@ -109,6 +109,9 @@ def test_train_py_writes_a_self_contained_report(trained):
         samples, rate = sf.read(io.BytesIO(data_uri(src, "audio/wav")))
         assert rate == RATE and samples.shape == (min(val_samples, 5 * RATE),)
     assert "3 sample(s)" in text                                      # the delay found is reported
+    gain = meta["train"]["input_gain"]                                # the input (RMS 0.3) trained as if louder
+    assert gain > 3 and f"{gain:.3g} times louder" in text
+    assert f"prewarm {meta['train']['prewarm']}" in text
 
 
 def test_the_esr_on_the_page_is_the_model_files(trained):

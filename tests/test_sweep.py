@@ -88,6 +88,10 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
     levels = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["input_level=-20,0,off"]), tmp_path)
     assert [Path(t.folder).name for t in levels] == ["amp-input_level-20", "amp-input_level0", "amp-input_leveloff"]
     assert [t.setting["input_level"] for t in levels] == [-20.0, 0.0, -math.inf]
+    text = json.dumps(levels[2].to_dict(), allow_nan=False)               # strict JSON: "off", not -Infinity
+    assert Trial.from_dict(json.loads(text)) == levels[2] and '"off"' in text
+    written_before = json.loads(json.dumps(levels[2].to_dict()).replace('"off"', "-Infinity"))
+    assert Trial.from_dict(written_before) == levels[2]
 
 
 @pytest.mark.parametrize("items, match", [(["size=16"], "--grid size: unknown key (known: hidden, layers"),
