@@ -130,8 +130,9 @@ def build_parser() -> ArgumentParser:
                    help="train a quieter dry input as if it were at DBFS dBFS RMS: Adam's steps on the model's "
                         "input weights for the audio are 10^(DBFS/20) / the input's RMS times longer (1 to 1000 "
                         "times; a quiet DI track barely moves an untrained model); the start, the model and its "
-                        f"files are unchanged (default {DEFAULT_INPUT_LEVEL:g}; 'off' trains on the input as it is, "
-                        "as before 2026-12-01 and as --init always does) (README, Defaults)")
+                        f"files are unchanged (default {DEFAULT_INPUT_LEVEL:g}, or off for a pair that a 256-tap "
+                        "linear filter explains to an ESR below 1e-5, such as a clean filter; 'off' trains on the "
+                        "input as it is, as before 2026-12-01 and as --init always does) (README, Defaults)")
     g.add_argument("--normalize-input", action="store_true", default=None,
                    help="the same as --input-level 0 (the default since 2026-12-01)")
     g.add_argument("--device", choices=("cpu", "gpu", "auto"),

@@ -23,10 +23,12 @@ from functools import cached_property
 import numpy as np
 
 from lstm_core.run import ValidationPart
+from lstm_core.training import LINEAR_ESR
 
 from .capture_set import CaptureSet, CaptureSetError
 from .demo import pair_file
 from .files import AudioError
+from .linearity import linear_fit_esr
 from .pair import SILENCE_PEAK, Pair, load_pair
 from .windows import epoch_batches, grid_starts, recordings_batches, split_validation, window_count
 
@@ -97,6 +99,11 @@ class Dataset:
     def input_rms(self) -> float:
         """The training input's RMS level (a full-scale sine's is 0.71)."""
         return rms(self.x_train)
+
+    @property
+    def linear_esr(self) -> float:
+        """How closely a linear filter explains the training part (linearity.py)."""
+        return linear_fit_esr(self.x_train, self.y_train)
 
     def window_count(self, segment: int, warmup: int) -> int:
         return window_count(self.x_train.size, segment, warmup)
@@ -195,6 +202,18 @@ class CaptureDataset:
     def input_rms(self) -> float:
         """The RMS level of every trained row's input together."""
         return rms(*(r.x_train for r in self.training))
+
+    @property
+    def linear_esr(self) -> float:
+        """How closely a linear filter explains the trained rows (linearity.py), so that a
+        set is linear only when every setting is: the first row's ESR that reaches
+        LINEAR_ESR (the rows after it are not fitted), else the largest."""
+        worst = 0.0
+        for r in self.training:
+            worst = max(worst, linear_fit_esr(r.x_train, r.y_train))
+            if worst >= LINEAR_ESR:
+                break
+        return worst
 
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)

@@ -39,7 +39,7 @@ from benchmarks.common import RATE, RESULTS  # noqa: E402
 from lstm_core.devices import device_settings  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.run import StopRule, ValidationPart, new_run, train_run, validation_errors  # noqa: E402
-from lstm_core.training import TrainConfig, input_gain_for  # noqa: E402
+from lstm_core.training import TrainConfig, default_input_level, input_gain_for  # noqa: E402
 
 TRAINED = (0.0, 2.5, 5.0, 7.5, 10.0)      # drive settings trained on
 HELD_OUT = (1.25, 6.25)                   # settings between them, never trained on
@@ -61,7 +61,8 @@ def write_capture_set(folder: Path) -> Path:
 
 
 def train(data, model: ModelConfig, budget: float, folder: Path):
-    train = TrainConfig(input_gain=input_gain_for(data.input_rms))      # as train.py sets it
+    level = default_input_level(data.linear_esr)                      # as train.py sets it
+    train = TrainConfig(input_gain=input_gain_for(data.input_rms, level))
     state = new_run(model, train, StopRule(epochs=1_000_000, budget=budget, patience=None), {}, seed=0)
     train_run(state, data, device_settings("cpu"), folder, {})
     return state.best_params

@@ -9,8 +9,9 @@ it: what early stopping would have kept.
 
     ours      lstm_core.run.train_run, what train.py runs, with train.py's CPU settings
               (lstm_core.devices: ParallelTrainer over every core) and its defaults, the
-              input trained as if at 0 dBFS RMS (--input-level); run_ours takes any
-              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
+              input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
+              linear filter explains (since 2026-12-01 14:00 UTC: the low-pass); run_ours
+              takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
     unaveraged the same without the running average of the parameters (TrainConfig.average
@@ -62,6 +63,7 @@ from audio_io import effects  # noqa: E402
 from audio_io.amp import amp  # noqa: E402
 from audio_io.dataset import Dataset, rms  # noqa: E402
 from audio_io.demo import music_like  # noqa: E402
+from audio_io.linearity import linear_fit_esr  # noqa: E402
 from audio_io.pair import Pair  # noqa: E402
 from audio_io.windows import epoch_batches, split_validation  # noqa: E402
 from benchmarks import common  # noqa: E402
@@ -72,7 +74,8 @@ from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.run import Reporter, StopRule, new_run, train_run  # noqa: E402
-from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig, input_gain_for  # noqa: E402
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, LINEAR_ESR, TrainConfig, default_input_level,  # noqa: E402
+                                 input_gain_for)
 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
@@ -125,11 +128,14 @@ def train_for(budget: float, epoch, train_batch, validate, y_val) -> list:
 
 
 def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettings, train: TrainConfig,
-             hidden: int = 32, layers: int = 1, input_level: float = DEFAULT_INPUT_LEVEL) -> list:
+             hidden: int = 32, layers: int = 1, input_level: float | None = None) -> list:
     """[(seconds, val ESR)] after each epoch of lstm_core.run.train_run (what train.py runs:
     the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
     time budget, in a temporary run folder. Seconds are train_run's: validation included.
-    The input gain is set from ``input_level`` (dBFS RMS; -inf: off) as train.py sets it."""
+    The input gain is set from ``input_level`` (dBFS RMS; -inf: off; None: as train.py
+    picks it for the pair, training.default_input_level) as train.py sets it."""
+    if input_level is None:
+        input_level = default_input_level(linear_fit_esr(x_train, y_train))
     train = replace(train, input_gain=input_gain_for(rms(x_train), input_level))
     data = Dataset(x_train, y_train, x_val, y_val, Pair(np.concatenate([x_train, x_val]),
                                                          np.concatenate([y_train, y_val]), RATE))
@@ -278,7 +284,7 @@ def main(argv=None) -> int:
         if torch is None:
             print("PyTorch is not installed: the recipe is skipped")
             args.systems = [s for s in args.systems if s != "recipe"]
-    level = overrides.get("input_level", DEFAULT_INPUT_LEVEL)
+    level = overrides.get("input_level")                # None: train.py's choice for each effect's pair
     # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000 and no prewarm where --set leaves them, the
     # level off
     old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0))
@@ -289,8 +295,11 @@ def main(argv=None) -> int:
                "noprewarm": (replace(train, prewarm=0), level), "previous": (old, -math.inf),
                "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
                "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
+    level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
+                  f"ESR below {LINEAR_ESR:g}, as train.py picks it")
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
-                 f"segment {CPU.segment} s, the input trained as if at {level:g} dBFS RMS)"
+                 f"segment {CPU.segment} s, the input trained as if at "
+                 f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'})"
                  f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
     print(f"{SECONDS} s of generated music at {RATE} Hz (48 s train, 12 s validation); budgets {args.budgets}")
     print(f"ours: {ours_text}", flush=True)
@@ -298,10 +307,12 @@ def main(argv=None) -> int:
     results = {}
     for effect in args.effects:
         x_train, y_train, x_val, y_val = material(effect)
+        picked = default_input_level(linear_fit_esr(x_train, y_train))     # train.py's level for this pair
         for system in args.systems:
             started = time.perf_counter()
             if system in OURS:
                 settings, input_level = systems[system]
+                input_level = picked if input_level is None else input_level
                 budgets = args.budgets if budget_aware(system, settings) else [horizon]
                 runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
                                     overrides.get("layers", 1), input_level) for b in budgets}

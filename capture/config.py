@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from audio_io.dataset import DEFAULT_VAL_FRACTION, PairOptions
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.run import StopRule
-from lstm_core.training import DEFAULT_INPUT_LEVEL, TrainConfig
+from lstm_core.training import TrainConfig, default_input_level
 
 TRAIN_DEFAULTS = TrainConfig()
 DEFAULT_EPOCHS = 1000
@@ -67,7 +67,8 @@ class CaptureConfig:
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
     input_level: float | None = None  # dBFS RMS: a quieter training input is trained as if it were this loud
                                       # (TrainConfig.input_gain, set by session.py from the audio's level); -inf:
-                                      # as it is; None: DEFAULT_INPUT_LEVEL, or as it is with --init
+                                      # as it is; None: the pair's default (training.default_input_level), or as
+                                      # it is with --init
     normalize_input: bool | None = None   # True: input_level 0 (0 dBFS RMS); False: -inf (sweep's
                                           # normalize_input=no); None: not given
     device: str | None = None         # "cpu", "gpu" or "auto" (None: auto)
@@ -139,14 +140,20 @@ class CaptureConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
 
-    def resolved_input_level(self) -> float:
+    @property
+    def level_from_pair(self) -> bool:
+        """Whether the input level is the pair's to decide (nothing given, no --init)."""
+        return self.normalize_input is None and self.input_level is None and not self.init
+
+    def resolved_input_level(self, linear_esr: float = math.inf) -> float:
         """The level (dBFS RMS) the training input is trained as if it were at, at least;
-        -inf: as it is (a fine-tune's default)."""
+        -inf: as it is (a fine-tune's default, and a linear pair's: ``linear_esr``, see
+        training.default_input_level)."""
         if self.normalize_input is not None:
             return 0.0 if self.normalize_input else -math.inf
         if self.input_level is not None:
             return self.input_level
-        return -math.inf if self.init else DEFAULT_INPUT_LEVEL
+        return -math.inf if self.init else default_input_level(linear_esr)
 
     def stop_rule(self) -> StopRule:
         return stop_rule_over({"epochs": DEFAULT_EPOCHS, "budget": DEMO_BUDGET if self.demo else None,

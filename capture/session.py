@@ -22,6 +22,7 @@ from audio_io.capture_set import CaptureSetError, read_capture_set
 from audio_io.dataset import CaptureDataset, Dataset, load_capture_dataset, load_dataset
 from audio_io.demo import KNOB_DEMO_KNOBS, KNOB_DEMO_SETTINGS, knob_demo, pair_file
 from audio_io.files import write_audio_atomic
+from audio_io.linearity import LINEAR_TAPS
 from audio_io.pair import Pair
 from lstm_core.backend import get_xp, is_gpu
 from lstm_core.devices import DeviceSettings, device_settings
@@ -31,7 +32,7 @@ from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, train_run, validation_errors)
-from lstm_core.training import MAX_INPUT_GAIN, gain_text, input_gain_for, segment_samples
+from lstm_core.training import LINEAR_ESR, MAX_INPUT_GAIN, gain_text, input_gain_for, segment_samples
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
@@ -120,8 +121,14 @@ def _start(config: CaptureConfig, reporter: Reporter):
                       f"weights fit another rate, so fine-tuning starts further from the goal")
     if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    level, wanted = data.input_rms, config.resolved_input_level()
+    level, linear_esr = data.input_rms, data.linear_esr if config.level_from_pair else math.inf
+    wanted = config.resolved_input_level(linear_esr)
     train = replace(train, input_gain=input_gain_for(level, wanted))
+    if linear_esr < LINEAR_ESR:
+        reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target "
+                      f"{'of every trained row ' if isinstance(data, CaptureDataset) else ''}to an ESR of "
+                      f"{linear_esr:.2g}, so the input is trained as it is: the input level's gain helps an effect "
+                      f"with gain, but costs a clean filter precision (--input-level 0 applies it anyway)")
     if train.input_gain != 1.0:
         level_db = 20 * math.log10(max(level, 1e-12))
         reached = (f"{wanted:g} dBFS RMS" if train.input_gain < MAX_INPUT_GAIN else   # a near-silent input: the most

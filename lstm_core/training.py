@@ -30,6 +30,8 @@ from .schedule import SCHEDULES
 LOSSES = ("esr", "mse")
 DEFAULT_INPUT_LEVEL = 0.0       # dBFS RMS: train.py trains a quieter input as if it were this loud (input_gain_for)
 MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, far quieter than any usable capture
+LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
+                                # is (default_input_level)
 
 
 def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
@@ -41,6 +43,15 @@ def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
     if rms <= 0:
         return MAX_INPUT_GAIN
     return float(min(MAX_INPUT_GAIN, max(1.0, 10.0 ** (level / 20.0) / rms)))
+
+
+def default_input_level(linear_esr: float) -> float:
+    """The level train.py trains an input at when not told (dBFS RMS; -inf: as it is),
+    from audio_io.linearity.linear_fit_esr of the pair: DEFAULT_INPUT_LEVEL, except for a
+    pair that a linear filter explains to within LINEAR_ESR. The gain helps an effect that
+    has gain to learn; a clean filter has none, and the longer steps cost it precision
+    (RESULTS.md "Model size, validation chunks, ...": the input level for a linear pair)."""
+    return -math.inf if linear_esr < LINEAR_ESR else DEFAULT_INPUT_LEVEL
 
 
 def gain_text(gain: float) -> str:

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import DEFAULT_INPUT_LEVEL, MAX_INPUT_GAIN, TrainConfig
+from lstm_core.training import DEFAULT_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, TrainConfig
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -100,14 +100,15 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     """By default a training input quieter than DEFAULT_INPUT_LEVEL dBFS RMS gets the input
     gain that brings it there, and the run says so; --input-level picks another level, one
     already louder than the level asked (the pair, about -14 dBFS, at -30) is left alone,
-    silently, and off leaves the input as it is."""
+    silently, and off leaves the input as it is. A pair that a linear filter explains is
+    trained as it is by default, and says why; --input-level 0 still raises it."""
     from audio_io.windows import split_validation
     from lstm_core.files.npz import load_model
 
     x, _ = sf.read(pair / "dry.wav", dtype="float32")
     quiet = (0.05 * x).astype(np.float32)
     (pair / "quiet").mkdir()
-    write_pair(pair / "quiet", quiet, 0.5 * quiet, 11025)
+    write_pair(pair / "quiet", quiet, np.tanh(40 * quiet) / 4, 11025)        # soft clipping: not linear
     quiet, _ = sf.read(pair / "quiet" / "dry.wav", dtype="float32")          # as 16-bit PCM holds it
     level = np.sqrt(np.mean(split_validation(quiet, quiet, 0.2)[0].astype(np.float64) ** 2))
     quick = ("--epochs", "1", "--segment", "0.2", "--warmup", "200", "--processes", "1")
@@ -125,11 +126,18 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     assert gain == 1.0 and "input level:" not in out
     gain, out = gain_and_output("loud", "--input-level", "-30", source=pair)
     assert gain == 1.0 and "input level:" not in out
+    (pair / "linear").mkdir()                                                    # the quiet input, filtered
+    write_pair(pair / "linear", quiet, np.convolve(quiet, [0.5, 0.3, -0.2])[: quiet.size], 11025, subtype="FLOAT")
+    gain, out = gain_and_output("linear", source=pair / "linear")
+    assert gain == 1.0 and "256-tap linear filter reproduces the target to an ESR of" in out
+    assert "the input is trained as it is" in out and "times louder" not in out
+    gain, out = gain_and_output("linear_raised", "--input-level", "0", source=pair / "linear")
+    assert gain == pytest.approx(1 / level, rel=1e-6) and "linear filter" not in out
     # An input below -60 dBFS RMS (its peak above -60 dBFS, or the pair is refused) gets
     # the most gain there is, and the note says the level that reaches, not the one asked.
     whisper = (5e-4 / np.sqrt(np.mean(x.astype(np.float64) ** 2)) * x).astype(np.float32)
     (pair / "whisper").mkdir()
-    write_pair(pair / "whisper", whisper, x, 11025, subtype="FLOAT")
+    write_pair(pair / "whisper", whisper, np.tanh(3 * x), 11025, subtype="FLOAT")
     level_db = 20 * np.log10(np.sqrt(np.mean(split_validation(whisper, whisper, 0.2)[0].astype(np.float64) ** 2)))
     gain, out = gain_and_output("whisper", source=pair / "whisper")
     assert gain == MAX_INPUT_GAIN and level_db < -60
@@ -155,6 +163,14 @@ def test_the_input_level_a_run_trains_at():
     assert CaptureConfig(input="a", target="b", normalize_input=True).resolved_input_level() == 0.0
     assert CaptureConfig(input="a", target="b", normalize_input=False).resolved_input_level() == -math.inf
     assert CaptureConfig(input="a", target="b", input_level=-33.0).resolved_input_level() == -33.0
+    linear = LINEAR_ESR / 10                          # a pair a linear filter explains: as it is, unless told
+    assert CaptureConfig(input="a", target="b").resolved_input_level(linear) == -math.inf
+    assert CaptureConfig(input="a", target="b").resolved_input_level(LINEAR_ESR) == DEFAULT_INPUT_LEVEL
+    assert CaptureConfig(input="a", target="b", input_level=-33.0).resolved_input_level(linear) == -33.0
+    assert CaptureConfig(input="a", target="b", normalize_input=True).resolved_input_level(linear) == 0.0
+    assert CaptureConfig(input="a", target="b").level_from_pair
+    assert not CaptureConfig(input="a", target="b", input_level=0.0).level_from_pair
+    assert not CaptureConfig(input="a", target="b", init="m.npz").level_from_pair
 
 
 def test_train_reports_unusable_folders_and_checkpoints(pair):

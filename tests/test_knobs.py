@@ -351,3 +351,26 @@ def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
     base = data.recordings[0].x_train.astype(np.float64)
     expected = np.sqrt((1 + 4) * np.mean(base ** 2) / 2)          # rows 1 and 2 alike in length
     assert data.input_rms == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_capture_set_is_linear_only_when_every_trained_row_is(tmp_path):
+    """CaptureDataset.linear_esr (the input level's default): a set whose trained rows are
+    all a linear filter of their input is linear; one row with clipping makes it not,
+    unless that row is held out."""
+    import dataclasses
+
+    from audio_io.capture_set import read_capture_set
+    from audio_io.dataset import load_capture_dataset
+    from lstm_core.training import LINEAR_ESR
+
+    write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
+    data = load_capture_dataset(read_capture_set(tmp_path / "set.csv"))
+    linear = [dataclasses.replace(r, y_train=(0.25 * (k + 1) * r.x_train).astype(np.float32))
+              for k, r in enumerate(data.recordings)]
+    data.recordings = linear
+    assert data.linear_esr < LINEAR_ESR
+    clipped = dataclasses.replace(linear[1], y_train=np.tanh(20 * linear[1].x_train).astype(np.float32))
+    data.recordings = [linear[0], clipped, linear[2]]
+    assert data.linear_esr >= LINEAR_ESR
+    data.recordings = [linear[0], dataclasses.replace(clipped, held_out=True), linear[2]]
+    assert data.linear_esr < LINEAR_ESR
