@@ -149,11 +149,11 @@ class CaptureConfig:
         """The level (dBFS RMS) the training input is trained as if it were at, at least;
         -inf: as it is (a fine-tune's default, and a linear pair's: ``linear_esr``, see
         training.default_input_level)."""
+        if self.level_from_pair:
+            return default_input_level(linear_esr)
         if self.normalize_input is not None:
             return 0.0 if self.normalize_input else -math.inf
-        if self.input_level is not None:
-            return self.input_level
-        return -math.inf if self.init else default_input_level(linear_esr)
+        return -math.inf if self.input_level is None else self.input_level     # None: a fine-tune
 
     def stop_rule(self) -> StopRule:
         return stop_rule_over({"epochs": DEFAULT_EPOCHS, "budget": DEMO_BUDGET if self.demo else None,

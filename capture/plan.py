@@ -41,7 +41,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3")
 INPUT_SUFFIX, TARGET_SUFFIX = "_input", "_target"
 TRIAL_FILE = "trial.json"
 FINISHED, STOPPED_EARLY = "finished", "stopped early"
-OFF = "off"                         # input_level -inf (read_input_level's word) in a trial's JSON
+OFF = "off"                         # input_level -inf (read_input_level's word) in labels and trial.json
 
 
 def _positive(kind):
@@ -257,7 +257,7 @@ def _shown(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value == -math.inf:
-        return "off"
+        return OFF
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
