@@ -23,7 +23,6 @@ from functools import cached_property
 import numpy as np
 
 from lstm_core.run import ValidationPart
-from lstm_core.training import LINEAR_ESR
 
 from .capture_set import CaptureSet, CaptureSetError
 from .demo import pair_file
@@ -101,9 +100,10 @@ class Dataset:
         return rms(self.x_train)
 
     @property
-    def linear_esr(self) -> float:
-        """How closely a linear filter explains the training part (linearity.py)."""
-        return linear_fit_esr(self.x_train, self.y_train)
+    def linear_esrs(self) -> tuple:
+        """(how closely a linear filter explains the training part,) (linearity.py): the
+        input level's default (training.default_input_level)."""
+        return (linear_fit_esr(self.x_train, self.y_train),)
 
     def window_count(self, segment: int, warmup: int) -> int:
         return window_count(self.x_train.size, segment, warmup)
@@ -204,16 +204,11 @@ class CaptureDataset:
         return rms(*(r.x_train for r in self.training))
 
     @property
-    def linear_esr(self) -> float:
-        """How closely a linear filter explains the trained rows (linearity.py), so that a
-        set is linear only when every setting is: the first row's ESR that reaches
-        LINEAR_ESR (the rows after it are not fitted), else the largest."""
-        worst = 0.0
-        for r in self.training:
-            worst = max(worst, linear_fit_esr(r.x_train, r.y_train))
-            if worst >= LINEAR_ESR:
-                break
-        return worst
+    def linear_esrs(self) -> tuple:
+        """How closely a linear filter explains each trained row (linearity.py), in order:
+        the input level's default (training.default_input_level), so that a set is linear,
+        or a high-gain one, only when every setting is."""
+        return tuple(linear_fit_esr(r.x_train, r.y_train) for r in self.training)
 
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)

@@ -61,7 +61,7 @@ def write_capture_set(folder: Path) -> Path:
 
 
 def train(data, model: ModelConfig, budget: float, folder: Path):
-    level = default_input_level(data.linear_esr)                      # as train.py sets it
+    level = default_input_level(*data.linear_esrs)                    # as train.py sets it
     train = TrainConfig(input_gain=input_gain_for(data.input_rms, level))
     state = new_run(model, train, StopRule(epochs=1_000_000, budget=budget, patience=None), {}, seed=0)
     train_run(state, data, device_settings("cpu"), folder, {})

@@ -10,7 +10,9 @@ it: what early stopping would have kept.
     ours      lstm_core.run.train_run, what train.py runs, with train.py's CPU settings
               (lstm_core.devices: ParallelTrainer over every core) and its defaults, the
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
-              linear filter explains (since 2026-12-01 14:00 UTC: the low-pass); run_ours
+              linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
+              +6 dBFS RMS for a pair no linear filter explains (a high-gain one, since
+              2026-12-01 17:00 UTC: the amp-like effect); run_ours
               takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
@@ -74,8 +76,8 @@ from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.run import Reporter, StopRule, new_run, train_run  # noqa: E402
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, LINEAR_ESR, TrainConfig, default_input_level,  # noqa: E402
-                                 input_gain_for)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, SATURATED_ESR,  # noqa: E402
+                                TrainConfig, default_input_level, input_gain_for)
 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
@@ -296,7 +298,8 @@ def main(argv=None) -> int:
                "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
                "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
-                  f"ESR below {LINEAR_ESR:g}, as train.py picks it")
+                  f"ESR below {LINEAR_ESR:g}, or {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS where it leaves at least "
+                  f"{SATURATED_ESR:g}, as train.py picks it")
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
                  f"segment {CPU.segment} s, the input trained as if at "
                  f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'})"

@@ -145,12 +145,13 @@ class CaptureConfig:
         """Whether the input level is the pair's to decide (nothing given, no --init)."""
         return self.normalize_input is None and self.input_level is None and not self.init
 
-    def resolved_input_level(self, linear_esr: float = math.inf) -> float:
+    def resolved_input_level(self, *linear_esrs: float) -> float:
         """The level (dBFS RMS) the training input is trained as if it were at, at least;
-        -inf: as it is (a fine-tune's default, and a linear pair's: ``linear_esr``, see
-        training.default_input_level)."""
+        -inf: as it is (a fine-tune's default). When the level is the pair's to decide,
+        ``linear_esrs`` (each trained pair's, Dataset.linear_esrs) decide it: a linear
+        pair's is -inf, a high-gain one's louder (training.default_input_level)."""
         if self.level_from_pair:
-            return default_input_level(linear_esr)
+            return default_input_level(*linear_esrs)
         if self.normalize_input is not None:
             return 0.0 if self.normalize_input else -math.inf
         return -math.inf if self.input_level is None else self.input_level     # None: a fine-tune

@@ -32,7 +32,8 @@ from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, train_run, validation_errors)
-from lstm_core.training import LINEAR_ESR, MAX_INPUT_GAIN, gain_text, input_gain_for, segment_samples
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN, gain_text, input_gain_for,
+                                segment_samples)
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
@@ -121,14 +122,19 @@ def _start(config: CaptureConfig, reporter: Reporter):
                       f"weights fit another rate, so fine-tuning starts further from the goal")
     if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    level, linear_esr = data.input_rms, data.linear_esr if config.level_from_pair else math.inf
-    wanted = config.resolved_input_level(linear_esr)
+    level, linear_esrs = data.input_rms, data.linear_esrs if config.level_from_pair else ()
+    wanted = config.resolved_input_level(*linear_esrs)
     train = replace(train, input_gain=input_gain_for(level, wanted))
-    if linear_esr < LINEAR_ESR:
-        reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target "
-                      f"{'of every trained row ' if isinstance(data, CaptureDataset) else ''}to an ESR of "
-                      f"{linear_esr:.2g}, so the input is trained as it is: the input level's gain helps an effect "
-                      f"with gain, but costs a clean filter precision (--input-level 0 applies it anyway)")
+    rows = "of every trained row " if isinstance(data, CaptureDataset) else ""
+    if wanted == -math.inf and linear_esrs:
+        reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target {rows}to an ESR of "
+                      f"{max(linear_esrs):.2g}, so the input is trained as it is: the input level's gain helps an "
+                      f"effect with gain, but costs a clean filter precision (--input-level 0 applies it anyway)")
+    elif wanted == HIGH_GAIN_INPUT_LEVEL and linear_esrs:
+        reporter.note(f"input level: the best {LINEAR_TAPS}-tap linear filter leaves an ESR of at least "
+                      f"{min(linear_esrs):.2g} of the target {rows}(a high-gain effect), so the input is trained as "
+                      f"if at {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS rather than {DEFAULT_INPUT_LEVEL:g} "
+                      f"(--input-level {DEFAULT_INPUT_LEVEL:g} keeps it there)")
     if train.input_gain != 1.0:
         level_db = 20 * math.log10(max(level, 1e-12))
         reached = (f"{wanted:g} dBFS RMS" if train.input_gain < MAX_INPUT_GAIN else   # a near-silent input: the most

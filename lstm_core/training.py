@@ -29,9 +29,11 @@ from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
 DEFAULT_INPUT_LEVEL = 0.0       # dBFS RMS: train.py trains a quieter input as if it were this loud (input_gain_for)
+HIGH_GAIN_INPUT_LEVEL = 6.0     # dBFS RMS: the same for a pair that a linear filter explains least (SATURATED_ESR)
 MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, far quieter than any usable capture
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)
+SATURATED_ESR = 0.35            # a pair whose best linear filter leaves at least this (-4.6 dB) is a high-gain one
 
 
 def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
@@ -45,13 +47,27 @@ def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
     return float(min(MAX_INPUT_GAIN, max(1.0, 10.0 ** (level / 20.0) / rms)))
 
 
-def default_input_level(linear_esr: float) -> float:
+def default_input_level(*linear_esrs: float) -> float:
     """The level train.py trains an input at when not told (dBFS RMS; -inf: as it is),
-    from audio_io.linearity.linear_fit_esr of the pair: DEFAULT_INPUT_LEVEL, except for a
-    pair that a linear filter explains to within LINEAR_ESR. The gain helps an effect that
-    has gain to learn; a clean filter has none, and the longer steps cost it precision
-    (RESULTS.md "Model size, validation chunks, ...": the input level for a linear pair)."""
-    return -math.inf if linear_esr < LINEAR_ESR else DEFAULT_INPUT_LEVEL
+    from audio_io.linearity.linear_fit_esr of each trained pair (a capture set's rows):
+
+        every pair below LINEAR_ESR          -inf (a clean filter: as it is)
+        every pair at SATURATED_ESR or more  HIGH_GAIN_INPUT_LEVEL (an amp, a fuzz)
+        otherwise (or an ESR not finite)     DEFAULT_INPUT_LEVEL
+
+    The gain helps an effect that has gain to learn; a clean filter has none, and the
+    longer steps cost it precision (RESULTS.md "Model size, validation chunks, ...": the
+    input level for a linear pair). An effect that no linear filter explains (the amp-like
+    effect, a crunch amp, a fuzz: 0.48 to 0.83 on generated music) learned faster still
+    at +6 dBFS, while the overdrives, the compressor and the resonant filter (0.003 to
+    0.24) learned worse there (RESULTS.md "A louder input level for high-gain pairs")."""
+    if not linear_esrs or not all(math.isfinite(esr) for esr in linear_esrs):
+        return DEFAULT_INPUT_LEVEL
+    if max(linear_esrs) < LINEAR_ESR:
+        return -math.inf
+    if min(linear_esrs) >= SATURATED_ESR:
+        return HIGH_GAIN_INPUT_LEVEL
+    return DEFAULT_INPUT_LEVEL
 
 
 def gain_text(gain: float) -> str:

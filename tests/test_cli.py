@@ -9,7 +9,7 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import DEFAULT_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, TrainConfig
+from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, TrainConfig
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -133,6 +133,13 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     assert "the input is trained as it is" in out and "times louder" not in out
     gain, out = gain_and_output("linear_raised", "--input-level", "0", source=pair / "linear")
     assert gain == pytest.approx(1 / level, rel=1e-6) and "linear filter" not in out
+    (pair / "rectified").mkdir()                                                 # no linear part at all
+    write_pair(pair / "rectified", quiet, np.abs(quiet), 11025, subtype="FLOAT")
+    gain, out = gain_and_output("rectified", source=pair / "rectified")
+    assert gain == pytest.approx(10 ** (HIGH_GAIN_INPUT_LEVEL / 20) / level, rel=1e-6)
+    assert "(a high-gain effect), so the input is trained as if at +6 dBFS RMS" in out
+    gain, out = gain_and_output("rectified_0", "--input-level", "0", source=pair / "rectified")
+    assert gain == pytest.approx(1 / level, rel=1e-6) and "high-gain" not in out
     # An input below -60 dBFS RMS (its peak above -60 dBFS, or the pair is refused) gets
     # the most gain there is, and the note says the level that reaches, not the one asked.
     whisper = (5e-4 / np.sqrt(np.mean(x.astype(np.float64) ** 2)) * x).astype(np.float32)
@@ -166,6 +173,8 @@ def test_the_input_level_a_run_trains_at():
     linear = LINEAR_ESR / 10                          # a pair a linear filter explains: as it is, unless told
     assert CaptureConfig(input="a", target="b").resolved_input_level(linear) == -math.inf
     assert CaptureConfig(input="a", target="b").resolved_input_level(LINEAR_ESR) == DEFAULT_INPUT_LEVEL
+    assert CaptureConfig(input="a", target="b").resolved_input_level(0.9) == HIGH_GAIN_INPUT_LEVEL
+    assert CaptureConfig(input="a", target="b", input_level=0.0).resolved_input_level(0.9) == 0.0
     assert CaptureConfig(input="a", target="b", input_level=-33.0).resolved_input_level(linear) == -33.0
     assert CaptureConfig(input="a", target="b", normalize_input=True).resolved_input_level(linear) == 0.0
     assert CaptureConfig(input="a", target="b").level_from_pair

@@ -2,6 +2,7 @@
 plays it at any setting by name, AIDA-X carries it, and bad capture sets cost one line."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -353,24 +354,30 @@ def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
     assert data.input_rms == pytest.approx(expected, rel=1e-6)
 
 
-def test_a_capture_set_is_linear_only_when_every_trained_row_is(tmp_path):
-    """CaptureDataset.linear_esr (the input level's default): a set whose trained rows are
+def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp_path):
+    """CaptureDataset.linear_esrs (the input level's default): a set whose trained rows are
     all a linear filter of their input is linear; one row with clipping makes it not,
-    unless that row is held out."""
+    unless that row is held out. Likewise a set is a high-gain one only when no row has a
+    linear part (a rectifier's)."""
     import dataclasses
 
     from audio_io.capture_set import read_capture_set
     from audio_io.dataset import load_capture_dataset
-    from lstm_core.training import LINEAR_ESR
+    from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, default_input_level
 
     write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
     data = load_capture_dataset(read_capture_set(tmp_path / "set.csv"))
     linear = [dataclasses.replace(r, y_train=(0.25 * (k + 1) * r.x_train).astype(np.float32))
               for k, r in enumerate(data.recordings)]
     data.recordings = linear
-    assert data.linear_esr < LINEAR_ESR
+    assert len(data.linear_esrs) == 3 and default_input_level(*data.linear_esrs) == -math.inf
     clipped = dataclasses.replace(linear[1], y_train=np.tanh(20 * linear[1].x_train).astype(np.float32))
     data.recordings = [linear[0], clipped, linear[2]]
-    assert data.linear_esr >= LINEAR_ESR
+    assert default_input_level(*data.linear_esrs) == DEFAULT_INPUT_LEVEL
     data.recordings = [linear[0], dataclasses.replace(clipped, held_out=True), linear[2]]
-    assert data.linear_esr < LINEAR_ESR
+    assert len(data.linear_esrs) == 2 and default_input_level(*data.linear_esrs) == -math.inf
+    rectified = [dataclasses.replace(r, y_train=np.abs(r.x_train)) for r in linear]
+    data.recordings = rectified
+    assert default_input_level(*data.linear_esrs) == HIGH_GAIN_INPUT_LEVEL
+    data.recordings = [rectified[0], linear[1], rectified[2]]
+    assert default_input_level(*data.linear_esrs) == DEFAULT_INPUT_LEVEL

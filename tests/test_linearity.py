@@ -6,7 +6,8 @@ import pytest
 
 from audio_io.effects import one_pole_lowpass
 from audio_io.linearity import linear_fit_esr
-from lstm_core.training import DEFAULT_INPUT_LEVEL, LINEAR_ESR, default_input_level
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, SATURATED_ESR,
+                                default_input_level)
 
 
 def plain_least_squares_esr(x, y, taps):
@@ -39,3 +40,20 @@ def test_a_linear_pair_is_told_from_one_with_clipping():
     assert default_input_level(linear_fit_esr(x, clipped)) == DEFAULT_INPUT_LEVEL
     assert linear_fit_esr(x, np.zeros_like(x)) == np.inf     # nothing to explain
     assert linear_fit_esr(np.zeros_like(x), x) == np.inf     # nothing to explain it with
+
+
+def test_a_pair_that_no_linear_filter_explains_is_a_high_gain_one():
+    """A full-wave rectifier of a symmetric input has no linear part at all (its ESR is
+    about 1): it trains louder; a set of pairs does only when every pair is that far from
+    linear, and a linear one among them is no longer trained as it is."""
+    x = 0.05 * np.random.default_rng(5).standard_normal(3 * 44100).astype(np.float32)
+    rectified = np.abs(x)
+    clipped = np.tanh(30 * x)
+    saturated, linear = linear_fit_esr(x, rectified), linear_fit_esr(x, 0.3 * x)
+    assert saturated > SATURATED_ESR > linear_fit_esr(x, clipped) > LINEAR_ESR > linear
+    assert default_input_level(saturated) == HIGH_GAIN_INPUT_LEVEL > DEFAULT_INPUT_LEVEL
+    assert default_input_level(saturated, saturated) == HIGH_GAIN_INPUT_LEVEL
+    assert default_input_level(saturated, linear_fit_esr(x, clipped)) == DEFAULT_INPUT_LEVEL
+    assert default_input_level(saturated, linear) == DEFAULT_INPUT_LEVEL
+    assert default_input_level(linear, linear) == -np.inf
+    assert default_input_level(np.inf) == default_input_level() == DEFAULT_INPUT_LEVEL     # nothing was fitted
