@@ -32,7 +32,7 @@ from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
 from lstm_core.run import Reporter, db
 from lstm_core.schedule import SCHEDULES
-from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, SATURATED_ESR
+from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL, SATURATED_ESR
 
 from command_line import ArgumentParser, fail
 
@@ -130,10 +130,11 @@ def build_parser() -> ArgumentParser:
                    help="train a quieter dry input as if it were at DBFS dBFS RMS: Adam's steps on the model's "
                         "input weights for the audio are 10^(DBFS/20) / the input's RMS times longer (1 to 1000 "
                         "times; a quiet DI track barely moves an untrained model); the start, the model and its "
-                        f"files are unchanged (default {DEFAULT_INPUT_LEVEL:g}; off for a pair that a 256-tap "
-                        f"linear filter explains to an ESR below {LINEAR_ESR:g}, such as a clean filter; "
-                        f"{HIGH_GAIN_INPUT_LEVEL:+g} for one it leaves {SATURATED_ESR:g} or more of, a high-gain amp "
-                        "or fuzz; 'off' trains on the input as it is, as before 2026-12-01 and as --init always "
+                        f"files are unchanged; at most {MAX_INPUT_LEVEL:+g} (default {DEFAULT_INPUT_LEVEL:g}; off "
+                        "for a pair that a 256-tap linear filter explains to an ESR below 1e-5, such as a clean "
+                        f"filter; {HIGH_GAIN_INPUT_LEVEL:+g} for one whose best such filter leaves an ESR of "
+                        f"{SATURATED_ESR:g} or more, on every trained row of a capture set, such as a high-gain amp "
+                        "or a fuzz; 'off' trains on the input as it is, as before 2026-12-01 and as --init always "
                         "does) (README, Defaults)")
     g.add_argument("--normalize-input", action="store_true", default=None,
                    help="the same as --input-level 0 (the default since 2026-12-01 for a pair neither linear nor "

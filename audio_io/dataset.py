@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from lstm_core.run import ValidationPart
+from lstm_core.training import DEFAULT_INPUT_LEVEL, default_input_level
 
 from .capture_set import CaptureSet, CaptureSetError
 from .demo import pair_file
@@ -101,8 +102,8 @@ class Dataset:
 
     @property
     def linear_esrs(self) -> tuple:
-        """(how closely a linear filter explains the training part,) (linearity.py): the
-        input level's default (training.default_input_level)."""
+        """A one-item tuple: how closely a linear filter explains the training part
+        (linearity.py), the input level's default (training.default_input_level)."""
         return (linear_fit_esr(self.x_train, self.y_train),)
 
     def window_count(self, segment: int, warmup: int) -> int:
@@ -207,8 +208,14 @@ class CaptureDataset:
     def linear_esrs(self) -> tuple:
         """How closely a linear filter explains each trained row (linearity.py), in order:
         the input level's default (training.default_input_level), so that a set is linear,
-        or a high-gain one, only when every setting is."""
-        return tuple(linear_fit_esr(r.x_train, r.y_train) for r in self.training)
+        or a high-gain one, only when every setting is. The rows after one that settles it
+        (a row in neither class, or in another class than those before it) are not fitted."""
+        esrs = []
+        for r in self.training:
+            esrs.append(linear_fit_esr(r.x_train, r.y_train))
+            if default_input_level(*esrs) == DEFAULT_INPUT_LEVEL:      # settled: no later row can change it
+                break
+        return tuple(esrs)
 
     def window_count(self, segment: int, warmup: int) -> int:
         return sum(window_count(r.x_train.size, segment, warmup) for r in self.training)

@@ -4,7 +4,9 @@ train.py trains a quiet input as if it were louder (lstm_core/training.py input_
 that helps every effect with gain, and costs a clean filter (RESULTS.md "Model size,
 validation chunks, ...": the input level for a linear pair). A pair whose target a linear
 filter reproduces to within training.LINEAR_ESR is such a filter, and is trained on its
-input as it is (training.default_input_level).
+input as it is (training.default_input_level). At the other end, a pair whose best linear
+filter still leaves training.SATURATED_ESR or more (a high-gain amp, a fuzz) is trained
+louder still (RESULTS.md "A louder input level for high-gain pairs").
 
 The filter is the least-squares FIR filter of ``taps`` taps from input to target (the
 input taken as zero before its first sample), found from the pair's correlations through

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from audio_io.dataset import DEFAULT_VAL_FRACTION, PairOptions
 from lstm_core.devices import DeviceSettings, device_settings
 from lstm_core.run import StopRule
-from lstm_core.training import TrainConfig, default_input_level
+from lstm_core.training import MAX_INPUT_LEVEL, TrainConfig, default_input_level
 
 TRAIN_DEFAULTS = TrainConfig()
 DEFAULT_EPOCHS = 1000
@@ -96,8 +96,9 @@ class CaptureConfig:
             raise ValueError("--captures lists the recordings: leave out INPUT and TARGET")
         if self.normalize_input is not None and self.input_level is not None:
             raise ValueError("--normalize-input is --input-level 0: give one of them")
-        if self.input_level is not None and not self.input_level <= 0.0:      # NaN too
-            raise ValueError(f"--input-level is a level in dBFS RMS, 0 or below (or off), got {self.input_level}")
+        if self.input_level is not None and not self.input_level <= MAX_INPUT_LEVEL:      # NaN too
+            raise ValueError(f"--input-level is a level in dBFS RMS, at most {MAX_INPUT_LEVEL:+g} (or off), "
+                             f"got {self.input_level}")
         if self.init and (self.normalize_input or self.input_level not in (None, -math.inf)):
             # A fine-tune's input weights fit the input's real level; longer steps on them would undo them.
             raise ValueError(f"{'--normalize-input' if self.normalize_input else '--input-level'} shapes how a fresh "

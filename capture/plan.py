@@ -33,6 +33,7 @@ from audio_io.files import AudioError
 from lstm_core.files.atomic import write_text_atomic
 from lstm_core.files.history import HistoryError, read_history
 from lstm_core.schedule import SCHEDULES
+from lstm_core.training import MAX_INPUT_LEVEL
 
 from .config import CaptureConfig, ResumeConfig, read_input_level
 from .folder import absolute
@@ -88,8 +89,8 @@ def _yes_no(text: str) -> bool:
 
 def _level(text: str) -> float:
     value = read_input_level(text)
-    if not value <= 0.0:
-        raise ValueError("must be a level in dBFS RMS, 0 or below, or off")
+    if not value <= MAX_INPUT_LEVEL:
+        raise ValueError(f"must be a level in dBFS RMS, at most {MAX_INPUT_LEVEL:+g}, or off")
     return value
 
 

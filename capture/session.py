@@ -125,19 +125,22 @@ def _start(config: CaptureConfig, reporter: Reporter):
     level, linear_esrs = data.input_rms, data.linear_esrs if config.level_from_pair else ()
     wanted = config.resolved_input_level(*linear_esrs)
     train = replace(train, input_gain=input_gain_for(level, wanted))
-    rows = "of every trained row " if isinstance(data, CaptureDataset) else ""
+    a_set = isinstance(data, CaptureDataset)
     if wanted == -math.inf and linear_esrs:
-        reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target {rows}to an ESR of "
+        reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target "
+                      f"{'of every trained row to an ESR of at most ' if a_set else 'to an ESR of '}"
                       f"{max(linear_esrs):.2g}, so the input is trained as it is: the input level's gain helps an "
                       f"effect with gain, but costs a clean filter precision (--input-level 0 applies it anyway)")
     elif wanted == HIGH_GAIN_INPUT_LEVEL and linear_esrs:
-        reporter.note(f"input level: the best {LINEAR_TAPS}-tap linear filter leaves an ESR of at least "
-                      f"{min(linear_esrs):.2g} of the target {rows}(a high-gain effect), so the input is trained as "
-                      f"if at {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS rather than {DEFAULT_INPUT_LEVEL:g} "
-                      f"(--input-level {DEFAULT_INPUT_LEVEL:g} keeps it there)")
+        reporter.note(f"input level: the best {LINEAR_TAPS}-tap linear filter explains the target only to an ESR of "
+                      f"{min(linear_esrs):.2g}{' or more on every trained row' if a_set else ''} (a high-gain "
+                      f"effect), so the input is trained as if at {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS rather than "
+                      f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS (--input-level {DEFAULT_INPUT_LEVEL:g} trains it at "
+                      f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS)")
     if train.input_gain != 1.0:
         level_db = 20 * math.log10(max(level, 1e-12))
-        reached = (f"{wanted:g} dBFS RMS" if train.input_gain < MAX_INPUT_GAIN else   # a near-silent input: the most
+        asked = f"{wanted:+g}" if wanted > 0 else f"{wanted:g}"
+        reached = (f"{asked} dBFS RMS" if train.input_gain < MAX_INPUT_GAIN else   # a near-silent input: the most
                    f"{level_db + 20 * math.log10(MAX_INPUT_GAIN):.1f} dBFS RMS (the most it is raised)")
         reporter.note(f"input level: the training input is at {level_db:.1f} dBFS RMS; "
                       f"the model's input weights learn as if it were at {reached}, "

@@ -29,7 +29,8 @@ from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
 DEFAULT_INPUT_LEVEL = 0.0       # dBFS RMS: train.py trains a quieter input as if it were this loud (input_gain_for)
-HIGH_GAIN_INPUT_LEVEL = 6.0     # dBFS RMS: the same for a pair that a linear filter explains least (SATURATED_ESR)
+HIGH_GAIN_INPUT_LEVEL = 6.0     # dBFS RMS: the same for a pair whose best linear filter leaves SATURATED_ESR or more
+MAX_INPUT_LEVEL = 20.0          # the loudest level one may ask for (+6 is the high-gain default, +12 was measured)
 MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, far quieter than any usable capture
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)

@@ -42,8 +42,8 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--normalize-input", "--init", "dry.wav"], "leave it out with --init"),
     (["dry.wav", "wet.wav", "--input-level", "-10", "--init", "dry.wav"], "--input-level shapes how a fresh model"),
     (["dry.wav", "wet.wav", "--input-level", "-10", "--normalize-input"], "give one of them"),
-    (["dry.wav", "wet.wav", "--input-level", "6"], "--input-level is a level in dBFS RMS, 0 or below"),
-    (["dry.wav", "wet.wav", "--input-level", "nan"], "--input-level is a level in dBFS RMS, 0 or below"),
+    (["dry.wav", "wet.wav", "--input-level", "30"], "--input-level is a level in dBFS RMS, at most +20"),
+    (["dry.wav", "wet.wav", "--input-level", "nan"], "--input-level is a level in dBFS RMS, at most +20"),
     (["dry.wav", "wet.wav", "--input-level", "loud"], "a level in dBFS RMS such as -20, or off"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "-0.5"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
@@ -101,7 +101,8 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     gain that brings it there, and the run says so; --input-level picks another level, one
     already louder than the level asked (the pair, about -14 dBFS, at -30) is left alone,
     silently, and off leaves the input as it is. A pair that a linear filter explains is
-    trained as it is by default, and says why; --input-level 0 still raises it."""
+    trained as it is by default, and says why; --input-level 0 still raises it. One that no
+    linear filter explains (a rectifier) is trained louder, and says why."""
     from audio_io.windows import split_validation
     from lstm_core.files.npz import load_model
 
@@ -137,7 +138,9 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     write_pair(pair / "rectified", quiet, np.abs(quiet), 11025, subtype="FLOAT")
     gain, out = gain_and_output("rectified", source=pair / "rectified")
     assert gain == pytest.approx(10 ** (HIGH_GAIN_INPUT_LEVEL / 20) / level, rel=1e-6)
+    assert "explains the target only to an ESR of" in out
     assert "(a high-gain effect), so the input is trained as if at +6 dBFS RMS" in out
+    assert f"as if it were at +6 dBFS RMS, {gain:.3g} times louder" in out
     gain, out = gain_and_output("rectified_0", "--input-level", "0", source=pair / "rectified")
     assert gain == pytest.approx(1 / level, rel=1e-6) and "high-gain" not in out
     # An input below -60 dBFS RMS (its peak above -60 dBFS, or the pair is refused) gets
@@ -153,7 +156,8 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
 
 
 def test_the_input_level_a_run_trains_at():
-    """DEFAULT_INPUT_LEVEL for a fresh model, the input as it is (-inf) for a fine-tune, 0
+    """DEFAULT_INPUT_LEVEL for a fresh model (-inf for a linear pair, HIGH_GAIN_INPUT_LEVEL for
+    a high-gain one), the input as it is (-inf) for a fine-tune, 0
     with --normalize-input (and off with the sweep's normalize_input=no), what --input-level
     gives; train.py's flags reach the config."""
     import importlib

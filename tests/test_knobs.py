@@ -357,8 +357,8 @@ def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
 def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp_path):
     """CaptureDataset.linear_esrs (the input level's default): a set whose trained rows are
     all a linear filter of their input is linear; one row with clipping makes it not,
-    unless that row is held out. Likewise a set is a high-gain one only when no row has a
-    linear part (a rectifier's)."""
+    unless that row is held out. Likewise a set is a high-gain one (a rectifier's rows,
+    which no linear filter explains) only when every trained row is."""
     import dataclasses
 
     from audio_io.capture_set import read_capture_set
@@ -380,4 +380,6 @@ def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp
     data.recordings = rectified
     assert default_input_level(*data.linear_esrs) == HIGH_GAIN_INPUT_LEVEL
     data.recordings = [rectified[0], linear[1], rectified[2]]
-    assert default_input_level(*data.linear_esrs) == DEFAULT_INPUT_LEVEL
+    assert len(data.linear_esrs) == 2 and default_input_level(*data.linear_esrs) == DEFAULT_INPUT_LEVEL   # settled
+    data.recordings = [rectified[0], dataclasses.replace(linear[1], held_out=True), rectified[2]]
+    assert default_input_level(*data.linear_esrs) == HIGH_GAIN_INPUT_LEVEL

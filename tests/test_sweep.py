@@ -85,13 +85,14 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
     amp = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["normalize_input=yes,no"]), tmp_path)
     assert [Path(t.folder).name for t in amp] == ["amp-normalize_inputyes", "amp-normalize_inputno"]
     assert [t.setting["normalize_input"] for t in amp] == [True, False] and amp[0].label == "normalize_input=yes"
-    levels = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["input_level=-20,0,off"]), tmp_path)
-    assert [Path(t.folder).name for t in levels] == ["amp-input_level-20", "amp-input_level0", "amp-input_leveloff"]
-    assert [t.setting["input_level"] for t in levels] == [-20.0, 0.0, -math.inf]
-    text = json.dumps(levels[2].to_dict(), allow_nan=False)               # strict JSON: "off", not -Infinity
-    assert Trial.from_dict(json.loads(text)) == levels[2] and '"off"' in text
-    written_before = json.loads(json.dumps(levels[2].to_dict()).replace('"off"', "-Infinity"))
-    assert Trial.from_dict(written_before) == levels[2]
+    levels = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["input_level=-20,0,6,off"]), tmp_path)
+    assert [Path(t.folder).name for t in levels] == ["amp-input_level-20", "amp-input_level0", "amp-input_level6",
+                                                     "amp-input_leveloff"]
+    assert [t.setting["input_level"] for t in levels] == [-20.0, 0.0, 6.0, -math.inf]
+    text = json.dumps(levels[3].to_dict(), allow_nan=False)               # strict JSON: "off", not -Infinity
+    assert Trial.from_dict(json.loads(text)) == levels[3] and '"off"' in text
+    written_before = json.loads(json.dumps(levels[3].to_dict()).replace('"off"', "-Infinity"))
+    assert Trial.from_dict(written_before) == levels[3]
 
 
 @pytest.mark.parametrize("items, match", [(["size=16"], "--grid size: unknown key (known: hidden, layers"),
@@ -103,7 +104,7 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["knob_jitter=2"], "--grid knob_jitter=2: must be between 0 and 1"),
                                           (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
-                                          (["input_level=3"], "--grid input_level=3: must be a level in dBFS"),
+                                          (["input_level=30"], "--grid input_level=30: must be a level in dBFS"),
                                           (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes "
                                                                       "or no"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
