@@ -133,9 +133,9 @@ def build_parser() -> ArgumentParser:
                         f"files are unchanged; at most {MAX_INPUT_LEVEL:+g} (default {DEFAULT_INPUT_LEVEL:g}; off "
                         "for a pair that a 256-tap linear filter explains to an ESR below 1e-5, such as a clean "
                         f"filter; {HIGH_GAIN_INPUT_LEVEL:+g} for one whose best such filter leaves an ESR of "
-                        f"{SATURATED_ESR:g} or more, on every trained row of a capture set, such as a high-gain amp "
-                        "or a fuzz; 'off' trains on the input as it is, as before 2026-12-01 and as --init always "
-                        "does) (README, Defaults)")
+                        f"{SATURATED_ESR:g} or more, such as a high-gain amp or a fuzz; a capture set only when every "
+                        "trained row is; 'off' trains on the input as it is, as before 2026-12-01 and as --init "
+                        "always does) (README, Defaults)")
     g.add_argument("--normalize-input", action="store_true", default=None,
                    help="the same as --input-level 0 (the default since 2026-12-01 for a pair neither linear nor "
                         "high-gain)")

@@ -103,7 +103,7 @@ class Dataset:
     @property
     def linear_esrs(self) -> tuple:
         """A one-item tuple: how closely a linear filter explains the training part
-        (linearity.py), the input level's default (training.default_input_level)."""
+        (linearity.py), for the input level's default (training.default_input_level)."""
         return (linear_fit_esr(self.x_train, self.y_train),)
 
     def window_count(self, segment: int, warmup: int) -> int:

@@ -11,7 +11,7 @@ it: what early stopping would have kept.
               (lstm_core.devices: ParallelTrainer over every core) and its defaults, the
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
               linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
-              +6 dBFS RMS for a pair that a linear filter explains least (a high-gain one,
+              +6 dBFS RMS for a pair that no linear filter comes close to (a high-gain one,
               since 2026-12-01 16:30 UTC: the amp-like effect); run_ours
               takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch

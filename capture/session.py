@@ -135,7 +135,7 @@ def _start(config: CaptureConfig, reporter: Reporter):
         reporter.note(f"input level: the best {LINEAR_TAPS}-tap linear filter explains the target only to an ESR of "
                       f"{min(linear_esrs):.2g}{' or more on every trained row' if a_set else ''} (a high-gain "
                       f"effect), so the input is trained as if at {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS rather than "
-                      f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS (--input-level {DEFAULT_INPUT_LEVEL:g} trains it at "
+                      f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS (--input-level {DEFAULT_INPUT_LEVEL:g} keeps "
                       f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS)")
     if train.input_gain != 1.0:
         level_db = 20 * math.log10(max(level, 1e-12))

@@ -9,7 +9,8 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, TrainConfig
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, MAX_INPUT_LEVEL,
+                                TrainConfig)
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -156,9 +157,9 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
 
 
 def test_the_input_level_a_run_trains_at():
-    """DEFAULT_INPUT_LEVEL for a fresh model (-inf for a linear pair, HIGH_GAIN_INPUT_LEVEL for
-    a high-gain one), the input as it is (-inf) for a fine-tune, 0
-    with --normalize-input (and off with the sweep's normalize_input=no), what --input-level
+    """DEFAULT_INPUT_LEVEL for a fresh model (-inf for a linear pair, HIGH_GAIN_INPUT_LEVEL
+    for a high-gain one), the input as it is (-inf) for a fine-tune, 0 with
+    --normalize-input (and off with the sweep's normalize_input=no), what --input-level
     gives; train.py's flags reach the config."""
     import importlib
 
@@ -168,12 +169,14 @@ def test_the_input_level_a_run_trains_at():
     assert flags(["a", "b", "--normalize-input"]).normalize_input is True
     assert flags(["a", "b"]).normalize_input is None and flags(["a", "b"]).input_level is None
     assert flags(["a", "b", "--input-level", "off"]).input_level == -math.inf
+    assert flags(["a", "b", "--input-level", "+20"]).input_level == MAX_INPUT_LEVEL == 20.0
 
     assert CaptureConfig(input="a", target="b").resolved_input_level() == DEFAULT_INPUT_LEVEL
     assert CaptureConfig(input="a", target="b", init="m.npz").resolved_input_level() == -math.inf
     assert CaptureConfig(input="a", target="b", normalize_input=True).resolved_input_level() == 0.0
     assert CaptureConfig(input="a", target="b", normalize_input=False).resolved_input_level() == -math.inf
     assert CaptureConfig(input="a", target="b", input_level=-33.0).resolved_input_level() == -33.0
+    assert CaptureConfig(input="a", target="b", input_level=6.0).resolved_input_level(LINEAR_ESR / 10) == 6.0
     linear = LINEAR_ESR / 10                          # a pair a linear filter explains: as it is, unless told
     assert CaptureConfig(input="a", target="b").resolved_input_level(linear) == -math.inf
     assert CaptureConfig(input="a", target="b").resolved_input_level(LINEAR_ESR) == DEFAULT_INPUT_LEVEL
