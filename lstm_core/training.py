@@ -61,8 +61,9 @@ def default_input_level(*linear_esrs: float) -> float:
     input level for a linear pair). An effect that no linear filter explains (the amp-like
     effect, a crunch amp, a fuzz: 0.48 to 0.83 on generated music) learned faster still
     at +6 dBFS, while the overdrives, the compressor and the resonant filter (0.003 to
-    0.24) learned worse there at 60 and 120 s (RESULTS.md "A louder input level for
-    high-gain pairs")."""
+    0.24) learned worse there at 60 and 120 s, on one piece of music; on another the
+    held-out effects disagreed, so the rule rests on the amp-like effect (RESULTS.md "A
+    louder input level for high-gain pairs")."""
     if not linear_esrs or not all(math.isfinite(esr) for esr in linear_esrs):
         return DEFAULT_INPUT_LEVEL
     if max(linear_esrs) < LINEAR_ESR:
