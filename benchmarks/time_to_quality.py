@@ -12,8 +12,8 @@ it: what early stopping would have kept.
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
               linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
               +6 dBFS RMS for a pair that no linear filter comes close to (a high-gain one,
-              since 2026-12-01 16:30 UTC: the amp-like effect); run_ours
-              takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
+              since 2026-12-01 16:30 UTC: the amp-like effect); run_ours takes any
+              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
     unaveraged the same without the running average of the parameters (TrainConfig.average

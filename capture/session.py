@@ -120,12 +120,12 @@ def _start(config: CaptureConfig, reporter: Reporter):
     if init_rate and init_rate != data.rate:
         reporter.note(f"warning: {config.init} was trained at {init_rate} Hz and the pair is {data.rate} Hz: its "
                       f"weights fit another rate, so fine-tuning starts further from the goal")
-    if isinstance(data, CaptureDataset):      # the ranges used, kept: a resume scales the knobs the same way
+    a_set = isinstance(data, CaptureDataset)
+    if a_set:                                 # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
     level, linear_esrs = data.input_rms, data.linear_esrs if config.level_from_pair else ()
     wanted = config.resolved_input_level(*linear_esrs)
     train = replace(train, input_gain=input_gain_for(level, wanted))
-    a_set = isinstance(data, CaptureDataset)
     if wanted == -math.inf and linear_esrs:
         reporter.note(f"input level: a {LINEAR_TAPS}-tap linear filter reproduces the target "
                       f"{'of every trained row to an ESR of at most ' if a_set else 'to an ESR of '}"
