@@ -16,7 +16,12 @@ a rate that falls as the budget runs out spends the first part exploring and the
 settling. Measured by time to quality on five effects (benchmarks/RESULTS.md, 2026-11-30),
 the budget cosine won on the low-pass, the resonant filter and the amp-like effect and
 lost on the overdrive and, badly, on the compressor (which is still learning when the
-rate has fallen), so the constant rate stays the default.
+rate has fallen), so the constant rate stays the default. Warm restarts (the cosine in
+three cycles, 1, 2 and 4 sevenths of the budget) lost to the constant rate on the amp-like
+effect in all four runs tried (RESULTS.md "What else was tried for the amp-like effect at
++6", 2026-12-01): at today's defaults it is still learning fast at 120 s and a falling rate
+slowed it (the budget cosine lost there too, "A louder input level for high-gain pairs",
+though it had won at the defaults of 2026-11-30). So they are not offered.
 """
 
 from __future__ import annotations
