@@ -7,6 +7,7 @@ again, and a trial's model against train.py's. They skip, saying why, without Ra
 (pip install -e ".[cluster]"; the test extra installs it).
 """
 
+import contextlib
 import csv
 import json
 import math
@@ -226,6 +227,39 @@ def test_a_failing_pair_is_named_and_asha_stops_a_hopeless_setting(tmp_path):
     assert "best for soft: hidden=8 lr=0.01" in stdout or "best for soft: hidden=8 lr=0.005" in stdout
 
 
+def _session_processes(session: int) -> list:
+    """The pids of every live process in ``session`` (Linux: read from /proc). A zombie has
+    ended (nothing left to write) and waits for a parent to reap it: it is left out."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                if os.getsid(int(entry)) == session and state != "Z":
+                    pids.append(int(entry))
+            except (OSError, IndexError):            # gone meanwhile (ProcessLookupError is an OSError)
+                pass
+    return pids
+
+
+def _kill_session(process: subprocess.Popen):
+    """kill -9 of ``process``, started in a session of its own, and of everything else in that
+    session, then wait until none of it is left to write. Ray's workers run in process groups
+    of their own (in its session), so killing the sweep's group alone leaves them training:
+    one of them once finished a trial after the kill and made this test count wrong."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for _ in range(100):
+        left = _session_processes(process.pid)
+        if not left:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the killed sweep still running: {_session_processes(process.pid)}")
+
+
 @needs_ray
 def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(tmp_path):
     """kill -9 of the whole sweep once a trial has finished; the same command again
@@ -243,14 +277,7 @@ def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(t
     while not finished and time.monotonic() < deadline and sweep.poll() is None:
         time.sleep(0.5)
         finished = [f for f in out.glob("*-hidden8") if trial_status(f) == FINISHED]
-    os.killpg(sweep.pid, signal.SIGKILL)
-    sweep.wait()
-    for _ in range(100):                  # until no process of the sweep (Ray's included) is left to write
-        try:
-            os.killpg(sweep.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
+    _kill_session(sweep)
     assert finished, "no trial finished before the deadline"
     finished = [f for f in out.glob("*-hidden8") if trial_status(f) == FINISHED]   # two may end together
     before = {f: (f / "history.csv").read_bytes() for f in finished}
