@@ -44,6 +44,13 @@ validation as train.py's --budget does (about a tenth of an epoch here): a handi
     python benchmarks/time_to_quality.py --budgets 10 20 --effects overdrive --systems ours
     python benchmarks/time_to_quality.py --budgets 30 60 120 --systems before previous ours
     python benchmarks/time_to_quality.py --write               # append to RESULTS.md, save a plot
+    python benchmarks/time_to_quality.py --budgets 120 --effects amp --systems before ours --seeds 0 1 2 3 4
+
+Single runs of the amp-like effect at 120 s differ by 1.1 to 1.6 times from one model
+seed to another, and the same seed's by up to 1.18 times from one session to another
+(RESULTS.md "The amp-like effect over five model seeds"), so one run a system says little
+about effects smaller than that; --seeds repeats every system with each model seed (the systems in turn) and gives
+the mean, the range and each seed's ratio.
 """
 
 from __future__ import annotations
@@ -130,19 +137,20 @@ def train_for(budget: float, epoch, train_batch, validate, y_val) -> list:
 
 
 def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettings, train: TrainConfig,
-             hidden: int = 32, layers: int = 1, input_level: float | None = None) -> list:
+             hidden: int = 32, layers: int = 1, input_level: float | None = None, seed: int = 0) -> list:
     """[(seconds, val ESR)] after each epoch of lstm_core.run.train_run (what train.py runs:
     the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
     time budget, in a temporary run folder. Seconds are train_run's: validation included.
     The input gain is set from ``input_level`` (dBFS RMS; -inf: off; None: as train.py
-    picks it for the pair, training.default_input_level) as train.py sets it."""
+    picks it for the pair, training.default_input_level) as train.py sets it. ``seed``
+    draws the model's start and the windows (train.py's --seed)."""
     if input_level is None:
         input_level = default_input_level(linear_fit_esr(x_train, y_train))
     train = replace(train, input_gain=input_gain_for(rms(x_train), input_level))
     data = Dataset(x_train, y_train, x_val, y_val, Pair(np.concatenate([x_train, x_val]),
                                                          np.concatenate([y_train, y_val]), RATE))
     state = new_run(ModelConfig(hidden_size=hidden, num_layers=layers), train,
-                    StopRule(epochs=1_000_000, budget=budget, patience=None), {}, seed=0)
+                    StopRule(epochs=1_000_000, budget=budget, patience=None), {}, seed=seed)
 
     class Points(Reporter):
         def __init__(self):
@@ -157,14 +165,14 @@ def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettin
     return reporter.points
 
 
-def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float) -> list:
+def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float, seed: int = 0) -> list:
     """[(training seconds, val ESR)] after each epoch, for the literature's recipe in PyTorch."""
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     torch.set_num_threads(CORES)
     H, batch, segment, warmup, tbptt = 32, 40, RATE // 2, 1000, 2048
     lstm, linear = torch.nn.LSTM(1, H), torch.nn.Linear(H, 1)
     optimizer = torch.optim.Adam([*lstm.parameters(), *linear.parameters()], lr=5e-3)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
 
     def forward(x, state):                          # x (T, B, 1) -> y (T, B)
         h, state = lstm(x, state)
@@ -206,20 +214,56 @@ def worst_spike(points: list) -> float:
     return max(ratios, default=1.0)
 
 
-def spike_lines(results: dict) -> str:
-    """One line per effect and system: the worst spike of each of its runs."""
-    return "\n".join(f"- {effect}, {system}: " + ", ".join(f"{b:g} s run {worst_spike(points):.3g}"
-                                                          for b, points in dict(runs).items())
+def spike_lines(results: dict, seeds: list) -> str:
+    """One line per effect and system: the worst spike of each of its runs.
+    results[(effect, system)]: {budget: [points of each seed's run]}, the runs that serve
+    several budgets listed once."""
+    def label(b, i):
+        return f"{b:g} s run" + (f" (seed {seeds[i]})" if len(seeds) > 1 else "")
+    return "\n".join(f"- {effect}, {system}: " + ", ".join(f"{label(b, i)} {worst_spike(points):.3g}"
+                                                          for b, runs_of_seeds in runs.items()
+                                                          for i, points in enumerate(runs_of_seeds))
                      for (effect, system), runs in results.items())
 
 
+def seed_bests(results: dict, key, budget: float) -> list:
+    """The best val ESR within ``budget`` of each seed's run."""
+    return [best_within(points, budget) for points in results[key][budget]]
+
+
+def cell(values: list) -> str:
+    """One seed's value; several seeds' mean, with their range."""
+    if len(values) == 1 or not all(math.isfinite(v) for v in values):   # a seed with no epoch within it: nan
+        return f"{np.mean(values):.3g}"
+    return f"{np.mean(values):.3g} ({min(values):.3g}-{max(values):.3g})"
+
+
 def table(results: dict, budgets: list) -> str:
-    """results[(effect, system)][budget]: the points of the run that had that budget."""
+    """results[(effect, system)][budget]: the points of each seed's run that had that
+    budget; a cell is the mean of the seeds' best val ESRs (and their range)."""
     systems = sorted({system for (_, system) in results}, key=SYSTEMS.index)
     header = ["effect"] + [f"{s} {b:g} s" for b in budgets for s in systems]
-    rows = [[effect] + [f"{best_within(results[(effect, s)][b], b):.3g}" for b in budgets for s in systems]
+    rows = [[effect] + [cell(seed_bests(results, (effect, s), b)) for b in budgets for s in systems]
             for effect in dict.fromkeys(e for (e, _) in results)]
     return common.markdown_table(header, rows, text_columns=1)
+
+
+def ratio_lines(results: dict, budgets: list, seeds: list) -> str:
+    """How many times better ours is than each other system, per effect and budget: the
+    ratio of the mean best val ESRs over the seeds, and each seed's own ratio (single runs
+    differ by up to 1.6 times: the module's docstring)."""
+    lines = []
+    for (effect, system) in results:
+        if system == "ours" or (effect, "ours") not in results:
+            continue
+        parts = []
+        for b in budgets:
+            theirs, ours = seed_bests(results, (effect, system), b), seed_bests(results, (effect, "ours"), b)
+            each = ", ".join(f"{t / o:.2f}" for t, o in zip(theirs, ours))
+            parts.append(f"{b:g} s {np.mean(theirs) / np.mean(ours):.2f}" + (f" (seeds: {each})" if len(seeds) > 1
+                                                                            else ""))
+        lines.append(f"- {effect}, {system} over ours: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 def budget_aware(system: str, train: TrainConfig) -> bool:
@@ -237,9 +281,10 @@ def plot(results: dict, path: Path) -> bool:
     for axis, effect in zip(axes[0], effects_run):
         for system, style in LINE_STYLES.items():
             if (effect, system) in results:
-                points = results[(effect, system)][max(results[(effect, system)])]
-                best = np.minimum.accumulate([v for _, v in points])
-                axis.plot([s for s, _ in points], best, linestyle=style, label=system)
+                for i, points in enumerate(results[(effect, system)][max(results[(effect, system)])]):
+                    best = np.minimum.accumulate([v for _, v in points])
+                    axis.plot([s for s, _ in points], best, linestyle=style, color=f"C{SYSTEMS.index(system)}",
+                              label=None if i else system)
         axis.set_yscale("log")
         axis.set_title(effect)
         axis.set_xlabel("training time (s)")
@@ -257,6 +302,10 @@ def parse_args(argv=None):
     p.add_argument("--budgets", type=float, nargs="+", default=[30, 60, 120, 300])
     p.add_argument("--effects", nargs="+", choices=list(EFFECTS), default=list(EFFECTS))
     p.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="model seeds (train.py's --seed): each system runs once per seed, the systems in turn; "
+                        "tables give the mean and range (default 0)")
+    p.add_argument("--music", type=int, default=1, help="seed of the generated music (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override one of our settings ({', '.join(SETTINGS)}) for a sweep")
     p.add_argument("--write", action="store_true", help=f"append to {RESULTS.name} and save {PLOT.name}")
@@ -304,30 +353,39 @@ def main(argv=None) -> int:
                  f"segment {CPU.segment} s, the input trained as if at "
                  f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'})"
                  f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
-    print(f"{SECONDS} s of generated music at {RATE} Hz (48 s train, 12 s validation); budgets {args.budgets}")
+    print(f"{SECONDS} s of generated music (seed {args.music}) at {RATE} Hz (48 s train, 12 s validation); "
+          f"budgets {args.budgets}; model seeds {args.seeds}")
     print(f"ours: {ours_text}", flush=True)
     horizon = max(args.budgets)
-    results = {}
+    results, runs_made = {}, {}            # runs_made[(effect, system)]: {budget: [points of each seed]}
     for effect in args.effects:
-        x_train, y_train, x_val, y_val = material(effect)
+        x_train, y_train, x_val, y_val = material(effect, seed=args.music)
         picked = default_input_level(linear_fit_esr(x_train, y_train))     # train.py's level for this pair
-        for system in args.systems:
-            started = time.perf_counter()
-            if system in OURS:
-                settings, input_level = systems[system]
-                input_level = picked if input_level is None else input_level
-                budgets = args.budgets if budget_aware(system, settings) else [horizon]
-                runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, overrides.get("hidden", 32),
-                                    overrides.get("layers", 1), input_level) for b in budgets}
-            else:
-                runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon)}
-            results[(effect, system)] = {b: runs.get(b, runs[horizon]) for b in args.budgets}
-            summary = "  ".join(f"{b:g}s {best_within(results[(effect, system)][b], b):.3g}" for b in args.budgets)
-            print(f"{effect:10s} {system:11s} {summary}   ({sum(len(p) for p in runs.values())} epochs in "
-                  f"{len(runs)} run(s), {time.perf_counter() - started:.0f} s)", flush=True)
+        for seed in args.seeds:            # the systems in turn within a seed: the machine's drift hits all alike
+            for system in args.systems:
+                started = time.perf_counter()
+                if system in OURS:
+                    settings, input_level = systems[system]
+                    input_level = picked if input_level is None else input_level
+                    budgets = args.budgets if budget_aware(system, settings) else [horizon]
+                    runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings,
+                                        overrides.get("hidden", 32), overrides.get("layers", 1), input_level, seed)
+                            for b in budgets}
+                else:
+                    runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon, seed)}
+                for b, points in runs.items():
+                    runs_made.setdefault((effect, system), {}).setdefault(b, []).append(points)
+                by_budget = results.setdefault((effect, system), {})
+                for b in args.budgets:
+                    by_budget.setdefault(b, []).append(runs.get(b, runs[horizon]))
+                summary = "  ".join(f"{b:g}s {best_within(by_budget[b][-1], b):.3g}" for b in args.budgets)
+                print(f"{effect:10s} {system:11s} seed {seed}  {summary}   ({sum(len(p) for p in runs.values())} "
+                      f"epochs in {len(runs)} run(s), {time.perf_counter() - started:.0f} s)", flush=True)
     text = table(results, args.budgets)
-    unique = {key: {id(points): (b, points) for b, points in runs.items()} for key, runs in results.items()}
-    spikes = spike_lines({key: dict(pairs.values()) for key, pairs in unique.items()})
+    ratios = ratio_lines(results, args.budgets, args.seeds)
+    if ratios:
+        text += f"\n\nOurs against the others (their mean best val ESR over ours):\n\n{ratios}"
+    spikes = spike_lines(runs_made, args.seeds)
     text += ("\n\nThe worst spike of each run: its largest val ESR after epoch 3 over the best before it "
              f"(10 or more counts as a spike):\n\n{spikes}")
     print("\nbest val ESR within each training-time budget\n")
@@ -338,7 +396,9 @@ def main(argv=None) -> int:
         common.append_section(
             RESULTS, f"Time to quality: {common.cpu_model()}, {os.cpu_count()} cores, {common.utc_now()}",
             common.command_line("time_to_quality.py", argv),
-            f"{SECONDS} s of generated music-like audio at {RATE} Hz (seed 1), the last 20 % held out. "
+            f"{SECONDS} s of generated music-like audio at {RATE} Hz (seed {args.music}), the last 20 % held out; "
+            f"model seeds {', '.join(map(str, args.seeds))}"
+            f"{' (a cell: the mean over the seeds, and their range)' if len(args.seeds) > 1 else ''}. "
             f"Best val ESR within each training-time budget (validation scored after a warm-up on the audio "
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "

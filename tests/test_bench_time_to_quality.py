@@ -1,0 +1,78 @@
+"""benchmarks/time_to_quality.py: several model seeds give a mean, a range and each seed's
+ratio; one seed reads as before."""
+
+import math
+
+import pytest
+
+from benchmarks import time_to_quality as ttq
+
+
+def _points(*values, step=10.0):
+    """[(seconds, val ESR)] of a run with an epoch every ``step`` seconds."""
+    return [(step * (i + 1), value) for i, value in enumerate(values)]
+
+
+def _results():
+    """Two seeds of "before" and "ours" on one effect, one run each serving both budgets."""
+    before = [_points(0.4, 0.2, 0.1), _points(0.3, 0.3, 0.12)]
+    ours = [_points(0.1, 0.05, 0.04), _points(0.2, 0.1, 0.08)]
+    return {("amp", "before"): {10: before, 30: before}, ("amp", "ours"): {10: ours, 30: ours}}
+
+
+def test_a_cell_is_the_mean_of_the_seeds_with_their_range():
+    assert ttq.cell([0.04]) == "0.04"
+    assert ttq.cell([0.04, 0.08]) == "0.06 (0.04-0.08)"
+    assert ttq.cell([0.04, math.nan]) == "nan"          # a seed had no epoch within the budget
+
+
+def test_the_table_and_the_ratios_come_from_each_seeds_best_within_the_budget():
+    results = _results()
+    assert ttq.seed_bests(results, ("amp", "ours"), 30) == [0.04, 0.08]
+    assert ttq.seed_bests(results, ("amp", "before"), 10) == [0.4, 0.3]
+    rows = ttq.table(results, [10, 30]).splitlines()
+    assert rows[0] == "| effect | ours 10 s | before 10 s | ours 30 s | before 30 s |"
+    assert rows[2] == "| amp | 0.15 (0.1-0.2) | 0.35 (0.3-0.4) | 0.06 (0.04-0.08) | 0.11 (0.1-0.12) |"
+    (line,) = ttq.ratio_lines(results, [10, 30], [0, 1]).splitlines()
+    # before over ours: 0.35 / 0.15 and 0.11 / 0.06 in the mean; per seed 4.00, 1.50 and 2.50, 1.50
+    assert line == "- amp, before over ours: 10 s 2.33 (seeds: 4.00, 1.50); 30 s 1.83 (seeds: 2.50, 1.50)"
+
+
+def test_spikes_are_listed_for_every_seeds_run():
+    runs = {("amp", "ours"): {30: [_points(0.1, 0.05, 0.04, 0.5), _points(0.2, 0.1, 0.08, 0.08)]}}
+    assert ttq.spike_lines(runs, [3, 4]) == "- amp, ours: 30 s run (seed 3) 12.5, 30 s run (seed 4) 1"
+    assert ttq.spike_lines({("amp", "ours"): {30: [_points(0.1, 0.2, 0.3, 0.4)]}}, [0]) == "- amp, ours: 30 s run 4"
+
+
+def test_seeds_and_music_are_options():
+    args = ttq.parse_args(["--seeds", "0", "1", "2", "--music", "2"])
+    assert args.seeds == [0, 1, 2] and args.music == 2
+    assert ttq.parse_args([]).seeds == [0] and ttq.parse_args([]).music == 1
+    with pytest.raises(SystemExit):
+        ttq.parse_args(["--seeds", "one"])
+
+
+def test_main_runs_every_system_once_per_seed_and_a_budget_schedule_once_per_budget(monkeypatch, capsys):
+    """main() with the training replaced by a fake whose val ESR says which seed and budget
+    ran it: the systems in turn within a seed, the budget schedule's run per budget, each
+    seed's runs in the table's mean and in the spike lines."""
+    calls = []
+
+    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed):
+        calls.append((train.schedule, budget, seed))
+        return _points(0.5, 0.1 * (seed + 1) / budget * 10, step=budget / 2)   # best: (seed + 1) / budget
+
+    monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
+    monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
+    monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
+    assert ttq.main(["--budgets", "10", "20", "--effects", "amp", "--systems", "ours", "budget",
+                     "--seeds", "0", "1"]) == 0
+    assert calls == [("constant", 20, 0), ("budget", 10, 0), ("budget", 20, 0),
+                     ("constant", 20, 1), ("budget", 10, 1), ("budget", 20, 1)]
+    stdout = capsys.readouterr().out
+    # ours: one 20 s run a seed, epochs at 10 and 20 s: best within 10 s is 0.5, within 20 s (seed + 1) / 20;
+    # budget: a run per budget, epochs at b/2 and b: within b, (seed + 1) / b
+    assert "| amp | 0.5 (0.5-0.5) | 0.15 (0.1-0.2) | 0.075 (0.05-0.1) | 0.075 (0.05-0.1) |" in stdout
+    assert "- amp, budget over ours: 10 s 0.30 (seeds: 0.20, 0.40); 20 s 1.00 (seeds: 1.00, 1.00)" in stdout
+    assert "- amp, budget: 10 s run (seed 0) 1, 10 s run (seed 1) 1, 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
+    assert "- amp, ours: 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
