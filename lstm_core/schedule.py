@@ -21,7 +21,11 @@ three cycles, 1, 2 and 4 sevenths of the budget) lost to the constant rate on th
 effect in all four runs tried (RESULTS.md "What else was tried for the amp-like effect at
 +6", 2026-12-01): at today's defaults it is still learning fast at 120 s and a falling rate
 slowed it (the budget cosine lost there too, "A louder input level for high-gain pairs",
-though it had won at the defaults of 2026-11-30). So they are not offered.
+though it had won at the defaults of 2026-11-30). So they are not offered. A cool-down
+(HOLD 0.8: the full rate for 80 % of the budget, then the cosine) tied the constant rate
+there on four pairs of model seed and music (RESULTS.md "The amp-like effect over five
+model seeds"), presumably because the running average of the parameters already does what
+a cool-down would (not tested).
 """
 
 from __future__ import annotations
