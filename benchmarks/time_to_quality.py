@@ -357,7 +357,7 @@ def main(argv=None) -> int:
           f"budgets {args.budgets}; model seeds {args.seeds}")
     print(f"ours: {ours_text}", flush=True)
     horizon = max(args.budgets)
-    results, runs_made = {}, {}            # runs_made[(effect, system)]: {budget: [points of each seed]}
+    runs_made = {}                         # {(effect, system): {budget run: [points of each seed]}}
     for effect in args.effects:
         x_train, y_train, x_val, y_val = material(effect, seed=args.music)
         picked = default_input_level(linear_fit_esr(x_train, y_train))     # train.py's level for this pair
@@ -375,12 +375,11 @@ def main(argv=None) -> int:
                     runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon, seed)}
                 for b, points in runs.items():
                     runs_made.setdefault((effect, system), {}).setdefault(b, []).append(points)
-                by_budget = results.setdefault((effect, system), {})
-                for b in args.budgets:
-                    by_budget.setdefault(b, []).append(runs.get(b, runs[horizon]))
-                summary = "  ".join(f"{b:g}s {best_within(by_budget[b][-1], b):.3g}" for b in args.budgets)
+                summary = "  ".join(f"{b:g}s {best_within(runs.get(b, runs[horizon]), b):.3g}" for b in args.budgets)
                 print(f"{effect:10s} {system:11s} seed {seed}  {summary}   ({sum(len(p) for p in runs.values())} "
                       f"epochs in {len(runs)} run(s), {time.perf_counter() - started:.0f} s)", flush=True)
+    # every budget's runs: its own where the system ran one per budget, else the longest run's
+    results = {key: {b: made.get(b, made[horizon]) for b in args.budgets} for key, made in runs_made.items()}
     text = table(results, args.budgets)
     ratios = ratio_lines(results, args.budgets, args.seeds)
     if ratios:
