@@ -23,6 +23,8 @@ it: what early stopping would have kept.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon
+    chrono    the same from the chrono initialisation over 1 to 50 samples (--chrono 50,
+              training.ENVELOPE_CHRONO) instead of the forget-gate bias +1
     previous  train.py's defaults until 2026-12-01 09:30 UTC: pre-emphasis 0.95, a
               1000-sample warm-up from zero, the input as it is (--input-level off)
     before    the same without any of the three (guard, average, roll-back): train.py's
@@ -83,18 +85,20 @@ from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.run import Reporter, StopRule, new_run, train_run  # noqa: E402
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, SATURATED_ESR,  # noqa: E402
-                                TrainConfig, default_input_level, input_gain_for)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR,  # noqa: E402
+                                SATURATED_ESR, TrainConfig, default_input_level, input_gain_for)
 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
-            "input_level": read_input_level}                                   # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "previous", "before", "budget", "recipe")
+            "chrono": float, "input_level": read_input_level}                  # dBFS RMS, or off
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "previous", "before", "budget",
+           "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
-               "noprewarm": (0, (5, 2)), "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
+               "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)),
+               "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
                "recipe": "--"}                                          # the plot's, one for every system
 assert set(LINE_STYLES) == set(SYSTEMS)
 
@@ -325,7 +329,8 @@ def main(argv=None) -> int:
             sys.exit(f"--set {item}: not a valid {name}")
     try:
         train = TrainConfig(**{name: overrides[name] for name in ("lr", "tbptt", "warmup", "schedule", "average",
-                                                                  "pre_emphasis", "prewarm") if name in overrides})
+                                                                  "pre_emphasis", "prewarm", "chrono")
+                               if name in overrides})
     except ValueError as error:
         sys.exit(f"--set: {error}")
     device = device_settings("cpu", batch=overrides.get("batch"), segment=overrides.get("segment"))
@@ -336,14 +341,17 @@ def main(argv=None) -> int:
             print("PyTorch is not installed: the recipe is skipped")
             args.systems = [s for s in args.systems if s != "recipe"]
     level = overrides.get("input_level")                # None: train.py's choice for each effect's pair
-    # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000 and no prewarm where --set leaves them, the
-    # level off
-    old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0))
+    # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000, no prewarm and the forget bias +1 where --set
+    # leaves them, the level off
+    old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0),
+                                                            ("chrono", 0.0))
                             if name not in overrides})
     systems = {"ours": (train, level), "unaveraged": (replace(train, average=0.0), level),
                "unguarded": (replace(train, guard_batches=False), level),
                "norollback": (replace(train, rollback_above=0.0), level),
-               "noprewarm": (replace(train, prewarm=0), level), "previous": (old, -math.inf),
+               "noprewarm": (replace(train, prewarm=0), level),
+               "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level),
+               "previous": (old, -math.inf),
                "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
                "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
@@ -403,6 +411,8 @@ def main(argv=None) -> int:
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked epochs; "
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
+            f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
+            f"{ENVELOPE_CHRONO:g}); "
             f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
             f"is); "
             f"before: previous without any of the three; "

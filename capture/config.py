@@ -65,6 +65,8 @@ class CaptureConfig:
     prewarm: int = TRAIN_DEFAULTS.prewarm   # samples of the window's end the warm-up starts from; 0: from zero
     tbptt: int = TRAIN_DEFAULTS.tbptt
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
+    chrono: float = TRAIN_DEFAULTS.chrono   # a fresh model's gate biases give memories of 1 to this many samples;
+                                            # 0: the forget bias +1 (model.init_params)
     input_level: float | None = None  # dBFS RMS: a quieter training input is trained as if it were this loud
                                       # (TrainConfig.input_gain, set by session.py from the audio's level); -inf:
                                       # as it is; None: the pair's default (training.default_input_level), or as
@@ -103,6 +105,9 @@ class CaptureConfig:
             # A fine-tune's input weights fit the input's real level; longer steps on them would undo them.
             raise ValueError(f"{'--normalize-input' if self.normalize_input else '--input-level'} shapes how a fresh "
                              f"model learns: leave it out with --init (a fine-tune trains on the input as it is)")
+        if self.init and self.chrono:
+            raise ValueError("--chrono sets a fresh model's start: leave it out with --init (a fine-tune starts from "
+                             "the model's own weights)")
         capture_set = self.captures or self.demo == "knobs"
         if capture_set and (self.val_input or self.val_target):
             raise ValueError("a capture set validates on the end of every row: leave out --val-input and --val-target")
@@ -129,6 +134,8 @@ class CaptureConfig:
             raise ValueError(f"--pre-emphasis must be 0 (off) or more and below 1, got {self.pre_emphasis}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
+        if not (self.chrono == 0.0 or 3.0 <= self.chrono < math.inf):
+            raise ValueError(f"--chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
         if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
             raise ValueError(f"--rollback-above must be 0 (never) or above 1, got {self.rollback_above}")
         if not (math.isfinite(self.knob_jitter) and 0.0 <= self.knob_jitter <= 1.0):
@@ -164,7 +171,8 @@ class CaptureConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
                            average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
-                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis, prewarm=self.prewarm)
+                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis, prewarm=self.prewarm,
+                           chrono=self.chrono)
 
 
 @dataclass(frozen=True)

@@ -94,12 +94,19 @@ def _level(text: str) -> float:
     return value
 
 
+def _chrono(text: str) -> float:
+    value = float(text)
+    if not (value == 0.0 or 3.0 <= value < math.inf):
+        raise ValueError("must be 0 (off) or at least 3 samples")
+    return value
+
+
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": _zero_or_more,
              "prewarm": _zero_or_more, "seed": _zero_or_more, "average": _decay, "knob_jitter": _zero_to_one,
              "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no,
-             "input_level": _level}
+             "input_level": _level, "chrono": _chrono}
 
 
 class PlanError(ValueError):

@@ -12,6 +12,16 @@ Initialisation (why these numbers):
     order one, so no gate starts saturated.
   * forget-gate bias +1 (Gers et al. 2000; Jozefowicz et al. 2015): the cell starts by
     keeping most of its memory, so gradients survive over the long windows audio needs.
+  * or, with ``chrono`` = T > 0 (TrainConfig.chrono, train.py --chrono; off by default),
+    the "chrono" initialisation of C. Tallec and Y. Ollivier, "Can recurrent neural
+    networks warp time?", ICLR 2018: each cell's forget bias is log(u), u drawn uniformly
+    from [1, T - 1], and its input bias -log(u). A cell then starts as a leaky
+    average of its candidate (input gate = 1 - forget gate, so its state stays within
+    the candidate's range) with a time constant of about u samples: the untrained layer
+    holds memories from 1 to T samples long, where the +1 bias gives every cell the same
+    few samples and a state that sums its candidate up to 1.9 times. It taught effects
+    with an envelope (an amp's sag, a compressor) faster and effects with little memory
+    far slower, so it is an option (RESULTS.md "Chrono initialisation").
   * the output weights start small (0.1/sqrt(H)): with the skip on, the untrained model
     is almost exactly a wire (y = x), the natural starting point for an audio effect.
   * an input gain g (TrainConfig.input_gain, train.py --input-level) leaves the start as
@@ -21,6 +31,7 @@ Initialisation (why these numbers):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -72,8 +83,13 @@ def param_shapes(config: ModelConfig) -> dict:
 INPUT_WEIGHTS = "lstm0.W_x"    # (G, I): the first layer's input weights; column 0 weighs the audio
 
 
-def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict:
-    """Fresh parameters on the host (move them with backend.to_device). See module doc."""
+def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32, chrono: float = 0.0) -> dict:
+    """Fresh parameters on the host (move them with backend.to_device). See module doc.
+
+    chrono: T of the chrono initialisation (at least 3 samples), or 0 for the forget-gate
+        bias +1. Its draws come after all the others, so every weight is the same either way."""
+    if chrono and not 3 <= chrono < math.inf:
+        raise ValueError(f"chrono must be 0 or at least 3 samples, got {chrono!r}")
     H = config.hidden_size
     bound = 1.0 / np.sqrt(H)
     params = {}
@@ -86,6 +102,10 @@ def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32)
     for layer in range(config.num_layers):
         params[f"lstm{layer}.b"][2 * H : 3 * H] = 1.0      # forget gate (rows o, i, f, g)
     params["out.W"] *= 0.1
+    for layer in range(config.num_layers if chrono else 0):
+        forget = np.log(rng.uniform(1.0, chrono - 1.0, size=H))
+        params[f"lstm{layer}.b"][2 * H : 3 * H] = forget
+        params[f"lstm{layer}.b"][H : 2 * H] = -forget         # input gate: c starts as a leaky average of g
     return {name: value.astype(dtype) for name, value in params.items()}
 
 

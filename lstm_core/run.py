@@ -174,7 +174,7 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
     ones drawn from ``seed``; the same seed then draws the windows."""
     rng = np.random.default_rng(seed)
     if params is None:
-        params = init_params(model, rng)
+        params = init_params(model, rng, chrono=train.chrono)
     return RunState(model, train, rule, dict(options), dict(params), {k: v.copy() for k, v in params.items()},
                     AdamState(), Progress(), rng)
 
@@ -183,12 +183,12 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
-    no running average, no knob jitter or blending, a warm-up from zero, and a spiked
-    epoch rolled back at 10 times the best as then, and never under the constant schedule
-    (from the fourth epoch, as now)."""
+    no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
+    at the start (chrono 0), and a spiked epoch rolled back at 10 times the best as then,
+    and never under the constant schedule (from the fourth epoch, as now)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
-              "prewarm": 0}
+              "prewarm": 0, "chrono": 0.0}
     return TrainConfig(**{**before, **stored})
 
 

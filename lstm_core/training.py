@@ -35,6 +35,9 @@ MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, fa
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)
 SATURATED_ESR = 0.35            # a pair whose best linear filter leaves at least this (-4.6 dB) is a high-gain one
+ENVELOPE_CHRONO = 50.0          # samples: the --chrono that taught effects with an envelope best (an amp's sag, a
+                                # compressor); not a default: it costs effects with little memory (RESULTS.md
+                                # "Chrono initialisation")
 
 
 def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
@@ -121,6 +124,10 @@ class TrainConfig:
                                   # start whose audio column is this much smaller: see there), the model unchanged.
                                   # train.py sets input_gain_for(the training input's RMS, --input-level); 1: off
                                   # (README "Defaults"; RESULTS.md "New defaults")
+    chrono: float = 0.0           # a fresh model's forget and input biases start as log(u) and -log(u), u uniform in
+                                  # [1, chrono - 1] samples: memories of 1 to chrono samples from the start
+                                  # (model.init_params); 0: the forget bias +1 (ENVELOPE_CHRONO helps an effect with
+                                  # an envelope and costs one with little memory: RESULTS.md "Chrono initialisation")
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -139,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"the knob blend must be in [0, 1], got {self.knob_blend}")
         if not (math.isfinite(self.input_gain) and self.input_gain > 0.0):
             raise ValueError(f"the input gain must be a positive number, got {self.input_gain}")
+        if not (self.chrono == 0.0 or 3.0 <= self.chrono < math.inf):
+            raise ValueError(f"chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
 
     def to_dict(self) -> dict:
         return asdict(self)

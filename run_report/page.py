@@ -174,7 +174,7 @@ def _facts_table(run: Run) -> str:
                         f"{'compensated (--align)' if pair.get('aligned') else 'not compensated'}"),
         ("model", f"LSTM, {model.get('num_layers')} layer(s) of {model.get('hidden_size')} units, skip "
                   f"{'on' if model.get('skip') else 'off'}, {meta.get('parameters', '?')} parameters"),
-        ("started from", Path(options["init"]).name if options.get("init") else "random weights"),
+        ("started from", Path(options["init"]).name if options.get("init") else _fresh_start(train)),
         ("training", f"lr {train.get('lr')} ({train.get('schedule', 'constant')} schedule), batch "
                      f"{options.get('batch')}, segment {options.get('segment')} s, "
                      f"warm-up {train.get('warmup')}{_prewarm(train)}, TBPTT {train.get('tbptt')}"),
@@ -194,6 +194,12 @@ def _facts_table(run: Run) -> str:
                     ("validation", f"the last {100 * options.get('val_fraction', 0.2):g} % of every setting")]
     rows += [("note", note) for note in notes]
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _fresh_start(train: dict) -> str:
+    """A fresh model's start: its gate biases' (model.init_params), where the run recorded them."""
+    chrono = train.get("chrono") or 0
+    return f"random weights, chrono initialisation over 1 to {chrono:g} samples" if chrono else "random weights"
 
 
 def _prewarm(train: dict) -> str:

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from benchmarks import time_to_quality as ttq
+from lstm_core.training import ENVELOPE_CHRONO
 
 
 def _points(*values, step=10.0):
@@ -76,3 +77,25 @@ def test_main_runs_every_system_once_per_seed_and_a_budget_schedule_once_per_bud
     assert "- amp, budget over ours: 10 s 0.30 (seeds: 0.20, 0.40); 20 s 1.00 (seeds: 1.00, 1.00)" in stdout
     assert "- amp, budget: 10 s run (seed 0) 1, 10 s run (seed 1) 1, 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
     assert "- amp, ours: 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
+
+
+def test_only_the_chrono_system_starts_from_the_chrono_initialisation(monkeypatch):
+    """chrono starts from ENVELOPE_CHRONO; ours, previous and before from the forget-gate bias
+    +1 (train.py's default); --set chrono, like every --set, reaches the others too."""
+    started = []
+
+    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed):
+        started.append(train.chrono)
+        return _points(0.5, 0.4)
+
+    monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
+    monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
+    monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
+    systems = ["--budgets", "10", "--effects", "amp", "--systems", "ours", "chrono", "previous", "before"]
+    assert ttq.main(systems) == 0
+    assert started == [0.0, ENVELOPE_CHRONO, 0.0, 0.0] and ENVELOPE_CHRONO > 0
+    started.clear()
+    assert ttq.main([*systems, "--set", "chrono=7"]) == 0
+    assert started == [7.0, ENVELOPE_CHRONO, 7.0, 7.0]
+    with pytest.raises(SystemExit, match="chrono must be 0"):
+        ttq.main([*systems, "--set", "chrono=2"])

@@ -50,6 +50,9 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--hidden", "0"], "--hidden must be at least 1"),
     (["dry.wav", "wet.wav", "--warmup", "-5"], "--warmup must be 0 or more"),
     (["dry.wav", "wet.wav", "--prewarm", "-1"], "--prewarm must be 0 or more"),
+    (["dry.wav", "wet.wav", "--chrono", "2"], "--chrono must be 0 (off) or at least 3 samples"),
+    (["dry.wav", "wet.wav", "--chrono", "inf"], "--chrono must be 0 (off) or at least 3 samples"),
+    (["dry.wav", "wet.wav", "--chrono", "50", "--init", "dry.wav"], "--chrono sets a fresh model's start"),
     (["dry.wav", "wet.wav", "--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--val-fraction", "1e-9"], "left for validation"),
     (["dry.wav", "wet.wav", "--epochs", "0"], "--epochs must be at least 1"),
@@ -65,16 +68,17 @@ def test_train_rejects_bad_input(pair, args, match):
     assert not (pair / "run").exists()                  # nothing left behind by a refused run
 
 
-def test_train_hands_its_pre_emphasis_and_prewarm_to_the_run_s_training_config(pair):
-    """--pre-emphasis and --prewarm reach the run's TrainConfig, which model.npz records (0:
-    the plain error; a warm-up from zero)."""
+def test_train_hands_its_pre_emphasis_prewarm_and_chrono_to_the_run_s_training_config(pair):
+    """--pre-emphasis, --prewarm and --chrono reach the run's TrainConfig, which model.npz
+    records (0: the plain error; a warm-up from zero; by default the forget-gate bias +1)."""
     from lstm_core.files.npz import load_model
 
-    train(pair / "dry.wav", pair / "wet.wav", "--pre-emphasis", "0", "--prewarm", "0", "--epochs", "1", "--segment",
-          "0.2", "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
+    train(pair / "dry.wav", pair / "wet.wav", "--pre-emphasis", "0", "--prewarm", "0", "--chrono", "7", "--epochs",
+          "1", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--out", pair / "run", cwd=pair)
     _, _, meta = load_model(pair / "run" / "model.npz")
     assert meta["train"]["pre_emphasis"] == 0.0 and TrainConfig().pre_emphasis > 0
     assert meta["train"]["prewarm"] == 0 and TrainConfig().prewarm > 0
+    assert meta["train"]["chrono"] == 7.0 and TrainConfig().chrono == 0.0
 
 
 def test_an_input_level_sets_the_run_s_input_gain_and_resume_keeps_it(pair):

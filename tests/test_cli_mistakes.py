@@ -92,6 +92,8 @@ def test_resume_refuses_settings_it_would_ignore_and_blames_flags_not_the_checkp
     assert_one_line_error(code, stderr, "leave out --no-skip, --lr")        # typed, even as the default value
     code, _, stderr = run("train.py", "--resume", "run", "--pre-emphasis", "0.85", cwd=pair)
     assert_one_line_error(code, stderr, "leave out --pre-emphasis")
+    code, _, stderr = run("train.py", "--resume", "run", "--chrono", "0", cwd=pair)
+    assert_one_line_error(code, stderr, "leave out --chrono")
     code, _, stderr = run("train.py", "--resume", "run", "--epochs", "-1", cwd=pair)
     assert_one_line_error(code, stderr, "--epochs must be at least 1, got -1")
     assert "damaged" not in stderr

@@ -112,6 +112,8 @@ def test_train_py_writes_a_self_contained_report(trained):
     gain = meta["train"]["input_gain"]                                # the input (RMS 0.3) trained as if louder
     assert gain > 3 and f"{gain:.3g} times louder" in text
     assert f"prewarm {meta['train']['prewarm']}" in text
+    assert meta["train"]["chrono"] == 0.0 and "random weights" in text     # not a high-gain pair: no chrono
+    assert "chrono" not in text
 
 
 def test_the_esr_on_the_page_is_the_model_files(trained):
@@ -305,3 +307,12 @@ def test_report_from_another_folder_finds_the_audio(trained, tmp_path):
     code, out, err = run("report.py", folder / "run", cwd=tmp_path)
     assert code == 0, err
     assert len(parse(folder / "run" / "report.html").clips) == 3
+
+
+def test_the_page_names_a_fresh_model_s_start():
+    """A chrono start is named with its span; the forget bias +1, or a model file from before
+    chrono, is plain random weights."""
+    from run_report.page import _fresh_start
+
+    assert _fresh_start({"chrono": 50.0}) == "random weights, chrono initialisation over 1 to 50 samples"
+    assert _fresh_start({"chrono": 0.0}) == _fresh_start({}) == "random weights"

@@ -301,6 +301,27 @@ def test_older_checkpoints_warm_up_from_zero_as_they_began():
     assert _stored_train_config(stored).prewarm == 0
 
 
+def test_older_checkpoints_record_the_forget_bias_they_began_with():
+    """A stored TrainConfig from before chrono says 0 (its model began with the forget bias +1)."""
+    from lstm_core.run import _stored_train_config
+
+    stored = TrainConfig(chrono=50.0).to_dict()
+    assert _stored_train_config(stored).chrono == 50.0
+    del stored["chrono"]
+    assert _stored_train_config(stored).chrono == 0.0
+
+
+def test_a_new_run_starts_from_the_chrono_initialisation_its_config_asks_for():
+    """new_run draws the gate biases TrainConfig.chrono asks for, every weight as without it."""
+    model = ModelConfig(hidden_size=8)
+    rule = StopRule(epochs=1)
+    plain = new_run(model, TrainConfig(chrono=0.0), rule, {}, seed=3).params
+    chrono = new_run(model, TrainConfig(chrono=50.0), rule, {}, seed=3).params
+    assert np.all(plain["lstm0.b"][16:24] == 1.0)
+    assert not np.allclose(chrono["lstm0.b"][16:24], 1.0)
+    assert np.array_equal(plain["lstm0.W_h"], chrono["lstm0.W_h"])
+
+
 def test_the_run_hands_its_knob_jitter_and_blend_to_the_data(tmp_path):
     """TrainConfig.knob_jitter and knob_blend reach every epoch's batches (a capture set's windows)."""
     data = small_data()
