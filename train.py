@@ -126,8 +126,8 @@ def build_parser() -> ArgumentParser:
                    help="a fresh model's forget-gate biases start as log(u), u uniform in 1 to SAMPLES - 1, and its "
                         "input-gate biases as -log(u), so that its cells start with memories of 1 to SAMPLES samples "
                         f"(the chrono initialisation). {ENVELOPE_CHRONO:g} taught effects with an envelope (an amp's "
-                        "sag, a compressor) 1.3 to 1.7 times better at 120 s, and effects with little memory (a "
-                        "filter, an overdrive, a fuzz) 3 to 10 times worse; 0: forget-gate bias +1 (default "
+                        "sag, a compressor) 1.4 to 1.7 times better at 120 s, and effects with little memory (a "
+                        "filter, an overdrive, a fuzz) 3 to 10 times worse at 120 s; 0: forget-gate bias +1 (default "
                         "%(default)g); not with --init")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")

@@ -35,9 +35,9 @@ MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, fa
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)
 SATURATED_ESR = 0.35            # a pair whose best linear filter leaves at least this (-4.6 dB) is a high-gain one
-ENVELOPE_CHRONO = 50.0          # samples: the --chrono that taught effects with an envelope best (an amp's sag, a
-                                # compressor); not a default: it costs effects with little memory (RESULTS.md
-                                # "Chrono initialisation")
+ENVELOPE_CHRONO = 50.0          # samples: the --chrono to try for an effect with an envelope (an amp's sag, a
+                                # compressor): the best of 20, 50, 200 and 1000 on the amp-like effect; not a default:
+                                # it costs effects with little memory (RESULTS.md "Chrono initialisation")
 
 
 def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:

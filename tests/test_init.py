@@ -56,7 +56,7 @@ def test_an_untrained_chrono_cell_is_a_leaky_average_with_time_constants_up_to_T
     assert np.all(c <= np.tanh(10.0) + 1e-12)
     rise = (c >= (1.0 - np.exp(-1.0)) * np.tanh(10.0)).argmax(axis=0) + 1      # steps to 1 - 1/e
     u = np.exp(gate_biases(params)[1].astype(np.float64))
-    assert np.all(np.abs(rise - np.ceil(1.0 / np.log1p(1.0 / u))) <= 1)
+    assert np.array_equal(rise, np.ceil(1.0 / np.log1p(1.0 / u)))
     assert rise.max() > T / 2 and rise.min() < T / 10            # spread over the range, u uniform in [1, T - 1]
 
 

@@ -112,7 +112,7 @@ def test_train_py_writes_a_self_contained_report(trained):
     gain = meta["train"]["input_gain"]                                # the input (RMS 0.3) trained as if louder
     assert gain > 3 and f"{gain:.3g} times louder" in text
     assert f"prewarm {meta['train']['prewarm']}" in text
-    assert meta["train"]["chrono"] == 0.0 and "random weights" in text     # not a high-gain pair: no chrono
+    assert meta["train"]["chrono"] == 0.0 and "random weights" in text     # the default start: the forget bias +1
     assert "chrono" not in text
 
 

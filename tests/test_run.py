@@ -319,6 +319,7 @@ def test_a_new_run_starts_from_the_chrono_initialisation_its_config_asks_for():
     chrono = new_run(model, TrainConfig(chrono=50.0), rule, {}, seed=3).params
     assert np.all(plain["lstm0.b"][16:24] == 1.0)
     assert not np.allclose(chrono["lstm0.b"][16:24], 1.0)
+    assert np.array_equal(chrono["lstm0.b"][8:16], -chrono["lstm0.b"][16:24])     # input = -forget
     assert np.array_equal(plain["lstm0.W_h"], chrono["lstm0.W_h"])
 
 
