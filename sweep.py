@@ -50,8 +50,7 @@ def parse_args(argv):
     p.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                    help="settings to try for every capture, every combination: hidden, layers, lr, schedule, average, "
                         "knob_jitter, knob_blend, batch, segment, tbptt, warmup, prewarm, pre_emphasis, chrono, "
-                        "input_level "
-                        "(dBFS, at most +20, or off), normalize_input (yes, no), seed (train.py's flags)")
+                        "input_level (dBFS, at most +20, or off), normalize_input (yes, no), seed (train.py's flags)")
     p.add_argument("--budget", type=float, help="seconds of training per trial (default: train.py's rule)")
     p.add_argument("--epochs", type=int, help="epochs per trial at most")
     p.add_argument("--patience", type=int, help="stop a trial when its val ESR has not improved for this many epochs")

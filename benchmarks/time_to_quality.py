@@ -51,8 +51,8 @@ validation as train.py's --budget does (about a tenth of an epoch here): a handi
 Single runs of the amp-like effect at 120 s differ by 1.1 to 1.6 times from one model
 seed to another, and the same seed's by up to 1.18 times from one session to another
 (RESULTS.md "The amp-like effect over five model seeds"), so one run a system says little
-about effects smaller than that; --seeds repeats every system with each model seed (the systems in turn) and gives
-the mean, the range and each seed's ratio.
+about effects smaller than that; --seeds repeats every system with each model seed (the
+systems in turn) and gives the mean, the range and each seed's ratio.
 """
 
 from __future__ import annotations

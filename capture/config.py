@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 
 from audio_io.dataset import DEFAULT_VAL_FRACTION, PairOptions
 from lstm_core.devices import DeviceSettings, device_settings
+from lstm_core.model import valid_chrono
 from lstm_core.run import StopRule
 from lstm_core.training import MAX_INPUT_LEVEL, TrainConfig, default_input_level
 
@@ -134,7 +135,7 @@ class CaptureConfig:
             raise ValueError(f"--pre-emphasis must be 0 (off) or more and below 1, got {self.pre_emphasis}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
-        if not (self.chrono == 0.0 or 3.0 <= self.chrono < math.inf):
+        if not valid_chrono(self.chrono):
             raise ValueError(f"--chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
         if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
             raise ValueError(f"--rollback-above must be 0 (never) or above 1, got {self.rollback_above}")

@@ -33,6 +33,7 @@ from audio_io.files import AudioError
 from lstm_core.files.atomic import write_text_atomic
 from lstm_core.files.history import HistoryError, read_history
 from lstm_core.schedule import SCHEDULES
+from lstm_core.model import valid_chrono
 from lstm_core.training import MAX_INPUT_LEVEL
 
 from .config import CaptureConfig, ResumeConfig, read_input_level
@@ -96,7 +97,7 @@ def _level(text: str) -> float:
 
 def _chrono(text: str) -> float:
     value = float(text)
-    if not (value == 0.0 or 3.0 <= value < math.inf):
+    if not valid_chrono(value):
         raise ValueError("must be 0 (off) or at least 3 samples")
     return value
 

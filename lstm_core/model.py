@@ -15,13 +15,13 @@ Initialisation (why these numbers):
   * or, with ``chrono`` = T > 0 (TrainConfig.chrono, train.py --chrono; off by default),
     the "chrono" initialisation of C. Tallec and Y. Ollivier, "Can recurrent neural
     networks warp time?", ICLR 2018: each cell's forget bias is log(u), u drawn uniformly
-    from [1, T - 1], and its input bias -log(u). A cell then starts as a leaky
-    average of its candidate (input gate = 1 - forget gate, so its state stays within
-    the candidate's range) with a time constant of about u samples: the untrained layer
-    holds memories from 1 to T samples long, where the +1 bias gives every cell the same
-    few samples and a state that sums its candidate up to 1.9 times. It taught effects
-    with an envelope (an amp's sag, a compressor) faster and effects with little memory
-    far slower, so it is an option (RESULTS.md "Chrono initialisation").
+    from [1, T - 1], and its input bias -log(u). A cell then starts as a leaky average of
+    its candidate (input gate = 1 - forget gate, so its state stays within the
+    candidate's range) with a time constant of about u samples: the untrained layer holds
+    memories from 1 to T samples long, where the +1 bias gives every cell the same few
+    samples and a state that sums its candidate up to 1.9 times. It taught effects with
+    an envelope (an amp's sag, a compressor) faster and effects with little memory far
+    slower, so it is an option (RESULTS.md "Chrono initialisation").
   * the output weights start small (0.1/sqrt(H)): with the skip on, the untrained model
     is almost exactly a wire (y = x), the natural starting point for an audio effect.
   * an input gain g (TrainConfig.input_gain, train.py --input-level) leaves the start as
@@ -83,12 +83,18 @@ def param_shapes(config: ModelConfig) -> dict:
 INPUT_WEIGHTS = "lstm0.W_x"    # (G, I): the first layer's input weights; column 0 weighs the audio
 
 
+def valid_chrono(chrono: float) -> bool:
+    """Whether ``chrono`` is a T init_params takes: 0 (off), or a finite T of at least 3
+    samples (u is drawn from [1, T - 1]). TrainConfig, train.py and a sweep's grid ask here."""
+    return chrono == 0.0 or 3.0 <= chrono < math.inf
+
+
 def init_params(config: ModelConfig, rng: np.random.Generator, dtype=np.float32, chrono: float = 0.0) -> dict:
     """Fresh parameters on the host (move them with backend.to_device). See module doc.
 
     chrono: T of the chrono initialisation (at least 3 samples), or 0 for the forget-gate
         bias +1. Its draws come after all the others, so every weight is the same either way."""
-    if chrono and not 3 <= chrono < math.inf:
+    if not valid_chrono(chrono):
         raise ValueError(f"chrono must be 0 or at least 3 samples, got {chrono!r}")
     H = config.hidden_size
     bound = 1.0 / np.sqrt(H)

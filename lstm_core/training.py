@@ -24,7 +24,7 @@ from .adam import AdamState, adam_step
 from .backend import array_module
 from .cuda_kernels import DEFAULT_LOOP
 from .losses import LossNorms, esr_loss, loss_norms, mse_loss
-from .model import ModelConfig, input_step_scale, model_forward, model_backward, zero_state
+from .model import ModelConfig, input_step_scale, model_forward, model_backward, valid_chrono, zero_state
 from .schedule import SCHEDULES
 
 LOSSES = ("esr", "mse")
@@ -146,7 +146,7 @@ class TrainConfig:
             raise ValueError(f"the knob blend must be in [0, 1], got {self.knob_blend}")
         if not (math.isfinite(self.input_gain) and self.input_gain > 0.0):
             raise ValueError(f"the input gain must be a positive number, got {self.input_gain}")
-        if not (self.chrono == 0.0 or 3.0 <= self.chrono < math.inf):
+        if not valid_chrono(self.chrono):
             raise ValueError(f"chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
 
     def to_dict(self) -> dict:
