@@ -23,13 +23,14 @@ import sys
 from audio_io.files import AudioError
 from capture import CaptureConfig, ResumeConfig, run_capture
 from capture.config import (DEFAULT_EPOCHS, DEFAULT_PATIENCE, DEMO_BUDGET, DEMOS, TRAIN_DEFAULTS as DEFAULTS,
-                            read_input_level)
+                            read_chrono, read_input_level)
 from capture.session import summary
 from lstm_core.backend import BackendError
 from lstm_core.devices import CPU, GPU
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
+from lstm_core.race import HEAT_EPOCHS, HEAT_SHARE, MARGIN, MIN_RACE_BUDGET
 from lstm_core.run import Reporter, db
 from lstm_core.schedule import SCHEDULES
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL,
@@ -51,6 +52,14 @@ def knob_range(text: str) -> tuple[str, float, float]:
     if not name or len(values) != 2 or not all(math.isfinite(v) for v in values) or not values[1] > values[0]:
         raise argparse.ArgumentTypeError(f"{text!r}: give NAME=LOW:HIGH with LOW below HIGH, such as gain=0:10")
     return name, *values
+
+
+def chrono(text: str) -> float | None:
+    """--chrono's value (capture.config.read_chrono; None: auto), as argparse wants its errors."""
+    try:
+        return read_chrono(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def input_level(text: str) -> float:
@@ -122,13 +131,16 @@ def build_parser() -> ArgumentParser:
                         "zero), not from zero: a model in a stream never knows the state it should be in, and one "
                         "warmed up from zero alone can learn to hold a wrong one for seconds (default "
                         f"{DEFAULTS.prewarm}; 0: from zero, as before 2026-12-01 noon; no effect with --warmup 0)")
-    g.add_argument("--chrono", type=float, default=DEFAULTS.chrono, metavar="SAMPLES",
+    g.add_argument("--chrono", type=chrono, metavar="SAMPLES",
                    help="a fresh model's forget-gate biases start as log(u), u uniform in 1 to SAMPLES - 1, and its "
                         "input-gate biases as -log(u), so that its cells start with memories of 1 to SAMPLES samples "
                         f"(the chrono initialisation). {ENVELOPE_CHRONO:g} taught effects with an envelope (an amp's "
                         "sag, a compressor) 1.4 to 1.7 times better at 120 s, and effects with little memory (a "
-                        "filter, an overdrive, a fuzz) 3 to 10 times worse at 120 s; 0: forget-gate bias +1 (default "
-                        "%(default)g); not with --init")
+                        "filter, an overdrive, a fuzz) 3 to 10 times worse at 120 s; 0: forget-gate bias +1. "
+                        f"Default (auto): a race: the two starts (0, then {ENVELOPE_CHRONO:g}) train {HEAT_SHARE * 100:g} %% "
+                        f"of --budget each ({HEAT_EPOCHS} epochs without one) and the chrono start goes on if its best "
+                        f"val ESR is {MARGIN:g} times lower, else the other; a budget under {MIN_RACE_BUDGET:g} s, or "
+                        f"at most {HEAT_EPOCHS} epochs in all, is not raced; not with --init")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
     g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",
@@ -200,7 +212,8 @@ def resume_conflicts(argv: list) -> list[str]:
                            or dest not in ("knob_range", "holdout")})
     typed = vars(parser.parse_args(argv))
     return [("--no-skip" if value is False else f"--{dest.replace('_', '-')}") for dest, value in typed.items()
-            if dest not in RESUME_MAY_CHANGE and value is not not_given and value is not None]
+            if dest not in RESUME_MAY_CHANGE and value is not not_given
+            and not (value is None and dest in ("knob_range", "holdout"))]
 
 
 # ----------------------------------------------------------------------------- main
@@ -296,6 +309,9 @@ class ConsoleReporter(Reporter):
         print(f"epoch {row['epoch']:4d}  loss {row['train_loss']:.4g}  val ESR {row['val_esr']:.4g} "
               f"({db(row['val_esr']):6.1f} dB){mark}  {row['samples_per_s'] / 1e3:7.0f}k samples/s  "
               f"{row['seconds']:6.1f} s{event}", flush=True)
+
+    def rival_epoch(self, row: dict, improved: bool):
+        self.epoch(row, improved)              # the race's second heat, told as the first
 
     def close(self):
         if self._bar is not None:

@@ -7,13 +7,15 @@ model so far against the training time spent (the clock stops while validating, 
 every system alike). The table gives, at each budget, the best val ESR reached within
 it: what early stopping would have kept.
 
-    ours      lstm_core.run.train_run, what train.py runs, with train.py's CPU settings
-              (lstm_core.devices: ParallelTrainer over every core) and its defaults, the
+    ours      lstm_core.race.train_to_end, what train.py runs, with train.py's CPU settings
+              (lstm_core.devices: ParallelTrainer over every core) and its defaults: the
+              start raced where the budget is long enough (since 2026-12-02: a run per
+              budget, as the race's heats are a share of it; lstm_core/race.py), the
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
               linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
               +6 dBFS RMS for a pair that no linear filter comes close to (a high-gain one,
               since 2026-12-01 16:30 UTC: the amp-like effect); run_ours takes any
-              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too)
+              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too, unraced)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
     unaveraged the same without the running average of the parameters (TrainConfig.average
@@ -24,7 +26,9 @@ it: what early stopping would have kept.
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon
     chrono    the same from the chrono initialisation over 1 to 50 samples (--chrono 50,
-              training.ENVELOPE_CHRONO) instead of the forget-gate bias +1
+              training.ENVELOPE_CHRONO), unraced
+    norace    the same from the forget-gate bias +1, unraced (--chrono 0): the defaults
+              until 2026-12-02
     previous  train.py's defaults until 2026-12-01 09:30 UTC: pre-emphasis 0.95, a
               1000-sample warm-up from zero, the input as it is (--input-level off)
     before    the same without any of the three (guard, average, roll-back): train.py's
@@ -84,7 +88,8 @@ from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
 from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
-from lstm_core.run import Reporter, StopRule, new_run, train_run  # noqa: E402
+from lstm_core.race import HEAT_SHARE, MIN_RACE_BUDGET, train_to_end  # noqa: E402
+from lstm_core.run import StopRule, new_run  # noqa: E402
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR,  # noqa: E402
                                 SATURATED_ESR, TrainConfig, default_input_level, input_gain_for)
 
@@ -93,11 +98,11 @@ PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
             "chrono": float, "input_level": read_input_level}                  # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "previous", "before", "budget",
-           "recipe")
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "norace", "previous", "before",
+           "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
-               "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)),
+               "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)), "norace": (0, (4, 1, 1, 1, 1, 1)),
                "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
                "recipe": "--"}                                          # the plot's, one for every system
 assert set(LINE_STYLES) == set(SYSTEMS)
@@ -141,13 +146,16 @@ def train_for(budget: float, epoch, train_batch, validate, y_val) -> list:
 
 
 def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettings, train: TrainConfig,
-             hidden: int = 32, layers: int = 1, input_level: float | None = None, seed: int = 0) -> list:
-    """[(seconds, val ESR)] after each epoch of lstm_core.run.train_run (what train.py runs:
-    the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
+             hidden: int = 32, layers: int = 1, input_level: float | None = None, seed: int = 0,
+             race: bool = False) -> list:
+    """[(seconds, val ESR)] after each epoch of lstm_core.race.train_to_end (what train.py
+    runs: the race, the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
     time budget, in a temporary run folder. Seconds are train_run's: validation included.
     The input gain is set from ``input_level`` (dBFS RMS; -inf: off; None: as train.py
     picks it for the pair, training.default_input_level) as train.py sets it. ``seed``
-    draws the model's start and the windows (train.py's --seed)."""
+    draws the model's start and the windows (train.py's --seed). ``race``: the start is
+    raced first (lstm_core/race.py, train.py's default); the points are then the winner's,
+    at the run's wall time (the losing heat's seconds counted)."""
     if input_level is None:
         input_level = default_input_level(linear_fit_esr(x_train, y_train))
     train = replace(train, input_gain=input_gain_for(rms(x_train), input_level))
@@ -156,17 +164,9 @@ def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettin
     state = new_run(ModelConfig(hidden_size=hidden, num_layers=layers), train,
                     StopRule(epochs=1_000_000, budget=budget, patience=None), {}, seed=seed)
 
-    class Points(Reporter):
-        def __init__(self):
-            self.points = []
-
-        def epoch(self, row, improved):
-            self.points.append((row["seconds"], row["val_esr"]))
-
-    reporter = Points()
     with tempfile.TemporaryDirectory() as folder:
-        train_run(state, data, device, folder, {}, reporter)
-    return reporter.points
+        state, _ = train_to_end(state, seed, data, device, folder, {}, race=race)
+    return [(row["seconds"], row["val_esr"]) for row in state.progress.history]
 
 
 def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float, seed: int = 0) -> list:
@@ -270,10 +270,11 @@ def ratio_lines(results: dict, budgets: list, seeds: list) -> str:
     return "\n".join(lines)
 
 
-def budget_aware(system: str, train: TrainConfig) -> bool:
-    """Whether a run's learning rate depends on its budget (the budget schedule): then each
-    budget gets its own run, as a user's --budget would; otherwise one run serves them all."""
-    return system in OURS and train.schedule == "budget"
+def budget_aware(system: str, train: TrainConfig, raced: bool = False) -> bool:
+    """Whether a run depends on its budget (the budget schedule's rate, a race's heats and
+    whether there is one): then each budget gets its own run, as a user's --budget would;
+    otherwise one run serves them all."""
+    return system in OURS and (train.schedule == "budget" or raced)
 
 
 def plot(results: dict, path: Path) -> bool:
@@ -346,20 +347,25 @@ def main(argv=None) -> int:
     old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0),
                                                             ("chrono", 0.0))
                             if name not in overrides})
-    systems = {"ours": (train, level), "unaveraged": (replace(train, average=0.0), level),
-               "unguarded": (replace(train, guard_batches=False), level),
-               "norollback": (replace(train, rollback_above=0.0), level),
-               "noprewarm": (replace(train, prewarm=0), level),
-               "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level),
-               "previous": (old, -math.inf),
-               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf),
-               "budget": (replace(train, schedule="budget"), level)}          # (TrainConfig, input level) each
+    race = "chrono" not in overrides                    # train.py races the start unless --chrono is given
+    systems = {"ours": (train, level, race), "unaveraged": (replace(train, average=0.0), level, race),
+               "unguarded": (replace(train, guard_batches=False), level, race),
+               "norollback": (replace(train, rollback_above=0.0), level, race),
+               "noprewarm": (replace(train, prewarm=0), level, race),
+               "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False),
+               "norace": (train, level, False),
+               "previous": (old, -math.inf, False),
+               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False),
+               "budget": (replace(train, schedule="budget"), level, race)}   # (TrainConfig, input level, race) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
                   f"ESR below {LINEAR_ESR:g}, or {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS where it leaves at least "
                   f"{SATURATED_ESR:g}, as train.py picks it")
+    race_text = (f", the start raced where the budget is {MIN_RACE_BUDGET:g} s or more (the forget-gate bias +1 "
+                 f"against chrono {ENVELOPE_CHRONO:g}, {HEAT_SHARE * 100:g} % of the budget each; a run per "
+                 f"budget)") if race else ""
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
                  f"segment {CPU.segment} s, the input trained as if at "
-                 f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'})"
+                 f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'}{race_text})"
                  f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
     print(f"{SECONDS} s of generated music (seed {args.music}) at {RATE} Hz (48 s train, 12 s validation); "
           f"budgets {args.budgets}; model seeds {args.seeds}")
@@ -373,11 +379,12 @@ def main(argv=None) -> int:
             for system in args.systems:
                 started = time.perf_counter()
                 if system in OURS:
-                    settings, input_level = systems[system]
+                    settings, input_level, raced = systems[system]
                     input_level = picked if input_level is None else input_level
-                    budgets = args.budgets if budget_aware(system, settings) else [horizon]
+                    budgets = args.budgets if budget_aware(system, settings, raced) else [horizon]
                     runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings,
-                                        overrides.get("hidden", 32), overrides.get("layers", 1), input_level, seed)
+                                        overrides.get("hidden", 32), overrides.get("layers", 1), input_level, seed,
+                                        raced)
                             for b in budgets}
                 else:
                     runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon, seed)}
@@ -413,6 +420,7 @@ def main(argv=None) -> int:
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
             f"{ENVELOPE_CHRONO:g}); "
+            f"norace: the same from the forget-gate bias +1, no race (the defaults until 2026-12-02); "
             f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
             f"is); "
             f"before: previous without any of the three; "

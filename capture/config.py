@@ -27,6 +27,17 @@ DEMOS = ("pair", "knobs")
 DEMO_RATE = 44100
 
 
+def read_chrono(text: str) -> float | None:
+    """--chrono's (and a grid's chrono's) value: a number of samples, or 'auto' (None: the
+    race decides). ValueError for anything else; the range is CaptureConfig.check's."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"must be a number of samples such as 50, 0 (off), or auto; got {text!r}") from None
+
+
 def read_input_level(text: str) -> float:
     """--input-level's (and a grid's input_level's) value: a level in dBFS RMS, or 'off'
     (-inf: never louder). ValueError for anything else; the range is CaptureConfig.check's."""
@@ -66,8 +77,9 @@ class CaptureConfig:
     prewarm: int = TRAIN_DEFAULTS.prewarm   # samples of the window's end the warm-up starts from; 0: from zero
     tbptt: int = TRAIN_DEFAULTS.tbptt
     pre_emphasis: float = TRAIN_DEFAULTS.pre_emphasis   # a of the loss's e[n] - a e[n-1]; 0: off
-    chrono: float = TRAIN_DEFAULTS.chrono   # a fresh model's gate biases give memories of 1 to this many samples;
-                                            # 0: the forget bias +1 (model.init_params)
+    chrono: float | None = None       # a fresh model's gate biases give memories of 1 to this many samples; 0: the
+                                      # forget bias +1 (model.init_params); None: a race of the two decides
+                                      # (lstm_core/race.py)
     input_level: float | None = None  # dBFS RMS: a quieter training input is trained as if it were this loud
                                       # (TrainConfig.input_gain, set by session.py from the audio's level); -inf:
                                       # as it is; None: the pair's default (training.default_input_level), or as
@@ -135,7 +147,7 @@ class CaptureConfig:
             raise ValueError(f"--pre-emphasis must be 0 (off) or more and below 1, got {self.pre_emphasis}")
         if not 0.0 <= self.average < 1.0:
             raise ValueError(f"--average must be 0 or more and below 1, got {self.average}")
-        if not valid_chrono(self.chrono):
+        if self.chrono is not None and not valid_chrono(self.chrono):
             raise ValueError(f"--chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
         if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
             raise ValueError(f"--rollback-above must be 0 (never) or above 1, got {self.rollback_above}")
@@ -173,7 +185,12 @@ class CaptureConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
                            average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
                            knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis, prewarm=self.prewarm,
-                           chrono=self.chrono)
+                           chrono=self.chrono or 0.0)
+
+    @property
+    def races(self) -> bool:
+        """Whether the run's start is raced (lstm_core/race.py): a fresh model, --chrono not given."""
+        return self.chrono is None and not self.init
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from lstm_core.schedule import SCHEDULES
 from lstm_core.model import valid_chrono
 from lstm_core.training import MAX_INPUT_LEVEL
 
-from .config import CaptureConfig, ResumeConfig, read_input_level
+from .config import CaptureConfig, ResumeConfig, read_chrono, read_input_level
 from .folder import absolute
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aif", ".aiff", ".ogg", ".mp3")
@@ -95,10 +95,10 @@ def _level(text: str) -> float:
     return value
 
 
-def _chrono(text: str) -> float:
-    value = float(text)
-    if not valid_chrono(value):
-        raise ValueError("must be 0 (off) or at least 3 samples")
+def _chrono(text: str) -> float | None:
+    value = read_chrono(text)
+    if value is not None and not valid_chrono(value):
+        raise ValueError("must be 0 (off), at least 3 samples, or auto")
     return value
 
 
@@ -262,9 +262,11 @@ def plan_trials(captures: list[Capture], grid: list[dict], out) -> list[Trial]:
 
 
 def _shown(value) -> str:
-    """A grid value as a label or folder name writes it: 0.005, 32, yes."""
+    """A grid value as a label or folder name writes it: 0.005, 32, yes, auto."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if value is None:                    # chrono=auto: the race decides
+        return "auto"
     if value == -math.inf:
         return OFF
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -4,7 +4,9 @@
               refused run leaves nothing behind), make the folder (the demo writes its pair
               into it), set up the model (random, or --init's)
     resumed:  read the checkpoint, the pair it names (where it is now), the device
-    then:     lstm_core.run.train_run (model.npz, checkpoint.npz, history.csv every epoch),
+    then:     lstm_core.race.train_to_end: the race of a fresh model's two starts (without
+              --chrono), then lstm_core.run.train_run (model.npz, checkpoint.npz, history.csv
+              every epoch),
               the best model's validation prediction (val_prediction.wav) and the report
 
 Every line for the user goes through the Reporter's ``note``; nothing here prints.
@@ -30,8 +32,9 @@ from lstm_core.files.formats import read_model
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
+from lstm_core.race import train_to_end
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
-                           predict_validation, train_run, validation_errors)
+                           predict_validation, validation_errors)
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN, gain_text, input_gain_for,
                                 segment_samples)
 
@@ -70,7 +73,9 @@ def run_capture(config: CaptureConfig | ResumeConfig, reporter: Reporter | None 
         return Outcome(folder, state.progress, already_stopped=already)
     facts = _describe(state, data, device, reporter)
     try:
-        reason = train_run(state, data, device, folder, facts, reporter, start_state)
+        # Interrupted after a race, ``state`` is still its first heat's run: only its epoch count is read below.
+        state, reason = train_to_end(state, options.seed, data, device, folder, facts, reporter, start_state,
+                                     race=isinstance(config, CaptureConfig) and config.races)
     except KeyboardInterrupt as exc:
         return Outcome(folder, state.progress, interrupted=exc)
     _finish(folder, state, data, device, xp, reporter)
@@ -322,7 +327,8 @@ def delay_message(pair: Pair) -> str:
 
 
 def summary(outcome: Outcome) -> str:
-    """The run's closing line: best val ESR, epochs, time, why it stopped, the model file."""
+    """The run's closing line: best val ESR, epochs, time, why it stopped, the model file (the
+    epochs are the run's, a race's winning heat included; the time is all of it, both heats)."""
     progress = outcome.progress
     return (f"best val ESR {progress.best_esr:.4g} ({db(progress.best_esr):.1f} dB) at epoch {progress.best_epoch}; "
             f"{progress.epoch} epochs, {progress.seconds:.1f} s ({outcome.reason}); model: {outcome.model_file}")

@@ -12,7 +12,8 @@ Initialisation (why these numbers):
     order one, so no gate starts saturated.
   * forget-gate bias +1 (Gers et al. 2000; Jozefowicz et al. 2015): the cell starts by
     keeping most of its memory, so gradients survive over the long windows audio needs.
-  * or, with ``chrono`` = T > 0 (TrainConfig.chrono, train.py --chrono; off by default),
+  * or, with ``chrono`` = T > 0 (TrainConfig.chrono, train.py --chrono; train.py races
+    it against the +1 bias by default, lstm_core/race.py),
     the "chrono" initialisation of C. Tallec and Y. Ollivier, "Can recurrent neural
     networks warp time?", ICLR 2018: each cell's forget bias is log(u), u drawn uniformly
     from [1, T - 1], and its input bias -log(u). A cell then starts as a leaky average of
@@ -21,7 +22,7 @@ Initialisation (why these numbers):
     memories from 1 to T samples long, where the +1 bias gives every cell the same few
     samples and a state that sums its candidate up to 1.9 times. It taught effects with
     an envelope (an amp's sag, a compressor) faster and effects with little memory far
-    slower, so it is an option (RESULTS.md "Chrono initialisation").
+    slower (RESULTS.md "Chrono initialisation"), so a run tries both (race.py).
   * the output weights start small (0.1/sqrt(H)): with the skip on, the untrained model
     is almost exactly a wire (y = x), the natural starting point for an audio effect.
   * an input gain g (TrainConfig.input_gain, train.py --input-level) leaves the start as

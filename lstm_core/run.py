@@ -61,7 +61,8 @@ from .workspace import Workspace
 
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
-           "load_checkpoint", "train_run", "ValidationPart", "predict_validation", "validation_errors"]
+           "load_checkpoint", "train_run", "save_best_model", "ValidationPart", "predict_validation",
+           "validation_errors"]
 SPIKE_FLOOR = 1e-9    # a best val ESR below this counts as this when spikes are judged (a best of 0 would make
                       # every epoch a spike)
 SETTLING_EPOCHS = 3   # a spike in these first epochs is not rolled back: early epochs swing by 10 times and more
@@ -111,6 +112,11 @@ class Progress:
     batch_seconds: float = 0.0            # how long the latest batch took...
     validation_seconds: float = 0.0       # ...and the latest validation (0: none yet); the budget looks ahead by both
     budget_stop: float | None = None      # the budget the run stopped on, short of it (a resume keeps to it)
+    best_seconds: float = 0.0             # the run's seconds when the best model was kept...
+    best_parts: dict = field(default_factory=dict)   # ...and its ESR on each validation part (a capture set's)
+    spikes_in_a_row: int = 0              # batches the guard undid since the last one it kept (spikes.py)
+    race: dict | None = None              # the race of the run's starts (race.py): under way, or how it went
+    heat_over: bool = False               # the run stopped at its race heat's end (a resume goes to the next heat)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,6 +286,10 @@ class Reporter:
     def epoch(self, row: dict, improved: bool):
         """After each epoch is saved: its history row, and whether it is the best so far."""
 
+    def rival_epoch(self, row: dict, improved: bool):
+        """The same for an epoch of a race's second heat (race.py): a row of the run's only
+        if that start wins the race."""
+
 
 def warmup_history(part: ValidationPart, device: DeviceSettings) -> np.ndarray | None:
     """The last ``device.validation_warmup`` samples of the input just before the part
@@ -324,9 +334,11 @@ def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, dev
 
 
 def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
-              reporter: Reporter | None = None, start_state=None) -> str:
+              reporter: Reporter | None = None, start_state=None, heat: StopRule | None = None) -> str:
     """Train ``state`` on ``data`` until its stop rule says stop; returns why ("epochs",
-    "budget", "patience"). Updates ``state`` in place (moving it to ``device``).
+    "budget", "patience"), or "heat" when ``heat`` said stop first: a race's shorter rule
+    (race.py; its budget kept as the run's is, never overshot), while the schedule still
+    runs to the run's budget. Updates ``state`` in place (moving it to ``device``).
 
     Every epoch writes into ``folder`` (made if missing): checkpoint.npz, history.csv and,
     when the val ESR improved, model.npz (the best parameters, with ``facts`` and the best
@@ -369,14 +381,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         return overall, params
 
     def save_best():
-        progress = state.progress
-        parts = {"val_parts": [{"name": part.name, "esr": by_part.get(part.name), "held_out": part.held_out}
-                               for part in data.validation]} if len(data.validation) > 1 else {}
-        save_model(folder / MODEL_FILE, state.best_params, state.model, data.rate,
-                   {**facts, **parts, "options": dict(state.options), "train": state.train.to_dict(),
-                    "val_esr": progress.best_esr, "epoch": progress.best_epoch, "trained_seconds": progress.seconds,
-                    "averaged": progress.best_averaged,
-                    "date": datetime.now().isoformat(timespec="seconds")})
+        state.progress.best_seconds, state.progress.best_parts = state.progress.seconds, dict(by_part)
+        save_best_model(folder, state, data, facts)
 
     if state.options.get("init") and state.progress.epoch == 0:
         # A fine-tune starts from a model that may already be good: its own val ESR is the best to beat.
@@ -389,7 +395,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     step, trainer = _training_step(state, device, warmup + segment)
     started = time.perf_counter() - state.progress.seconds
     rule, progress, schedule = state.rule, state.progress, state.train.schedule
-    guard = BatchGuard(progress.recent_losses) if host_losses and state.train.guard_batches else None   # spikes.py
+    guard = BatchGuard(progress) if host_losses and state.train.guard_batches else None   # spikes.py
 
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
@@ -397,23 +403,27 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     validation_samples = sum(part.x.size + min(device.validation_warmup, 0 if part.history is None
                                                else part.history.size) for part in data.validation)
 
+    limits = [limit for limit in (rule.budget, heat and heat.budget) if limit is not None]
+    limit = min(limits) if limits else None       # the budget, or a race's heat's when it comes first
+
     def no_time_for_another_batch(samples_trained: int, seconds_training: float) -> bool:
-        """Would one more batch, and the validation after it, end past the budget? A run
-        stops before it would, so that a budget is a limit (a sweep's slots stay on time),
-        not a point the last batch and validation overshoot. Before the first validation its
-        time is guessed as a pass over every model scored at the training's seconds a sample
-        (on 2 cores a validation sample cost a third to all of a training sample's time, 2026-11-30)."""
-        if rule.budget is None:
+        """Would one more batch, and the validation after it, end past the budget (or the
+        heat)? A run stops before it would, so that a budget is a limit (a sweep's slots stay
+        on time), not a point the last batch and validation overshoot. Before the first
+        validation its time is guessed as a pass over every model scored at the training's
+        seconds a sample (on 2 cores a validation sample cost a third to all of a training
+        sample's time, 2026-11-30)."""
+        if limit is None:
             return False
         validation = progress.validation_seconds or (
             len(state.candidates()) * validation_samples * seconds_training / max(samples_trained, 1))
-        return time.perf_counter() - started + progress.batch_seconds + validation >= rule.budget
+        return time.perf_counter() - started + progress.batch_seconds + validation >= limit
 
     try:
         with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
             while True:
                 epoch_started = time.perf_counter()
-                loss_sum, batches, samples, out_of_time, undone = 0.0, 0, 0, False, 0
+                loss_sum, batches, samples, out_of_time, undone, went_back = 0.0, 0, 0, False, 0, None
                 for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter,
                                                   state.train.knob_blend):
                     batch_started = time.perf_counter()
@@ -424,8 +434,14 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     samples += y.size
                     value = float(loss) if host_losses else None     # on a GPU the loss stays on the device
                     if guard is not None and math.isfinite(value) and guard.spiked(value, armed=progress.epoch >= 1):
-                        state.params, state.adam = guard.undo()      # as before the batch, at a lower rate
-                        progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch + 1   # this epoch
+                        if guard.again:        # the parameters were off before this batch and the one undone
+                            state.roll_back()                            # to the best epoch, at half the rate
+                            guard.restart()
+                            went_back = progress.best_epoch
+                        else:
+                            state.params, state.adam = guard.undo()      # as before the batch, at half the rate
+                            progress.lr = state.base_lr * CUT
+                        progress.lr_cut_epoch = progress.epoch + 1       # cut in this epoch
                         undone += 1
                     else:
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends
@@ -467,7 +483,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
                     event = f"plateau: learning rate now {state.base_lr:.3g}"
                 if undone:
-                    event = "; ".join(filter(None, [f"{undone} batch(es) spiked: undone, learning rate now "
+                    what = "undone" if went_back is None else f"back to epoch {went_back} after two in a row"
+                    event = "; ".join(filter(None, [f"{undone} batch(es) spiked: {what}, learning rate now "
                                                     f"{state.base_lr:.3g}", event]))
                 row = {"epoch": progress.epoch, "train_loss": train_loss, "val_esr": val_esr,
                        "samples_per_s": samples / max(train_seconds, 1e-9), "seconds": progress.seconds, "lr": lr,
@@ -480,10 +497,14 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                                       f"{start_esr:.4g}) until an epoch does better")
                 if improved:
                     save_best()
-                reason = ("budget" if out_of_time or no_time_for_another_batch(samples, train_seconds)
-                          else rule.reached(progress))
+                short = out_of_time or no_time_for_another_batch(samples, train_seconds)  # of time for another epoch
+                if short and limit == rule.budget:
+                    reason = "budget"
+                else:                                   # a heat ends where the run would not
+                    reason = rule.reached(progress) or ("heat" if short or (heat and heat.reached(progress)) else None)
                 if reason == "budget" and progress.seconds < rule.budget:
                     progress.budget_stop = rule.budget      # stopped short of it: a resume stops here too
+                progress.heat_over = reason == "heat"
                 save_checkpoint(folder, state, {**facts, "sample_rate": int(data.rate)})
                 write_history(folder / HISTORY_FILE, progress.history)
                 reporter.epoch(row, improved)
@@ -492,6 +513,20 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     finally:
         if trainer is not None:
             trainer.close()
+
+
+def save_best_model(folder, state: RunState, data: TrainingData, facts: dict):
+    """model.npz in ``folder``: the run's best parameters, with ``facts`` and what the run
+    knows of them (the epoch, its val ESR on the whole and on each part, the seconds, the
+    race once decided). From the state alone, so a checkpoint can always write it again."""
+    progress = state.progress
+    parts = {"val_parts": [{"name": part.name, "esr": progress.best_parts.get(part.name), "held_out": part.held_out}
+                           for part in data.validation]} if len(data.validation) > 1 else {}
+    race = {"race": progress.race} if progress.race and progress.race.get("decided") else {}
+    save_model(Path(folder) / MODEL_FILE, state.best_params, state.model, data.rate,
+               {**facts, **parts, "options": dict(state.options), "train": state.train.to_dict(),
+                "val_esr": progress.best_esr, "epoch": progress.best_epoch, "trained_seconds": progress.best_seconds,
+                "averaged": progress.best_averaged, **race, "date": datetime.now().isoformat(timespec="seconds")})
 
 
 def _training_step(state: RunState, device: DeviceSettings, window: int):

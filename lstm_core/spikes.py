@@ -11,6 +11,14 @@ seen on the host the moment it ends (the CPU's losses are host numbers already),
                          batches is a spike: parameters and Adam go back to the copy,
                          and the run's base rate is cut (schedule.CUT)
 
+A spike right after an undone batch means the parameters were off before it began (the
+damage came in a batch below the limit, which the guard let through): undoing it again
+would return to them at an ever lower rate, and every later batch would spike as well
+(the resonant filter from the chrono start froze so, its rate cut to 4e-8 within six
+epochs, RESULTS.md "Racing the two starts"). So the run goes back to its best epoch
+instead (run.py, as for a spiked epoch, the rate halved again: a quarter of what it was
+before the first), and the guard starts its median afresh.
+
 The guard starts after the first epoch (the first batches fall by orders of magnitude
 as a matter of course). On a GPU the loss stays on the device (reading it is a sync per
 batch), and run.py's per-epoch roll-back is the only guard.
@@ -29,8 +37,9 @@ RECENT = 5        # accepted batch losses the median is taken over (at least 3 n
 class BatchGuard:
     """Keeps the state before each batch, and tells a batch that spiked."""
 
-    def __init__(self, recent: list):
-        self.recent = recent       # the run's own list (Progress.recent_losses: checkpointed), kept in place
+    def __init__(self, progress):
+        self.progress = progress   # the run's Progress: its recent_losses and spikes_in_a_row (checkpointed)
+        self.recent = progress.recent_losses   # kept in place
         self._params = self._adam = None
 
     def before(self, params: dict, adam: AdamState):
@@ -42,9 +51,23 @@ class BatchGuard:
         """Whether the batch just done, of training ``loss``, is to be undone (only when
         ``armed``; a batch not undone joins the recent ones)."""
         if armed and len(self.recent) >= 3 and not loss <= JUMP * statistics.median(self.recent):
+            self.progress.spikes_in_a_row += 1
             return True
         self.recent[:] = (self.recent + [loss])[-RECENT:]
+        self.progress.spikes_in_a_row = 0
         return False
+
+    @property
+    def again(self) -> bool:
+        """Whether the batch that just spiked came right after an undone one (go back
+        further than the batch: see the module doc)."""
+        return self.progress.spikes_in_a_row >= 2
+
+    def restart(self):
+        """Forget the recent losses (after the run went back to its best epoch, whose
+        losses they were not); it judges again once 3 batches are kept."""
+        self.recent.clear()
+        self.progress.spikes_in_a_row = 0
 
     def undo(self) -> tuple[dict, AdamState]:
         """The parameters and Adam as they were before the batch."""

@@ -35,9 +35,10 @@ MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, fa
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)
 SATURATED_ESR = 0.35            # a pair whose best linear filter leaves at least this (-4.6 dB) is a high-gain one
-ENVELOPE_CHRONO = 50.0          # samples: the --chrono to try for an effect with an envelope (an amp's sag, a
-                                # compressor): the best of 20, 50, 200 and 1000 on the amp-like effect; not a default:
-                                # it costs effects with little memory (RESULTS.md "Chrono initialisation")
+ENVELOPE_CHRONO = 50.0          # samples: the chrono start for an effect with an envelope (an amp's sag, a compressor):
+                                # the best of 20, 50, 200 and 1000 on the amp-like effect; it costs effects with little
+                                # memory, so a run races it against the forget bias +1 (race.py; RESULTS.md "Chrono
+                                # initialisation", "Racing the two starts")
 
 
 def input_gain_for(rms: float, level: float = DEFAULT_INPUT_LEVEL) -> float:
@@ -127,7 +128,7 @@ class TrainConfig:
     chrono: float = 0.0           # a fresh model's forget and input biases start as log(u) and -log(u), u uniform in
                                   # [1, chrono - 1] samples: memories of 1 to chrono samples from the start
                                   # (model.init_params); 0: the forget bias +1 (ENVELOPE_CHRONO helps an effect with
-                                  # an envelope and costs one with little memory: RESULTS.md "Chrono initialisation")
+                                  # an envelope and costs one with little memory: train.py races the two, race.py)
 
     def __post_init__(self):
         if self.loss not in LOSSES:

@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from lstm_core.files.atomic import write_bytes_atomic
+from lstm_core.race import heat_text
 from lstm_core.training import gain_text
 
 from .figures import comparison_figure, curves_figure, knob_figure, png_bytes, prediction_figure, transient_start
@@ -174,7 +175,7 @@ def _facts_table(run: Run) -> str:
                         f"{'compensated (--align)' if pair.get('aligned') else 'not compensated'}"),
         ("model", f"LSTM, {model.get('num_layers')} layer(s) of {model.get('hidden_size')} units, skip "
                   f"{'on' if model.get('skip') else 'off'}, {meta.get('parameters', '?')} parameters"),
-        ("started from", Path(options["init"]).name if options.get("init") else _fresh_start(train)),
+        ("started from", Path(options["init"]).name if options.get("init") else _fresh_start(train, meta.get("race"))),
         ("training", f"lr {train.get('lr')} ({train.get('schedule', 'constant')} schedule), batch "
                      f"{options.get('batch')}, segment {options.get('segment')} s, "
                      f"warm-up {train.get('warmup')}{_prewarm(train)}, TBPTT {train.get('tbptt')}"),
@@ -196,10 +197,23 @@ def _facts_table(run: Run) -> str:
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
 
-def _fresh_start(train: dict) -> str:
-    """A fresh model's start: its gate biases' (model.init_params), where the run recorded them."""
+def _fresh_start(train: dict, race: dict | None = None) -> str:
+    """A fresh model's start: its gate biases' (model.init_params), where the run recorded
+    them, and how the race between the two starts went (lstm_core/race.py), where there was one."""
     chrono = train.get("chrono") or 0
-    return f"random weights, chrono initialisation over 1 to {chrono:g} samples" if chrono else "random weights"
+    start = f"random weights, chrono initialisation over 1 to {chrono:g} samples" if chrono else "random weights"
+    if not race or not race.get("decided"):
+        return start
+    esr = dict(zip(race["starts"], race["best_esr"]))
+    other = next(s for s in race["starts"] if s != race["won"])
+    return (f"{start}; it won a race of {heat_text(race['heat'])} a start against "
+            f"{'the chrono initialisation' if other else 'the forget-gate bias +1'} (best val ESR "
+            f"{_esr_text(esr[race['won']])} against {_esr_text(esr[other])})")
+
+
+def _esr_text(esr) -> str:
+    """A race's best val ESR ("none": no epoch of its heat had a finite one)."""
+    return "none" if esr is None else f"{esr:.3g}"
 
 
 def _prewarm(train: dict) -> str:

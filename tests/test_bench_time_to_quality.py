@@ -56,20 +56,22 @@ def test_seeds_and_music_are_options():
 def test_main_runs_every_system_once_per_seed_and_a_budget_schedule_once_per_budget(monkeypatch, capsys):
     """main() with the training replaced by a fake whose val ESR says which seed and budget
     ran it: the systems in turn within a seed, the budget schedule's run per budget, each
-    seed's runs in the table's mean and in the spike lines."""
+    seed's runs in the table's mean and in the spike lines. (ours unraced here, --set
+    chrono=0: a raced run's heats are a share of its budget, so it too runs per budget.)"""
     calls = []
 
-    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed):
-        calls.append((train.schedule, budget, seed))
+    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed,
+                      race):
+        calls.append((train.schedule, budget, seed, race))
         return _points(0.5, 0.1 * (seed + 1) / budget * 10, step=budget / 2)   # best: (seed + 1) / budget
 
     monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
     monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
     monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
     assert ttq.main(["--budgets", "10", "20", "--effects", "amp", "--systems", "ours", "budget",
-                     "--seeds", "0", "1"]) == 0
-    assert calls == [("constant", 20, 0), ("budget", 10, 0), ("budget", 20, 0),
-                     ("constant", 20, 1), ("budget", 10, 1), ("budget", 20, 1)]
+                     "--seeds", "0", "1", "--set", "chrono=0"]) == 0
+    assert calls == [("constant", 20, 0, False), ("budget", 10, 0, False), ("budget", 20, 0, False),
+                     ("constant", 20, 1, False), ("budget", 10, 1, False), ("budget", 20, 1, False)]
     stdout = capsys.readouterr().out
     # ours: one 20 s run a seed, epochs at 10 and 20 s: best within 10 s is 0.5, within 20 s (seed + 1) / 20;
     # budget: a run per budget, epochs at b/2 and b: within b, (seed + 1) / b
@@ -77,25 +79,31 @@ def test_main_runs_every_system_once_per_seed_and_a_budget_schedule_once_per_bud
     assert "- amp, budget over ours: 10 s 0.30 (seeds: 0.20, 0.40); 20 s 1.00 (seeds: 1.00, 1.00)" in stdout
     assert "- amp, budget: 10 s run (seed 0) 1, 10 s run (seed 1) 1, 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
     assert "- amp, ours: 20 s run (seed 0) 1, 20 s run (seed 1) 1" in stdout
+    calls.clear()
+    assert ttq.main(["--budgets", "10", "20", "--effects", "amp", "--systems", "ours", "norace", "--seeds", "0"]) == 0
+    assert calls == [("constant", 10, 0, True), ("constant", 20, 0, True), ("constant", 20, 0, False)]
 
 
 def test_only_the_chrono_system_starts_from_the_chrono_initialisation(monkeypatch):
-    """chrono starts from ENVELOPE_CHRONO; ours, previous and before from the forget-gate bias
-    +1 (train.py's default); --set chrono, like every --set, reaches the others too."""
+    """chrono starts from ENVELOPE_CHRONO; ours, norace, previous and before from the
+    forget-gate bias +1, and ours alone races it against chrono (train.py's default);
+    --set chrono, like every --set, reaches the others too, and ours then does not race."""
     started = []
 
-    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed):
-        started.append(train.chrono)
+    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed,
+                      race):
+        started.append((train.chrono, race))
         return _points(0.5, 0.4)
 
     monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
     monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
     monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
-    systems = ["--budgets", "10", "--effects", "amp", "--systems", "ours", "chrono", "previous", "before"]
+    systems = ["--budgets", "10", "--effects", "amp", "--systems", "ours", "chrono", "norace", "previous", "before"]
     assert ttq.main(systems) == 0
-    assert started == [0.0, ENVELOPE_CHRONO, 0.0, 0.0] and ENVELOPE_CHRONO > 0
+    assert started == [(0.0, True), (ENVELOPE_CHRONO, False), (0.0, False), (0.0, False), (0.0, False)]
+    assert ENVELOPE_CHRONO > 0
     started.clear()
     assert ttq.main([*systems, "--set", "chrono=7"]) == 0
-    assert started == [7.0, ENVELOPE_CHRONO, 7.0, 7.0]
+    assert started == [(7.0, False), (ENVELOPE_CHRONO, False), (7.0, False), (7.0, False), (7.0, False)]
     with pytest.raises(SystemExit, match="chrono must be 0"):
         ttq.main([*systems, "--set", "chrono=2"])

@@ -81,6 +81,28 @@ def test_train_hands_its_pre_emphasis_prewarm_and_chrono_to_the_run_s_training_c
     assert meta["train"]["chrono"] == 7.0 and TrainConfig().chrono == 0.0
 
 
+def test_a_fresh_run_races_its_two_starts_unless_chrono_is_given(pair):
+    """By default train.py trains the forget-gate bias +1 and the chrono start for 3 epochs
+    each (no --budget) and goes on with the better, says so and records it; --chrono 0 (or
+    any --chrono) starts from what it says, unraced."""
+    from lstm_core.files.npz import load_model
+    from lstm_core.race import HEAT_EPOCHS
+
+    quick = ("--epochs", "4", "--segment", "0.2", "--warmup", "200", "--processes", "1")
+    out = train(pair / "dry.wav", pair / "wet.wav", *quick, "--out", pair / "raced", cwd=pair)
+    assert "race, heat 1 of 2: the forget-gate bias +1, for 3 epochs" in out and HEAT_EPOCHS == 3
+    assert "race, heat 2 of 2: the chrono initialisation over 1 to 50 samples" in out
+    assert out.count("epoch    1 ") == 2 and out.count("epoch    4 ") == 1
+    _, _, meta = load_model(pair / "raced" / "model.npz")
+    race = meta["race"]
+    assert race["decided"] and race["won"] == meta["train"]["chrono"] and race["starts"] == [0.0, 50.0]
+    assert f"race: the {'chrono initialisation' if race['won'] else 'forget-gate bias'}" in out
+    assert not list((pair / "raced").glob(".race-*"))
+    out = train(pair / "dry.wav", pair / "wet.wav", *quick, "--chrono", "0", "--out", pair / "plain", cwd=pair)
+    _, _, meta = load_model(pair / "plain" / "model.npz")
+    assert "race, heat" not in out and "race:" not in out and "race" not in meta and meta["train"]["chrono"] == 0.0
+
+
 def test_an_input_level_sets_the_run_s_input_gain_and_resume_keeps_it(pair):
     """--input-level -6 sets the run's input gain to 10^(-6/20) / the training part's RMS,
     says so, model.npz records it, and --resume goes on with it (the checkpoint's config)."""

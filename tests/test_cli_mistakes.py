@@ -121,9 +121,9 @@ def test_interrupted_before_the_first_epoch_says_there_is_nothing_to_resume(pair
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    import capture.session
+    import lstm_core.race
 
-    monkeypatch.setattr(capture.session, "train_run", interrupted)
+    monkeypatch.setattr(lstm_core.race, "train_run", interrupted)     # what the race and the rest of the run call
     monkeypatch.chdir(pair)
     (pair / "run").mkdir()
     (pair / "run" / "checkpoint.npz").write_bytes(b"an older run's")     # replaced with --force: not this run's

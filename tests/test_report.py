@@ -316,3 +316,12 @@ def test_the_page_names_a_fresh_model_s_start():
 
     assert _fresh_start({"chrono": 50.0}) == "random weights, chrono initialisation over 1 to 50 samples"
     assert _fresh_start({"chrono": 0.0}) == _fresh_start({}) == "random weights"
+    race = {"starts": [0.0, 50.0], "heat": {"budget": 12.0, "epochs": 1000}, "best_esr": [0.05, 0.02], "won": 50.0,
+            "decided": True}
+    assert _fresh_start({"chrono": 0.0}, {"heat": race["heat"], "decided": False}) == "random weights"   # under way
+    assert _fresh_start({"chrono": 50.0}, race) == ("random weights, chrono initialisation over 1 to 50 samples; it "
+                                                    "won a race of 12 s a start against the forget-gate bias +1 (best "
+                                                    "val ESR 0.02 against 0.05)")
+    race = {**race, "heat": {"budget": None, "epochs": 3}, "best_esr": [0.001, None], "won": 0.0}
+    assert _fresh_start({"chrono": 0.0}, race) == ("random weights; it won a race of 3 epochs a start against the chrono "
+                                                   "initialisation (best val ESR 0.001 against none)")

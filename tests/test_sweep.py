@@ -94,8 +94,10 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
     assert Trial.from_dict(json.loads(text)) == levels[3] and '"off"' in text
     written_before = json.loads(json.dumps(levels[3].to_dict()).replace('"off"', "-Infinity"))
     assert Trial.from_dict(written_before) == levels[3]
-    starts = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["chrono=0,50"]), tmp_path)
-    assert [t.setting["chrono"] for t in starts] == [0.0, 50.0]
+    starts = plan_trials([Capture("amp", "a.wav", "b.wav")], parse_grid(["chrono=0,50,auto"]), tmp_path)
+    assert [t.setting["chrono"] for t in starts] == [0.0, 50.0, None]                # auto: train.py's race
+    assert starts[2].label == "chrono=auto" and Path(starts[2].folder).name == "amp-chronoauto"
+    assert Trial.from_dict(json.loads(json.dumps(starts[2].to_dict(), allow_nan=False))) == starts[2]
 
 
 @pytest.mark.parametrize("items, match", [(["size=16"], "--grid size: unknown key (known: hidden, layers"),
@@ -108,8 +110,11 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
                                           (["input_level=30"], "--grid input_level=30: must be a level in dBFS"),
-                                          (["chrono=2"], r"--grid chrono=2: must be 0 (off\) or at least 3 samples"),
-                                          (["chrono=inf"], r"--grid chrono=inf: must be 0 (off\) or at least 3"),
+                                          (["chrono=2"], r"--grid chrono=2: must be 0 (off\), at least 3 samples, or "
+                                                         "auto"),
+                                          (["chrono=inf"], r"--grid chrono=inf: must be 0 (off\), at least 3"),
+                                          (["chrono=often"], r"--grid chrono=often: must be a number of samples such as "
+                                                             r"50, 0 (off\), or auto"),
                                           (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes "
                                                                       "or no"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),

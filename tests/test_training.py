@@ -16,7 +16,7 @@ def test_identity_without_skip_converges(tmp_path):
     rate = 22050
     dry = music_like(10, rate, seed=11)
     sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
-    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 12, "--out", "run", cwd=tmp_path)
+    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 12, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-3
 
@@ -38,7 +38,7 @@ def test_origin_files_8bit_lowpass(tmp_path):
     wet = effects.one_pole_lowpass(dry, 1000.0, rate)
     write_pair(tmp_path, dry, wet, rate, subtype="PCM_U8")
     assert sf.info(str(tmp_path / "dry.wav")).subtype == "PCM_U8"
-    out = train("dry.wav", "wet.wav", "--epochs", 15, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 15, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-2
 
@@ -49,7 +49,7 @@ def test_overdrive_into_lowpass(tmp_path):
     dry = music_like(16, rate, seed=14)
     wet = effects.one_pole_lowpass(np.tanh(5.0 * dry) / np.tanh(5.0), 3000.0, rate)
     write_pair(tmp_path, dry, wet, rate)
-    out = train("dry.wav", "wet.wav", "--epochs", 10, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 10, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 3e-2
 
@@ -69,7 +69,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     rate = 11025
     dry = music_like(8, rate, seed=15)
     write_pair(tmp_path, dry, effects.demo_effect(dry, rate), rate)
-    common = ["--processes", 1, "--patience", 100]
+    common = ["--processes", 1, "--patience", 100, "--chrono", 0]    # unraced (a race's resume: test_race.py)
     train("dry.wav", "wet.wav", "--epochs", 4, "--out", "straight", *common, cwd=tmp_path)
     train("dry.wav", "wet.wav", "--epochs", 2, "--out", "run", *common, cwd=tmp_path)
     first = history(tmp_path / "run")

@@ -1,0 +1,170 @@
+"""How a fresh model starts, decided by a race: both starts train a while, the better goes on.
+
+An LSTM cell starts with the forget-gate bias +1 (a memory of about 3 samples), or from
+the chrono initialisation (model.init_params: memories of 1 to ENVELOPE_CHRONO samples).
+Which learns faster depends on the effect: the chrono start learned the amp-like effect
+and the compressor (an envelope: sag, attack and release) 1.5 to 6 times better, and
+effects with little memory (filters, overdrives, a fuzz) 2 to 19 times worse, and nothing
+measured on the pair beforehand told them apart (RESULTS.md "Chrono initialisation").
+A few seconds of training do (RESULTS.md "Racing the two starts"):
+
+    heat 1:  the forget-gate bias +1 trains for HEAT_SHARE of the budget (HEAT_EPOCHS
+             epochs without one), in the run folder, as any run does
+    heat 2:  the chrono start, from the same seed, for as long, in a folder of its own;
+             its epochs are told to the Reporter's rival_epoch, not its epoch
+    winner:  the chrono start when its best val ESR is below the other's over MARGIN,
+             else the forget-gate bias +1; it goes on in the run folder (model.npz,
+             history.csv and checkpoint.npz written from it), the other heat's seconds
+             counted as spent (the budget is the whole run's; history.csv's seconds are
+             the run's wall time, the second heat's after the first's)
+
+A run too short to race (a budget under MIN_RACE_BUDGET, whose heats would be 2 epochs or
+less on 2 cores, or at most HEAT_EPOCHS epochs in all) trains from the forget-gate bias +1
+unraced. The race's cost: with a budget, the losing heat's seconds; without one, nothing of
+the run's (--epochs counts the winner's epochs: the run trains HEAT_EPOCHS more in all).
+The schedule sees the whole budget all along (train_run's ``heat``). A run interrupted
+anywhere in the race resumes to the same end as one straight through (race_starts); one
+killed outright (kill -9) in heat 2 leaves that heat's folder (.race-*) behind, and its
+resume runs heat 2 again in a new one.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from .files.history import write_history
+from .run import (HISTORY_FILE, Reporter, RunState, StopRule, new_run, save_best_model, save_checkpoint,
+                  train_run)
+from .training import ENVELOPE_CHRONO
+
+HEAT_SHARE = 0.1           # of the budget, each heat
+HEAT_EPOCHS = 3            # each heat, for a run without a budget (epochs, not seconds: the same on any machine)
+MIN_RACE_BUDGET = 100.0    # seconds: a shorter budget is not raced (its heats would be 2 epochs or less on 2 cores)
+MARGIN = 1.5               # the chrono start wins when its best val ESR is this many times below the other's
+
+
+def long_enough(rule: StopRule) -> bool:
+    """Whether a run stopped by ``rule`` is long enough to race its starts."""
+    return rule.budget >= MIN_RACE_BUDGET if rule.budget is not None else rule.epochs > HEAT_EPOCHS
+
+
+def heat_rule(rule: StopRule) -> StopRule:
+    """How long each start trains before the race is decided, for a run stopped by ``rule``."""
+    if rule.budget is None:
+        return StopRule(epochs=HEAT_EPOCHS, patience=None)
+    return StopRule(budget=HEAT_SHARE * rule.budget, patience=None)
+
+
+def heat_text(heat: dict) -> str:
+    """A heat (heat_rule's, as a dict) as the run's lines and report say it: "12 s", "3 epochs"."""
+    return f"{heat['budget']:g} s" if heat.get("budget") else f"{heat['epochs']} epochs"
+
+
+def start_name(chrono: float) -> str:
+    return f"the chrono initialisation over 1 to {chrono:g} samples" if chrono else "the forget-gate bias +1"
+
+
+def racing(state: RunState) -> bool:
+    """Whether ``state`` is a run whose race is under way (a resume goes on with it)."""
+    return bool(state.progress.race) and not state.progress.race.get("decided")
+
+
+def train_to_end(state: RunState, seed: int, data, device, folder, facts: dict, reporter: Reporter | None = None,
+                 start_state=None, race: bool = False) -> tuple[RunState, str]:
+    """What train.py does with a run: the race of its starts where one is due (``race``: a
+    fresh run may race; or a run resumed within its race), then train_run to its end.
+    Returns (the run, as it goes on after any race; why it stopped). Arguments as train_run's."""
+    if race or racing(state):
+        state = race_starts(state, seed, data, device, folder, facts, reporter)
+    return state, (state.rule.reached(state.progress)
+                   or train_run(state, data, device, folder, facts, reporter, start_state))
+
+
+def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
+                reporter: Reporter | None = None) -> RunState:
+    """The run that goes on after the race: ``state`` (a fresh run from ``seed`` with the
+    forget-gate bias +1, chrono 0, or one resumed within its race), trained for its heat in
+    ``folder``, or its rival from the chrono start, trained as long; see the module doc.
+    ``folder`` then holds the winner's files, and the winner's Progress.race says how it
+    went. A fresh run too short to race (long_enough) comes back as it was. Arguments as
+    train_run's.
+
+    A run interrupted at any point resumes to the same end as one straight through: heat 1's
+    checkpoints say the race is under way, a run resumed after heat 1 ended runs heat 2
+    again from the same seed, and the decision writes model.npz, history.csv and last the
+    checkpoint that says "decided", each from the winner's state (tests/test_race.py)."""
+    reporter = reporter or Reporter()
+    if state.train.chrono or (state.progress.epoch and not racing(state)):
+        raise ValueError("a race starts from a fresh run with the forget-gate bias +1 (chrono 0)")
+    if not racing(state) and not long_enough(state.rule):
+        return state
+    folder = Path(folder)
+    saved_facts = {**facts, "sample_rate": int(data.rate)}
+    if state.progress.race is None:           # heat 1's checkpoints say that the race is under way
+        heat = heat_rule(state.rule)
+        state.progress.race = {"heat": {"budget": heat.budget, "epochs": heat.epochs}, "decided": False}
+    held = state.progress.race["heat"]
+    heat = StopRule(epochs=held["epochs"], budget=held["budget"], patience=None)
+    rival_chrono = ENVELOPE_CHRONO
+    if not state.progress.heat_over:
+        reporter.note(f"race, heat 1 of 2: {start_name(0.0)}, for {heat_text(held)} (then "
+                      f"{start_name(rival_chrono)} as long; it goes on if its best val ESR is {MARGIN:g} times "
+                      f"lower, else the first does)")
+        if train_run(state, data, device, folder, facts, reporter, heat=heat) != "heat":
+            state.progress.race = None        # the run ended within its first heat (--patience): unraced
+            save_checkpoint(folder, state, saved_facts)
+            reporter.note("race: the run stopped within its first heat, so there was no race")
+            return state
+    rival = new_run(state.model, replace(state.train, chrono=rival_chrono), state.rule, state.options, seed)
+    reporter.note(f"race, heat 2 of 2: {start_name(rival_chrono)}")
+    with tempfile.TemporaryDirectory(prefix=".race-", dir=folder) as rival_folder:
+        train_run(rival, data, device, rival_folder, facts, _Rival(reporter), heat=heat)
+    chrono_won = rival.progress.best_esr * MARGIN < state.progress.best_esr
+    winner, loser = (rival, state) if chrono_won else (state, rival)
+    winner.progress.race = {"starts": [0.0, rival_chrono], "heat": held,
+                            "best_esr": [_number(state.progress.best_esr), _number(rival.progress.best_esr)],
+                            "seconds": [state.progress.seconds, rival.progress.seconds],
+                            "won": winner.train.chrono, "margin": MARGIN, "decided": True}
+    winner.progress.heat_over = False
+    if chrono_won:                                              # its heat came after the other's: its times too
+        for row in winner.progress.history:
+            row["seconds"] += loser.progress.seconds
+        winner.progress.best_seconds += loser.progress.seconds
+    winner.progress.seconds += loser.progress.seconds           # the whole run's time, the race's included
+    verdict = (f"race: {start_name(winner.train.chrono)} goes on (best val ESR {rival.progress.best_esr:.3g} "
+               f"from the chrono start, {state.progress.best_esr:.3g} from the forget-gate bias +1); "
+               f"the other heat's {loser.progress.seconds:.1f} s count as spent")
+    if winner.progress.history:
+        row = winner.progress.history[-1]
+        row["event"] = "; ".join(filter(None, [row.get("event"), verdict]))
+    if math.isfinite(winner.progress.best_esr):   # else heat 1's model.npz, if any, is as good as any
+        save_best_model(folder, winner, data, facts)
+    write_history(folder / HISTORY_FILE, winner.progress.history)
+    save_checkpoint(folder, winner, saved_facts)                # last: the race is decided
+    reporter.note(verdict)
+    return winner
+
+
+class _Rival(Reporter):
+    """The second heat's Reporter: its lines as the run's, its epochs as rival_epoch (its
+    rows are not the run's unless it wins)."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+
+    def note(self, text: str):
+        self.reporter.note(text)
+
+    def batch(self, done: int, total: int, seconds: float, loss):
+        self.reporter.batch(done, total, seconds, loss)
+
+    def epoch(self, row: dict, improved: bool):
+        self.reporter.rival_epoch(row, improved)
+
+
+def _number(esr: float) -> float | None:
+    """An ESR as JSON keeps it (None: no finite epoch)."""
+    return esr if math.isfinite(esr) else None

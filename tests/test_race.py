@@ -1,0 +1,241 @@
+"""The race of two starts (lstm_core/race.py) and the heat it rests on (train_run's ``heat``),
+on run.py's fake clock: a batch takes 1 s, a validation 0.5 s."""
+
+import math
+
+import numpy as np
+import pytest
+
+import lstm_core.race as race
+from lstm_core.files.history import read_history
+from lstm_core.files.npz import load_model
+from lstm_core.run import Reporter, StopRule, load_checkpoint, train_run
+from lstm_core.training import ENVELOPE_CHRONO
+
+from test_run import DEVICE, fake_clock, small_data, small_run
+
+BUDGET = 300.0          # seconds on the fake clock: heats of 30 s
+
+
+class Told(Reporter):
+    """Which epochs a Reporter is told as the run's, and which as the rival heat's."""
+
+    def __init__(self):
+        self.epochs, self.rivals = [], []
+
+    def epoch(self, row, improved):
+        self.epochs.append(row["epoch"])
+
+    def rival_epoch(self, row, improved):
+        self.rivals.append(row["epoch"])
+
+
+def raced_run(tmp_path, monkeypatch, margin: float, reporter=None):
+    """A fresh run raced with MARGIN ``margin`` (0: the chrono start wins, inf: the
+    forget-gate bias +1 does): (the winner, its folder)."""
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    monkeypatch.setattr(race, "MARGIN", margin)
+    state = small_run(epochs=1000)
+    state.rule = StopRule(epochs=1000, budget=BUDGET, patience=None)
+    folder = tmp_path / "run"
+    return race.race_starts(state, 1, small_data(), DEVICE, folder, {}, reporter), folder
+
+
+@pytest.mark.parametrize("margin, chrono", [(0.0, ENVELOPE_CHRONO), (math.inf, 0.0)])
+def test_the_winner_s_files_are_the_run_s_and_the_loser_s_time_is_spent(tmp_path, monkeypatch, margin, chrono):
+    told = Told()
+    winner, folder = raced_run(tmp_path, monkeypatch, margin, told)
+    assert winner.train.chrono == chrono
+    # Heat 1's epochs are told as the run's, heat 2's as the rival's (a sweep reports only the former).
+    assert told.epochs == list(range(1, len(told.epochs) + 1)) == told.rivals and told.epochs
+    heat = race.HEAT_SHARE * BUDGET
+    held = winner.progress.race
+    assert held["won"] == chrono and held["starts"] == [0.0, ENVELOPE_CHRONO] and held["heat"]["budget"] == heat
+    assert all(0 < seconds <= heat for seconds in held["seconds"])
+    assert winner.progress.seconds == pytest.approx(sum(held["seconds"]))
+    # The folder holds the winner's files and nothing of the other heat; model.npz says how the race went.
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.npz", "history.csv", "model.npz"]
+    _, _, meta = load_model(folder / "model.npz")
+    assert meta["train"]["chrono"] == chrono and meta["race"] == held and meta["epoch"] == winner.progress.best_epoch
+    best_row = read_history(folder / "history.csv")[winner.progress.best_epoch - 1]
+    assert meta["trained_seconds"] == pytest.approx(best_row["seconds"]) and meta["val_esr"] == pytest.approx(best_row["val_esr"], rel=1e-5)
+    resumed, _ = load_checkpoint(folder)
+    assert resumed.train.chrono == chrono and resumed.progress.race == held
+    assert resumed.progress.seconds == pytest.approx(winner.progress.seconds)
+    rows = read_history(folder / "history.csv")
+    assert "race: " in rows[-1]["event"]
+    # The rows' seconds are the run's wall time: the second heat's come after the first's.
+    assert rows[-1]["seconds"] == pytest.approx(winner.progress.seconds if chrono else held["seconds"][0])
+    assert rows[0]["seconds"] > (held["seconds"][0] if chrono else 0)
+    # ...and the winner goes on to the budget, the race's time counted in it.
+    assert train_run(winner, small_data(), DEVICE, folder, {}) == "budget"
+    assert winner.progress.seconds <= BUDGET and len(read_history(folder / "history.csv")) > len(rows)
+    _, _, meta = load_model(folder / "model.npz")
+    assert meta["race"] == held
+
+
+@pytest.mark.parametrize("rule", [StopRule(epochs=3, patience=None), StopRule(budget=90.0, patience=None)])
+def test_a_run_too_short_to_race_trains_from_the_forget_gate_bias_unraced(tmp_path, monkeypatch, rule):
+    """At most HEAT_EPOCHS epochs in all, or a budget under MIN_RACE_BUDGET: no race, and
+    model.npz says none."""
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    state = small_run()
+    state.rule = rule
+    assert not race.long_enough(rule) and race.long_enough(StopRule(epochs=race.HEAT_EPOCHS + 1))
+    assert race.long_enough(StopRule(budget=race.MIN_RACE_BUDGET))
+    run, reason = race.train_to_end(state, 1, small_data(), DEVICE, tmp_path, {}, race=True)
+    assert run is state and reason == ("epochs" if rule.budget is None else "budget")
+    assert state.progress.race is None and state.train.chrono == 0.0
+    _, _, meta = load_model(tmp_path / "model.npz")
+    assert "race" not in meta and "race" not in read_history(tmp_path / "history.csv")[0]["event"]
+
+
+def test_a_heat_stops_before_its_limit_while_the_schedule_runs_to_the_budget(tmp_path, monkeypatch):
+    """train_run with a heat of 30 s under the budget schedule: it stops with "heat" within 30 s, and
+    the rate it trained at is still near the full rate (the cosine over 300 s, not over 30)."""
+    import dataclasses
+
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    state = small_run(epochs=1000)
+    state.train = dataclasses.replace(state.train, schedule="budget")
+    state.rule = StopRule(epochs=1000, budget=BUDGET, patience=None)
+    assert train_run(state, small_data(), DEVICE, tmp_path, {}, heat=StopRule(budget=30.0)) == "heat"
+    assert 25.0 < state.progress.seconds <= 30.0 and state.progress.budget_stop is None
+    assert state.rule.reached(state.progress) is None                  # the run itself goes on
+    assert all(row["lr"] > 0.95 * state.train.lr for row in state.progress.history)
+
+
+def test_only_a_fresh_run_from_the_forget_gate_bias_is_raced(tmp_path):
+    state = small_run()
+    state.train = state.train.__class__(**{**state.train.to_dict(), "chrono": 7.0})
+    with pytest.raises(ValueError, match="fresh run"):
+        race.race_starts(state, 1, small_data(), DEVICE, tmp_path, {})
+
+
+class LossesFrom:
+    """train_window as it is, but from the first batch of epoch ``epoch`` on it reports each
+    batch's loss ``factor`` times higher: the guard sees the loss level jump and stay (as
+    when a batch it let through had already put the parameters off)."""
+
+    def __init__(self, monkeypatch, tmp_path, epoch: int, factor: float):
+        import lstm_core.run
+
+        self.real, self.factor, self.batches, self.start = lstm_core.run.train_window, factor, 0, math.inf
+        monkeypatch.setattr(lstm_core.run, "train_window", self)
+        train_run(small_run(epochs=1), small_data(), DEVICE, tmp_path / "count", {})
+        self.start, self.batches = (epoch - 1) * self.batches + 1, 0
+
+    def __call__(self, *args, **kwargs):
+        self.batches += 1
+        loss = self.real(*args, **kwargs)
+        return loss * self.factor if self.batches >= self.start else loss
+
+
+def test_batches_that_spike_twice_in_a_row_go_back_to_the_best_epoch_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Every loss 100 times higher from epoch 3 on. The first such batch is undone; the second
+    takes the run back to its best epoch (both at half the rate: 0.0025), and the guard learns
+    the new level afresh instead of undoing every later batch at an ever lower rate (until
+    2026-12-02 the rate fell to 4e-8 and nothing was learned again)."""
+    LossesFrom(monkeypatch, tmp_path, epoch=3, factor=100.0)
+    state = small_run(epochs=6)
+    train_run(state, small_data(), DEVICE, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    best = 1 + min(range(2), key=lambda i: rows[i]["val_esr"])
+    assert rows[2]["event"] == f"2 batch(es) spiked: back to epoch {best} after two in a row, learning rate now 0.0025"
+    assert all(not row["event"] for row in rows[3:]), rows
+    assert all(math.isfinite(row["train_loss"]) for row in rows[3:])
+    assert state.base_lr == 0.0025 and np.isfinite(rows[-1]["val_esr"])
+
+
+class StopAfter(Reporter):
+    """Ctrl-C after the ``count``-th epoch told, of the run or of a race's second heat (its
+    files are saved by then), as train.py's user would press it."""
+
+    def __init__(self, count: int):
+        self.count = count
+
+    def epoch(self, row, improved):
+        self.count -= 1
+        if self.count == 0:
+            raise KeyboardInterrupt
+
+    rival_epoch = epoch
+
+
+def to_the_end(state, folder, reporter=None):
+    """What capture.session does with a fresh or resumed run (train_to_end)."""
+    return race.train_to_end(state, 1, small_data(), DEVICE, folder, {}, reporter, race=not state.progress.epoch)[0]
+
+
+@pytest.mark.parametrize("margin", [0.0, math.inf])
+@pytest.mark.parametrize("stop_after", [3, 5])     # epochs told: at heat 1's end, in heat 2 (within heat 1: test_run)
+def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path, monkeypatch, margin, stop_after):
+    """Heats of HEAT_EPOCHS (3) epochs, a run of 6 (on the fake clock, so that seconds agree
+    too): stopped after the 3rd or 5th epoch told (the 4th to 6th are heat 2's, told as
+    rival epochs) and resumed from its checkpoint, it ends exactly as the run straight
+    through, whichever start wins, model.npz and history.csv alike. (Within heat 1 the run
+    is train_run's, whose resume test_run.py checks.)"""
+    from test_run import assert_same_state
+
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    monkeypatch.setattr(race, "MARGIN", margin)
+    straight = to_the_end(small_run(epochs=6), tmp_path / "straight")
+    assert straight.progress.race["decided"] and straight.progress.epoch == 6
+    with pytest.raises(KeyboardInterrupt):
+        to_the_end(small_run(epochs=6), tmp_path / "stopped", StopAfter(stop_after))
+    assert not list((tmp_path / "stopped").glob(".race-*"))            # heat 2's folder is gone
+    resumed, _ = load_checkpoint(tmp_path / "stopped")
+    assert race.racing(resumed) and resumed.progress.heat_over
+    resumed = to_the_end(resumed, tmp_path / "stopped")
+    assert_same_state(straight, resumed)
+    assert read_history(tmp_path / "stopped" / "history.csv") == read_history(tmp_path / "straight" / "history.csv")
+    (_, _, straight_meta), (_, _, resumed_meta) = (load_model(tmp_path / f / "model.npz") for f in ("straight", "stopped"))
+    assert {**straight_meta, "date": ""} == {**resumed_meta, "date": ""} and straight_meta["race"]["decided"]
+
+
+@pytest.mark.parametrize("margin", [0.0])       # the chrono start wins: model.npz changes start
+def test_a_run_interrupted_between_the_decision_s_writes_resumes_to_the_same_end(tmp_path, monkeypatch, margin):
+    """Ctrl-C after the decision wrote model.npz and history.csv but before its checkpoint:
+    the checkpoint still says heat 1 is over, the resume runs heat 2 again and writes all
+    three from the winner, as the run straight through did."""
+    from test_run import assert_same_state
+
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    monkeypatch.setattr(race, "MARGIN", margin)
+    straight = to_the_end(small_run(epochs=6), tmp_path / "straight")
+    real_save = race.save_checkpoint
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(race, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        to_the_end(small_run(epochs=6), tmp_path / "stopped")
+    monkeypatch.setattr(race, "save_checkpoint", real_save)
+    resumed, _ = load_checkpoint(tmp_path / "stopped")
+    assert race.racing(resumed) and resumed.progress.heat_over
+    assert_same_state(straight, to_the_end(resumed, tmp_path / "stopped"))
+    (_, _, straight_meta), (_, _, resumed_meta) = (load_model(tmp_path / f / "model.npz") for f in ("straight", "stopped"))
+    assert {**straight_meta, "date": ""} == {**resumed_meta, "date": ""}
+
+
+def test_a_run_whose_patience_ends_within_its_first_heat_is_not_raced(tmp_path, monkeypatch):
+    """Patience 1 and a val ESR that only grows: the run stops after epoch 2, within its
+    first heat of 3; it says there was no race, and its checkpoint says none is under way."""
+    import lstm_core.run
+
+    scores = iter(range(1, 100))
+    monkeypatch.setattr(lstm_core.run, "validation_errors", lambda *args, **kwargs: (0.1 * next(scores), {}))
+    state = small_run(epochs=10)
+    state.rule = StopRule(epochs=10, patience=1)
+    told = []
+
+    class Notes(Reporter):
+        def note(self, text):
+            told.append(text)
+
+    run, reason = race.train_to_end(state, 1, small_data(), DEVICE, tmp_path, {}, Notes(), race=True)
+    assert run is state and reason == "patience" and state.progress.epoch == 2
+    assert told[-1] == "race: the run stopped within its first heat, so there was no race"
+    resumed, _ = load_checkpoint(tmp_path)
+    assert resumed.progress.race is None and not race.racing(resumed)
