@@ -136,7 +136,8 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
     winner.progress.seconds += loser.progress.seconds           # the whole run's time, the race's included
     verdict = (f"race: {start_name(winner.train.chrono)} goes on (best val ESR {rival.progress.best_esr:.3g} "
                f"from the chrono start, {state.progress.best_esr:.3g} from the forget-gate bias +1); "
-               f"the other heat's {loser.progress.seconds:.1f} s count as spent")
+               f"the other heat's {loser.progress.seconds:.1f} s count in the run's time"
+               f"{' and its budget' if winner.rule.budget is not None else ''}")
     if winner.progress.history:
         row = winner.progress.history[-1]
         row["event"] = "; ".join(filter(None, [row.get("event"), verdict]))
