@@ -137,10 +137,10 @@ def build_parser() -> ArgumentParser:
                         f"(the chrono initialisation). {ENVELOPE_CHRONO:g} taught effects with an envelope (an amp's "
                         "sag, a compressor) 1.4 to 1.7 times better at 120 s, and effects with little memory (a "
                         "filter, an overdrive, a fuzz) 3 to 10 times worse at 120 s; 0: forget-gate bias +1. "
-                        f"Default (auto): a race: the two starts (0, then {ENVELOPE_CHRONO:g}) train {HEAT_SHARE * 100:g} %% "
-                        f"of --budget each ({HEAT_EPOCHS} epochs without one) and the chrono start goes on if its best "
-                        f"val ESR is {MARGIN:g} times lower, else the other; a budget under {MIN_RACE_BUDGET:g} s, or "
-                        f"at most {HEAT_EPOCHS} epochs in all, is not raced; not with --init")
+                        f"Default (auto): a race: the two starts (0, then {ENVELOPE_CHRONO:g}) train "
+                        f"{HEAT_SHARE * 100:g} %% of --budget each ({HEAT_EPOCHS} epochs without one) and the chrono "
+                        f"start goes on if its best val ESR is {MARGIN:g} times lower, else the other; a budget under "
+                        f"{MIN_RACE_BUDGET:g} s, or at most {HEAT_EPOCHS} epochs in all, is not raced; not with --init")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,
                    help=f"time steps per Adam update: truncated BPTT length (default {DEFAULTS.tbptt})")
     g.add_argument("--pre-emphasis", type=float, default=DEFAULTS.pre_emphasis, metavar="A",
@@ -198,6 +198,7 @@ def build_parser() -> ArgumentParser:
 
 
 RESUME_MAY_CHANGE = ("input", "target", "resume", "force", "init", "epochs", "budget", "patience", "device")
+REPEATABLE = ("knob_range", "holdout")   # flags given once per value: None when not typed
 
 
 def resume_conflicts(argv: list) -> list[str]:
@@ -209,11 +210,11 @@ def resume_conflicts(argv: list) -> list[str]:
     defaults = vars(parser.parse_args([]))
     # The repeatable flags default to None and are typed when not None (argparse would append to a sentinel).
     parser.set_defaults(**{dest: not_given for dest, value in defaults.items() if value is not None
-                           or dest not in ("knob_range", "holdout")})
+                           or dest not in REPEATABLE})
     typed = vars(parser.parse_args(argv))
     return [("--no-skip" if value is False else f"--{dest.replace('_', '-')}") for dest, value in typed.items()
             if dest not in RESUME_MAY_CHANGE and value is not not_given
-            and not (value is None and dest in ("knob_range", "holdout"))]
+            and not (value is None and dest in REPEATABLE)]
 
 
 # ----------------------------------------------------------------------------- main

@@ -323,5 +323,5 @@ def test_the_page_names_a_fresh_model_s_start():
                                                     "won a race of 12 s a start against the forget-gate bias +1 (best "
                                                     "val ESR 0.02 against 0.05)")
     race = {**race, "heat": {"budget": None, "epochs": 3}, "best_esr": [0.001, None], "won": 0.0}
-    assert _fresh_start({"chrono": 0.0}, race) == ("random weights; it won a race of 3 epochs a start against the chrono "
-                                                   "initialisation (best val ESR 0.001 against none)")
+    assert _fresh_start({"chrono": 0.0}, race) == ("random weights; it won a race of 3 epochs a start against the "
+                                                   "chrono initialisation (best val ESR 0.001 against none)")

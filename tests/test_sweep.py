@@ -113,8 +113,8 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["chrono=2"], r"--grid chrono=2: must be 0 (off\), at least 3 samples, or "
                                                          "auto"),
                                           (["chrono=inf"], r"--grid chrono=inf: must be 0 (off\), at least 3"),
-                                          (["chrono=often"], r"--grid chrono=often: must be a number of samples such as "
-                                                             r"50, 0 (off\), or auto"),
+                                          (["chrono=often"], r"--grid chrono=often: must be a number of samples "
+                                                             r"such as 50, 0 (off\), or auto"),
                                           (["normalize_input=maybe"], "--grid normalize_input=maybe: must be yes "
                                                                       "or no"),
                                           (["hidden"], "--grid hidden: give KEY=V1,V2"),
