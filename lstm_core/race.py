@@ -25,25 +25,27 @@ the run's (--epochs counts the winner's epochs: the run trains HEAT_EPOCHS more 
 The schedule sees the whole budget all along (train_run's ``heat``). A run interrupted
 anywhere in the race resumes to the same end as one straight through (race_starts); one
 killed outright (kill -9) in heat 2 leaves that heat's folder (.race-*) behind, and its
-resume runs heat 2 again in a new one.
+resume deletes it (stale_heats) before it runs heat 2 again in a new one.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from .files.history import write_history
-from .run import (HISTORY_FILE, Reporter, RunState, StopRule, new_run, save_best_model, save_checkpoint,
-                  train_run)
+from .run import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, Reporter, RunState, StopRule, new_run,
+                  save_best_model, save_checkpoint, train_run)
 from .training import ENVELOPE_CHRONO
 
 HEAT_SHARE = 0.1           # of the budget, each heat
 HEAT_EPOCHS = 3            # each heat, for a run without a budget (epochs, not seconds: the same on any machine)
 MIN_RACE_BUDGET = 100.0    # seconds: a shorter budget is not raced (its heats would be 2 epochs or less on 2 cores)
 MARGIN = 1.5               # the chrono start wins when its best val ESR is this many times below the other's
+RIVAL_FOLDER = ".race-"    # the prefix of heat 2's temporary folder, inside the run folder
 
 
 def long_enough(rule: StopRule) -> bool:
@@ -120,7 +122,9 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
             return state
     rival = new_run(state.model, replace(state.train, chrono=rival_chrono), state.rule, state.options, seed)
     reporter.note(f"race, heat 2 of 2: {start_name(rival_chrono)}")
-    with tempfile.TemporaryDirectory(prefix=".race-", dir=folder) as rival_folder:
+    for stale in stale_heats(folder):
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=RIVAL_FOLDER, dir=folder) as rival_folder:
         train_run(rival, data, device, rival_folder, facts, _Rival(reporter), heat=heat)
     chrono_won = rival.progress.best_esr * MARGIN < state.progress.best_esr
     winner, loser = (rival, state) if chrono_won else (state, rival)
@@ -147,6 +151,20 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
     save_checkpoint(folder, winner, saved_facts)                # last: the race is decided
     reporter.note(verdict)
     return winner
+
+
+def stale_heats(folder: Path) -> list[Path]:
+    """The folders that a second heat killed outright (kill -9) left in the run folder
+    ``folder``: named RIVAL_FOLDER..., holding nothing but what a run writes (model.npz,
+    checkpoint.npz, history.csv, and the temporaries of their atomic writes, ".model.npz.*").
+    A folder holding anything else is not the race's, and stays."""
+    run_files = (MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE)
+
+    def written_by_a_run(path: Path) -> bool:
+        return path.is_file() and any(path.name == name or path.name.startswith(f".{name}.") for name in run_files)
+
+    return [path for path in folder.glob(RIVAL_FOLDER + "*")
+            if path.is_dir() and all(written_by_a_run(entry) for entry in path.iterdir())]
 
 
 class _Rival(Reporter):

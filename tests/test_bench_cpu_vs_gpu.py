@@ -22,7 +22,7 @@ GPU_LOOPS = [system.name for system in common.SYSTEMS if system.gpu_loop]       
 INFERENCE = [system.name for system in common.SYSTEMS if system.runner]
 
 TINY = ["--hidden", "4", "--batch", "4", "8", "--steps", "32", "--repeats", "2", "--audio-seconds", "1",
-        "--budgets", "1", "2", "--quality-seconds", "4"]
+        "--budgets", "1", "4", "--quality-seconds", "4"]
 
 
 def tables(text: str) -> list:
@@ -70,9 +70,11 @@ def test_every_part_without_torch(tmp_path, capsys):
     assert rows[0][0] == "4" and number(rows[0][1]) > 0
 
     header, rows = quality
-    assert header[:4] == ["device", "settings", "best 1 s", "best 2 s"]
+    assert header[:4] == ["device", "settings", "best 1 s", "best 4 s"]
     assert [row[0] for row in rows] == ["CPU"]              # no GPU asked for
-    assert 0 < number(rows[0][3]) < 2                       # a val ESR within 2 s of training
+    # A val ESR within 4 s of training: a budget of 2 s was once too short for the first epoch
+    # on a loaded machine (the cell then read "nan"), and 4 s gives it twice that.
+    assert 0 < number(rows[0][3]) < 2
     if importlib.util.find_spec("matplotlib") is not None:
         assert plot.stat().st_size > 1000
 

@@ -194,9 +194,17 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     with pytest.raises(KeyboardInterrupt):
         to_the_end(small_run(epochs=6), tmp_path / "stopped", StopAfter(stop_after))
     assert not list((tmp_path / "stopped").glob(".race-*"))            # heat 2's folder is gone
+    killed = tmp_path / "stopped" / ".race-killed"                      # as kill -9 in heat 2 leaves one
+    killed.mkdir()
+    (killed / "checkpoint.npz").write_bytes(b"heat 2, cut off")
+    (killed / ".model.npz.x1y2.npz").write_bytes(b"cut off while written")
+    not_ours = tmp_path / "stopped" / ".race-notes"                     # a user's folder, whatever its name
+    not_ours.mkdir()
+    (not_ours / "notes.txt").write_text("mine")
     resumed, _ = load_checkpoint(tmp_path / "stopped")
     assert race.racing(resumed) and resumed.progress.heat_over
     resumed = to_the_end(resumed, tmp_path / "stopped")
+    assert not killed.exists() and (not_ours / "notes.txt").read_text() == "mine"
     assert_same_state(straight, resumed)
     assert read_history(tmp_path / "stopped" / "history.csv") == read_history(tmp_path / "straight" / "history.csv")
     assert same_model_files(tmp_path / "straight", tmp_path / "stopped")["race"]["decided"]
