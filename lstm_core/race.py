@@ -25,7 +25,7 @@ the run's (--epochs counts the winner's epochs: the run trains HEAT_EPOCHS more 
 The schedule sees the whole budget all along (train_run's ``heat``). A run interrupted
 anywhere in the race resumes to the same end as one straight through (race_starts); one
 killed outright (kill -9) in heat 2 leaves that heat's folder (.race-*) behind, and its
-resume deletes it (stale_heats) before it runs heat 2 again in a new one.
+resume deletes it (stale_heats, and says so) before it runs heat 2 again in a new one.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
     held = state.progress.race["heat"]
     heat = StopRule(epochs=held["epochs"], budget=held["budget"], patience=None)
     rival_chrono = ENVELOPE_CHRONO
+    resumed_after_heat_1 = state.progress.heat_over     # heat 2 may have been killed here before
     if not state.progress.heat_over:
         reporter.note(f"race, heat 1 of 2: {start_name(0.0)}, for {heat_text(held)} (then "
                       f"{start_name(rival_chrono)} as long; it goes on if its best val ESR is {MARGIN:g} times "
@@ -122,8 +123,9 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
             return state
     rival = new_run(state.model, replace(state.train, chrono=rival_chrono), state.rule, state.options, seed)
     reporter.note(f"race, heat 2 of 2: {start_name(rival_chrono)}")
-    for stale in stale_heats(folder):
+    for stale in stale_heats(folder) if resumed_after_heat_1 else []:
         shutil.rmtree(stale, ignore_errors=True)
+        reporter.note(f"race: deleted {stale.name}, the second heat of a run killed before (kill -9)")
     with tempfile.TemporaryDirectory(prefix=RIVAL_FOLDER, dir=folder) as rival_folder:
         train_run(rival, data, device, rival_folder, facts, _Rival(reporter), heat=heat)
     chrono_won = rival.progress.best_esr * MARGIN < state.progress.best_esr
@@ -154,17 +156,24 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
 
 
 def stale_heats(folder: Path) -> list[Path]:
-    """The folders that a second heat killed outright (kill -9) left in the run folder
-    ``folder``: named RIVAL_FOLDER..., holding nothing but what a run writes (model.npz,
-    checkpoint.npz, history.csv, and the temporaries of their atomic writes, ".model.npz.*").
-    A folder holding anything else is not the race's, and stays."""
+    """The folders that a second heat killed outright (kill -9) may have left in the run
+    folder ``folder``: named RIVAL_FOLDER..., holding nothing but what a run writes
+    (model.npz, checkpoint.npz, history.csv, and the temporaries of their atomic writes,
+    ".model.npz.*"). A folder holding anything else, or one that cannot be read, is not
+    taken for the race's. race_starts deletes them only when it resumes a run whose first
+    heat had ended, the one case where its own second heat can have been killed."""
     run_files = (MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE)
 
     def written_by_a_run(path: Path) -> bool:
         return path.is_file() and any(path.name == name or path.name.startswith(f".{name}.") for name in run_files)
 
-    return [path for path in folder.glob(RIVAL_FOLDER + "*")
-            if path.is_dir() and all(written_by_a_run(entry) for entry in path.iterdir())]
+    def only_run_files(path: Path) -> bool:
+        try:
+            return path.is_dir() and all(written_by_a_run(entry) for entry in path.iterdir())
+        except OSError:
+            return False
+
+    return [path for path in folder.glob(RIVAL_FOLDER + "*") if only_run_files(path)]
 
 
 class _Rival(Reporter):

@@ -2,6 +2,8 @@
 on run.py's fake clock: a batch takes 1 s, a validation 0.5 s."""
 
 import math
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -189,16 +191,21 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
 
     fake_clock(monkeypatch, batch=1.0, validation=0.5)
     monkeypatch.setattr(race, "MARGIN", margin)
+    before = tmp_path / "straight" / ".race-kept"        # a fresh run never deletes a folder of this name
+    before.mkdir(parents=True)
+    (before / "checkpoint.npz").write_bytes(b"kept")
     straight = to_the_end(small_run(epochs=6), tmp_path / "straight")
     assert straight.progress.race["decided"] and straight.progress.epoch == 6
+    assert (before / "checkpoint.npz").read_bytes() == b"kept"
     with pytest.raises(KeyboardInterrupt):
         to_the_end(small_run(epochs=6), tmp_path / "stopped", StopAfter(stop_after))
     assert not list((tmp_path / "stopped").glob(".race-*"))            # heat 2's folder is gone
     killed = tmp_path / "stopped" / ".race-killed"                      # as kill -9 in heat 2 leaves one
     killed.mkdir()
     (killed / "checkpoint.npz").write_bytes(b"heat 2, cut off")
-    (killed / ".model.npz.x1y2.npz").write_bytes(b"cut off while written")
-    not_ours = tmp_path / "stopped" / ".race-notes"                     # a user's folder, whatever its name
+    handle, _ = tempfile.mkstemp(dir=killed, prefix=".model.npz.", suffix=".npz")   # as atomic.py names one
+    os.close(handle)
+    not_ours = tmp_path / "stopped" / ".race-notes"                     # a folder holding anything else
     not_ours.mkdir()
     (not_ours / "notes.txt").write_text("mine")
     resumed, _ = load_checkpoint(tmp_path / "stopped")
