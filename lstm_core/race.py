@@ -36,6 +36,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from .files.atomic import temporary_prefix
 from .files.history import write_history
 from .run import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, Reporter, RunState, StopRule, new_run,
                   save_best_model, save_checkpoint, train_run)
@@ -123,9 +124,10 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
             return state
     rival = new_run(state.model, replace(state.train, chrono=rival_chrono), state.rule, state.options, seed)
     reporter.note(f"race, heat 2 of 2: {start_name(rival_chrono)}")
-    for stale in stale_heats(folder) if resumed_after_heat_1 else []:
-        shutil.rmtree(stale, ignore_errors=True)
-        reporter.note(f"race: deleted {stale.name}, the second heat of a run killed before (kill -9)")
+    if resumed_after_heat_1:
+        for stale in stale_heats(folder):
+            shutil.rmtree(stale, ignore_errors=True)
+            reporter.note(f"race: deleted {stale.name}, the second heat of a run killed before (kill -9)")
     with tempfile.TemporaryDirectory(prefix=RIVAL_FOLDER, dir=folder) as rival_folder:
         train_run(rival, data, device, rival_folder, facts, _Rival(reporter), heat=heat)
     chrono_won = rival.progress.best_esr * MARGIN < state.progress.best_esr
@@ -165,7 +167,8 @@ def stale_heats(folder: Path) -> list[Path]:
     run_files = (MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE)
 
     def written_by_a_run(path: Path) -> bool:
-        return path.is_file() and any(path.name == name or path.name.startswith(f".{name}.") for name in run_files)
+        return path.is_file() and any(path.name == name or path.name.startswith(temporary_prefix(name))
+                                      for name in run_files)
 
     def only_run_files(path: Path) -> bool:
         try:

@@ -72,8 +72,8 @@ def test_every_part_without_torch(tmp_path, capsys):
     header, rows = quality
     assert header[:4] == ["device", "settings", "best 1 s", "best 4 s"]
     assert [row[0] for row in rows] == ["CPU"]              # no GPU asked for
-    # A val ESR within 4 s of training: a budget of 2 s was once too short for the first epoch
-    # on a loaded machine (the cell then read "nan"), and 4 s gives it twice that.
+    # A val ESR (below 2) within 4 s of training: a budget of 2 s was once too short for the
+    # first epoch on a loaded machine (the cell then read "nan"), and 4 s gives it twice that.
     assert 0 < number(rows[0][3]) < 2
     if importlib.util.find_spec("matplotlib") is not None:
         assert plot.stat().st_size > 1000

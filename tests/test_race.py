@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lstm_core.race as race
+from lstm_core.files.atomic import temporary_prefix
 from lstm_core.files.history import read_history
 from lstm_core.files.npz import load_model
 from lstm_core.run import Reporter, StopRule, load_checkpoint, train_run
@@ -203,7 +204,7 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     killed = tmp_path / "stopped" / ".race-killed"                      # as kill -9 in heat 2 leaves one
     killed.mkdir()
     (killed / "checkpoint.npz").write_bytes(b"heat 2, cut off")
-    handle, _ = tempfile.mkstemp(dir=killed, prefix=".model.npz.", suffix=".npz")   # as atomic.py names one
+    handle, _ = tempfile.mkstemp(dir=killed, prefix=temporary_prefix("model.npz"), suffix=".npz")   # atomic.py's
     os.close(handle)
     not_ours = tmp_path / "stopped" / ".race-notes"                     # a folder holding anything else
     not_ours.mkdir()

@@ -13,6 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def temporary_prefix(name: str) -> str:
+    """How the name of atomic_output's temporary for a file named ``name`` begins (".model.npz.")."""
+    return f".{name}."
+
+
 @contextmanager
 def atomic_output(path):
     """Yield a temporary path beside ``path``; when the block succeeds it is renamed onto
@@ -20,7 +25,7 @@ def atomic_output(path):
     (mkstemp's are owner-only), and errors name ``path``, not the temporary."""
     path = Path(path)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=path.suffix)
     except OSError as exc:                       # an unwritable folder: say so of the file asked for
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     os.close(handle)
