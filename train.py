@@ -30,7 +30,7 @@ from lstm_core.devices import CPU, GPU
 from lstm_core.files.model_file import ModelFileError
 from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
-from lstm_core.race import HEAT_EPOCHS, HEAT_SHARE, MARGIN, MIN_RACE_BUDGET
+from lstm_core.race import HEAT_AUDIO, HEAT_EPOCHS, HEAT_SHARE, MARGIN, MIN_RACE_BUDGET
 from lstm_core.run import Reporter, db
 from lstm_core.schedule import SCHEDULES
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL,
@@ -137,8 +137,9 @@ def build_parser() -> ArgumentParser:
                         f"(the chrono initialisation). {ENVELOPE_CHRONO:g} taught effects with an envelope (an amp's "
                         "sag, a compressor) 1.4 to 1.7 times better at 120 s, and effects with little memory (a "
                         "filter, an overdrive, a fuzz) 3 to 10 times worse at 120 s; 0: forget-gate bias +1. "
-                        f"Default (auto): a race: the two starts (0, then {ENVELOPE_CHRONO:g}) train "
-                        f"{HEAT_SHARE * 100:g} %% of --budget each ({HEAT_EPOCHS} epochs without one) and the chrono "
+                        f"Default (auto): a race: the two starts (0, then {ENVELOPE_CHRONO:g}) train {HEAT_EPOCHS} "
+                        f"epochs each of at most {HEAT_AUDIO:g} s of windows from the training audio, or "
+                        f"{HEAT_SHARE * 100:g} %% of --budget if that comes first, and the chrono "
                         f"start goes on if its best val ESR is {MARGIN:g} times lower, else the other; a budget under "
                         f"{MIN_RACE_BUDGET:g} s, or at most {HEAT_EPOCHS} epochs in all, is not raced; not with --init")
     g.add_argument("--tbptt", type=int, default=DEFAULTS.tbptt,

@@ -88,7 +88,7 @@ from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
 from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
-from lstm_core.race import HEAT_SHARE, MIN_RACE_BUDGET, train_to_end  # noqa: E402
+from lstm_core.race import HEAT_AUDIO, HEAT_EPOCHS, HEAT_SHARE, MIN_RACE_BUDGET, train_to_end  # noqa: E402
 from lstm_core.run import StopRule, new_run  # noqa: E402
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR,  # noqa: E402
                                 SATURATED_ESR, TrainConfig, default_input_level, input_gain_for)
@@ -361,8 +361,8 @@ def main(argv=None) -> int:
                   f"ESR below {LINEAR_ESR:g}, or {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS where it leaves at least "
                   f"{SATURATED_ESR:g}, as train.py picks it")
     race_text = (f", the start raced where the budget is {MIN_RACE_BUDGET:g} s or more (the forget-gate bias +1 "
-                 f"against chrono {ENVELOPE_CHRONO:g}, {HEAT_SHARE * 100:g} % of the budget each; a run per "
-                 f"budget)") if race else ""
+                 f"against chrono {ENVELOPE_CHRONO:g}, {HEAT_EPOCHS} epochs of at most {HEAT_AUDIO:g} s each, "
+                 f"or {HEAT_SHARE * 100:g} % of the budget if that comes first; a run per budget)") if race else ""
     ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
                  f"segment {CPU.segment} s, the input trained as if at "
                  f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'}{race_text})"

@@ -8,8 +8,10 @@ effects with little memory (filters, overdrives, a fuzz) 2 to 19 times worse, an
 measured on the pair beforehand told them apart (RESULTS.md "Chrono initialisation").
 A few seconds of training do (RESULTS.md "Racing the two starts"):
 
-    heat 1:  the forget-gate bias +1 trains for HEAT_SHARE of the budget (HEAT_EPOCHS
-             epochs without one), in the run folder, as any run does
+    heat 1:  the forget-gate bias +1 trains for HEAT_EPOCHS epochs, or HEAT_SHARE of the
+             budget if that comes first, in the run folder, as any run does; a heat's epoch
+             is at most HEAT_AUDIO seconds of windows, drawn afresh each epoch from across
+             the whole training audio (HeatData)
     heat 2:  the chrono start, from the same seed, for as long, in a folder of its own;
              its epochs are told to the Reporter's rival_epoch, not its epoch
     winner:  the chrono start when its best val ESR is below the other's over MARGIN,
@@ -17,6 +19,17 @@ A few seconds of training do (RESULTS.md "Racing the two starts"):
              history.csv and checkpoint.npz written from it), the other heat's seconds
              counted as spent (the budget is the whole run's; history.csv's seconds are
              the run's wall time, the second heat's after the first's)
+
+Why heats are short, and their epochs capped: the chrono start's lead on an effect with an
+envelope is widest early and narrows as both train (the amp-like effect: 3 times at 12 s,
+1.5 times at 30 s), while the forget bias +1 keeps a wide lead on the effects with little
+memory (RESULTS.md "Racing the two starts"). On a long capture (216 s of training audio)
+with a 600 s budget, heats of a tenth of the budget (60 s: two or three epochs, whole or
+capped) let the amp-like effect's lead fall under the margin in four runs of five and
+handed it to the slower start; three capped epochs (about 25 s on 2 cores) gave it to
+chrono in every run, 2.4 to 3.5 times ahead, the compressor to chrono too, and the
+low-pass, the overdrive and the resonant filter to the forget bias +1 (RESULTS.md "Short
+heats"). The heat that loses costs a long budget less, too.
 
 A run too short to race (a budget under MIN_RACE_BUDGET, whose heats would be 2 epochs or
 less on 2 cores, or at most HEAT_EPOCHS epochs in all) trains from the forget-gate bias +1
@@ -36,14 +49,18 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .files.atomic import temporary_prefix
 from .files.history import write_history
 from .run import (CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, Reporter, RunState, StopRule, new_run,
                   save_best_model, save_checkpoint, train_run)
-from .training import ENVELOPE_CHRONO
+from .training import ENVELOPE_CHRONO, segment_samples
 
-HEAT_SHARE = 0.1           # of the budget, each heat
-HEAT_EPOCHS = 3            # each heat, for a run without a budget (epochs, not seconds: the same on any machine)
+HEAT_SHARE = 0.1           # of the budget, each heat at most
+HEAT_EPOCHS = 3            # each heat at most (epochs, not seconds: the same on any machine)
+HEAT_AUDIO = 48.0          # seconds: a heat's epoch holds at most this much audio's windows (the 48 s of training
+                           # audio the race was measured on); a shorter capture's epochs are whole
 MIN_RACE_BUDGET = 100.0    # seconds: a shorter budget is not raced (its heats would be 2 epochs or less on 2 cores)
 MARGIN = 1.5               # the chrono start wins when its best val ESR is this many times below the other's
 RIVAL_FOLDER = ".race-"    # the prefix of heat 2's temporary folder, inside the run folder
@@ -55,15 +72,25 @@ def long_enough(rule: StopRule) -> bool:
 
 
 def heat_rule(rule: StopRule) -> StopRule:
-    """How long each start trains before the race is decided, for a run stopped by ``rule``."""
-    if rule.budget is None:
-        return StopRule(epochs=HEAT_EPOCHS, patience=None)
-    return StopRule(budget=HEAT_SHARE * rule.budget, patience=None)
+    """How long each start trains before the race is decided, for a run stopped by ``rule``:
+    HEAT_EPOCHS epochs, or HEAT_SHARE of its budget if that comes first."""
+    return StopRule(epochs=HEAT_EPOCHS, budget=None if rule.budget is None else HEAT_SHARE * rule.budget,
+                    patience=None)
+
+
+def heat_windows(rate: int, segment: int) -> int:
+    """The windows of a heat's epoch at most: HEAT_AUDIO seconds of them (``segment``
+    loss-carrying samples each, at ``rate``)."""
+    return max(1, round(HEAT_AUDIO * rate / segment))
 
 
 def heat_text(heat: dict) -> str:
-    """A heat (heat_rule's, as a dict) as the run's lines and report say it: "12 s", "3 epochs"."""
-    return f"{heat['budget']:g} s" if heat.get("budget") else f"{heat['epochs']} epochs"
+    """A heat (race_starts', as a dict) as the run's lines and report say it: "12 s or 3
+    epochs", "3 epochs" (a race begun before heats had an epoch limit: "60 s")."""
+    said = [f"{heat['budget']:g} s"] if heat.get("budget") else []
+    if not said or heat.get("windows"):
+        said.append(f"{heat['epochs']} epochs")
+    return " or ".join(said)
 
 
 def start_name(chrono: float) -> str:
@@ -108,9 +135,13 @@ def race_starts(state: RunState, seed: int, data, device, folder, facts: dict,
     saved_facts = {**facts, "sample_rate": int(data.rate)}
     if state.progress.race is None:           # heat 1's checkpoints say that the race is under way
         heat = heat_rule(state.rule)
-        state.progress.race = {"heat": {"budget": heat.budget, "epochs": heat.epochs}, "decided": False}
+        windows = heat_windows(data.rate, segment_samples(device.segment, data.rate, state.train.tbptt))
+        state.progress.race = {"heat": {"budget": heat.budget, "epochs": heat.epochs, "windows": windows},
+                               "decided": False}
     held = state.progress.race["heat"]
     heat = StopRule(epochs=held["epochs"], budget=held["budget"], patience=None)
+    if held.get("windows"):                   # (a race begun before the cap resumes as it began: whole epochs)
+        data = HeatData(data, held["windows"])
     rival_chrono = ENVELOPE_CHRONO
     resumed_after_heat_1 = state.progress.heat_over     # heat 2 may have been killed here before
     if not state.progress.heat_over:
@@ -177,6 +208,31 @@ def stale_heats(folder: Path) -> list[Path]:
             return False
 
     return [path for path in folder.glob(RIVAL_FOLDER + "*") if only_run_files(path)]
+
+
+class HeatData:
+    """The training data (run.TrainingData) as a heat sees it: each epoch the first
+    ``windows`` windows of the data's own shuffled epoch (its last batch cut short), so
+    that a long capture's heat validates as often as a short one's and still trains on
+    windows from all of it. A capture with fewer windows is seen whole."""
+
+    def __init__(self, data, windows: int):
+        self.data, self.windows = data, windows
+        self.rate, self.validation = data.rate, data.validation
+
+    def window_count(self, segment: int, warmup: int) -> int:
+        return min(self.windows, self.data.window_count(segment, warmup))
+
+    def epoch_batches(self, segment: int, warmup: int, batch: int, rng, knob_jitter: float = 0.0,
+                      knob_blend: float = 0.0):
+        left = self.window_count(segment, warmup)
+        for x, y in self.data.epoch_batches(segment, warmup, batch, rng, knob_jitter, knob_blend):
+            if left <= 0:
+                return
+            if x.shape[-1] > left:            # x (T, I, B), y (T, B): the batch's first ``left`` windows
+                x, y = np.ascontiguousarray(x[..., :left]), np.ascontiguousarray(y[..., :left])
+            left -= x.shape[-1]
+            yield x, y
 
 
 class _Rival(Reporter):

@@ -78,6 +78,75 @@ def test_the_winner_s_files_are_the_run_s_and_the_loser_s_time_is_spent(tmp_path
     assert meta["race"] == held
 
 
+def test_a_heat_s_epoch_is_capped_and_drawn_afresh_from_the_whole_capture():
+    """HeatData: each epoch the first ``windows`` windows of the data's shuffled epoch (the
+    last batch cut short, contiguous), drawn from across the whole training audio over the
+    epochs; a capture with fewer windows is seen whole."""
+    from audio_io.dataset import Dataset
+    from audio_io.pair import Pair
+    from lstm_core.training import segment_samples
+
+    n = 3 * 8000
+    x = (np.arange(n) / n).astype(np.float32)         # each sample tells where it lies
+    data = Dataset(x[:20000], x[:20000], x[20000:], x[20000:], Pair(x, x, 8000))
+    segment, warmup = segment_samples(DEVICE.segment, 8000, 100), 100
+    whole = data.window_count(segment, warmup)
+    capped = race.HeatData(data, 10)
+    assert capped.window_count(segment, warmup) == 10 < whole and capped.rate == 8000
+    assert race.HeatData(data, whole + 5).window_count(segment, warmup) == whole
+    rng, starts = np.random.default_rng(0), []
+    for _ in range(30):
+        batches = list(capped.epoch_batches(segment, warmup, 4, rng))
+        assert [b[0].shape[-1] for b in batches] == [4, 4, 2] and all(b[0].flags.c_contiguous for b in batches)
+        epoch = np.concatenate([np.round(b[0][0, 0] * n) for b in batches])
+        assert len(set(epoch)) == 10                    # ten different windows in an epoch
+        starts.extend(epoch)
+    assert min(starts) < 0.1 * 20000 and max(starts) > 0.85 * 20000 - segment - warmup
+    assert sum(b[0].shape[-1] for b in race.HeatData(data, 10_000).epoch_batches(segment, warmup, 4, rng)) == whole
+
+
+def test_a_long_capture_s_heats_are_capped_epochs_and_the_winner_trains_whole_ones(tmp_path, monkeypatch):
+    """With HEAT_AUDIO made 0.5 s (10 windows of the small data's 46), each heat is HEAT_EPOCHS
+    epochs of 3 batches on the fake clock (3.5 s each with the validation), far within its
+    30 s; the race says so, and the run that goes on trains whole epochs of 12 batches."""
+    monkeypatch.setattr(race, "HEAT_AUDIO", 0.5)
+    told = Told()
+    winner, folder = raced_run(tmp_path, monkeypatch, 0.0, told)      # chrono wins: its rows follow heat 1's time
+    held = winner.progress.race
+    assert told.epochs == told.rivals == [1, 2, 3]
+    assert held["heat"] == {"budget": race.HEAT_SHARE * BUDGET, "epochs": race.HEAT_EPOCHS, "windows": 10}
+    assert held["seconds"] == pytest.approx([3 * 3.5, 3 * 3.5])
+    assert race.heat_text(held["heat"]) == "30 s or 3 epochs"
+    assert train_run(winner, small_data(), DEVICE, folder, {}, heat=StopRule(epochs=4)) == "heat"
+    rows = read_history(folder / "history.csv")
+    assert [round(b["seconds"] - a["seconds"], 6) for a, b in zip(rows, rows[1:])] == [3.5, 3.5, 12.5]
+
+
+def test_a_race_begun_before_heats_were_capped_resumes_as_it_began(tmp_path, monkeypatch):
+    """A checkpoint from before the cap holds a heat of a budget alone ({"budget", "epochs":
+    1000}): its race goes on with whole epochs (12.5 s each here) until the 30 s cut the
+    third short."""
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    monkeypatch.setattr(race, "HEAT_AUDIO", 0.5)
+    monkeypatch.setattr(race, "MARGIN", math.inf)        # the forget bias +1 goes on: its rows are heat 1's
+    state = small_run(epochs=1000)
+    state.rule = StopRule(epochs=1000, budget=BUDGET, patience=None)
+    state.progress.race = {"heat": {"budget": 30.0, "epochs": 1000}, "decided": False}
+    told = Told()
+    winner = race.race_starts(state, 1, small_data(), DEVICE, tmp_path / "run", {}, told)
+    assert told.epochs == told.rivals == [1, 2, 3] and winner.train.chrono == 0.0
+    assert [row["seconds"] for row in winner.progress.history][:2] == pytest.approx([12.5, 25.0])
+    assert all(25.0 < seconds <= 30.0 for seconds in winner.progress.race["seconds"])
+    assert winner.progress.race["heat"] == {"budget": 30.0, "epochs": 1000}
+
+
+def test_the_heat_rule_is_epochs_or_a_share_of_the_budget_whichever_first():
+    assert race.heat_rule(StopRule(epochs=50, patience=None)) == StopRule(epochs=race.HEAT_EPOCHS, patience=None)
+    assert race.heat_rule(StopRule(budget=600.0)) == StopRule(epochs=race.HEAT_EPOCHS, budget=60.0, patience=None)
+    assert race.heat_text({"budget": None, "epochs": 3, "windows": 96}) == "3 epochs"
+    assert race.heat_text({"budget": 60.0, "epochs": 1000}) == "60 s"     # a race begun before the cap
+
+
 @pytest.mark.parametrize("rule", [StopRule(epochs=3, patience=None), StopRule(budget=90.0, patience=None)])
 def test_a_run_too_short_to_race_trains_from_the_forget_gate_bias_unraced(tmp_path, monkeypatch, rule):
     """At most HEAT_EPOCHS epochs in all, or a budget under MIN_RACE_BUDGET: no race, and

@@ -322,6 +322,8 @@ def test_the_page_names_a_fresh_model_s_start():
     assert _fresh_start({"chrono": 50.0}, race) == ("random weights, chrono initialisation over 1 to 50 samples; it "
                                                     "won a race of 12 s a start against the forget-gate bias +1 (best "
                                                     "val ESR 0.02 against 0.05)")
+    capped = {**race, "heat": {"budget": 60.0, "epochs": 3, "windows": 96}}          # heats since 2026-12-02
+    assert "; it won a race of 60 s or 3 epochs a start against" in _fresh_start({"chrono": 50.0}, capped)
     race = {**race, "heat": {"budget": None, "epochs": 3}, "best_esr": [0.001, None], "won": 0.0}
     assert _fresh_start({"chrono": 0.0}, race) == ("random weights; it won a race of 3 epochs a start against the "
                                                    "chrono initialisation (best val ESR 0.001 against none)")
