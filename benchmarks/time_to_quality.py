@@ -10,7 +10,8 @@ it: what early stopping would have kept.
     ours      lstm_core.race.train_to_end, what train.py runs, with train.py's CPU settings
               (lstm_core.devices: ParallelTrainer over every core) and its defaults: the
               start raced where the budget is long enough (since 2026-12-02: a run per
-              budget, as the race's heats are a share of it; lstm_core/race.py), the
+              budget, as the race's heats are a share of it, or 3 epochs if those come
+              first; lstm_core/race.py), the
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
               linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
               +6 dBFS RMS for a pair that no linear filter comes close to (a high-gain one,

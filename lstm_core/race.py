@@ -24,9 +24,9 @@ Why heats are short, and their epochs capped: the chrono start's lead on an effe
 envelope is widest early and narrows as both train (the amp-like effect: 3 times at 12 s,
 1.5 times at 30 s), while the forget bias +1 keeps a wide lead on the effects with little
 memory (RESULTS.md "Racing the two starts"). On a long capture (216 s of training audio)
-with a 600 s budget, heats of a tenth of the budget (60 s: two or three epochs, whole or
-capped) let the amp-like effect's lead fall under the margin in four runs of five and
-handed it to the slower start; three capped epochs (about 25 s on 2 cores) gave it to
+with a 600 s budget, heats of a tenth of the budget (60 s: two or three whole epochs, or
+about seven capped ones) let the amp-like effect's lead fall under the margin in four runs
+of six and handed it to the slower start; three capped epochs (about 25 s on 2 cores) gave it to
 chrono in every run, 2.4 to 3.5 times ahead, the compressor to chrono too, and the
 low-pass, the overdrive and the resonant filter to the forget bias +1 (RESULTS.md "Short
 heats"). The heat that loses costs a long budget less, too.
@@ -227,12 +227,12 @@ class HeatData:
                       knob_blend: float = 0.0):
         left = self.window_count(segment, warmup)
         for x, y in self.data.epoch_batches(segment, warmup, batch, rng, knob_jitter, knob_blend):
-            if left <= 0:
-                return
             if x.shape[-1] > left:            # x (T, I, B), y (T, B): the batch's first ``left`` windows
                 x, y = np.ascontiguousarray(x[..., :left]), np.ascontiguousarray(y[..., :left])
             left -= x.shape[-1]
             yield x, y
+            if left <= 0:                     # before the data builds a batch that would not be used
+                return
 
 
 class _Rival(Reporter):

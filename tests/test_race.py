@@ -102,11 +102,12 @@ def test_a_heat_s_epoch_is_capped_and_drawn_afresh_from_the_whole_capture():
         assert len(set(epoch)) == 10                    # ten different windows in an epoch
         starts.extend(epoch)
     assert min(starts) < 0.1 * 20000 and max(starts) > 0.85 * 20000 - segment - warmup
-    assert sum(b[0].shape[-1] for b in race.HeatData(data, 10_000).epoch_batches(segment, warmup, 4, rng)) == whole
+    uncapped = sum(b[0].shape[-1] for b in race.HeatData(data, 10_000).epoch_batches(segment, warmup, 4, rng))
+    assert whole - 1 <= uncapped <= whole              # a whole epoch (one window fewer on some grid offsets)
 
 
 def test_a_long_capture_s_heats_are_capped_epochs_and_the_winner_trains_whole_ones(tmp_path, monkeypatch):
-    """With HEAT_AUDIO made 0.5 s (10 windows of the small data's 46), each heat is HEAT_EPOCHS
+    """With HEAT_AUDIO made 0.5 s (10 windows of the small data's 46 or 47), each heat is HEAT_EPOCHS
     epochs of 3 batches on the fake clock (3.5 s each with the validation), far within its
     30 s; the race says so, and the run that goes on trains whole epochs of 12 batches."""
     monkeypatch.setattr(race, "HEAT_AUDIO", 0.5)
