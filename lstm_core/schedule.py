@@ -24,8 +24,9 @@ slowed it (the budget cosine lost there too, "A louder input level for high-gain
 though it had won at the defaults of 2026-11-30). So they are not offered. A cool-down
 (HOLD 0.8: the full rate for 80 % of the budget, then the cosine) tied the constant rate
 there on four pairs of model seed and music (RESULTS.md "The amp-like effect over five
-model seeds"), presumably because the running average of the parameters already does what
-a cool-down would (not tested).
+model seeds"), and again at 600 s on a 216 s capture, 1.01 and 1.02 times better on two
+seeds (RESULTS.md "A cool-down, longer segments and the rate at 600 s"), presumably because
+the running average of the parameters already does what a cool-down would (not tested).
 """
 
 from __future__ import annotations
