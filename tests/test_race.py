@@ -13,7 +13,7 @@ from lstm_core.files.atomic import temporary_prefix
 from lstm_core.files.history import read_history
 from lstm_core.files.npz import load_model
 from lstm_core.run import Reporter, StopRule, load_checkpoint, train_run
-from lstm_core.training import ENVELOPE_CHRONO, segment_samples
+from lstm_core.training import ENVELOPE_CHRONO, TrainConfig, segment_samples
 
 from test_run import DEVICE, RATE, fake_clock, small_data, small_run
 
@@ -107,9 +107,10 @@ def test_a_heat_s_epoch_is_capped_and_drawn_afresh_from_the_whole_capture():
 
 
 def test_a_heat_s_epoch_over_a_capture_set_is_the_set_s_own_epoch_cut_short(tmp_path):
-    """HeatData over a capture set (CaptureDataset, with the knob noise and blending a run
-    gives it): the windows of the set's own epoch from the same generator, knob input and
-    targets alike, the first 10 of them, in batches of 4, 4 and 2."""
+    """HeatData over a capture set (CaptureDataset, with a run's default knob noise and
+    blending; the rows share their dry take, so windows are blended, none jittered): the
+    windows of the set's own epoch from the same generator, knob input and targets alike,
+    the first 10 of them, in batches of 4, 4 and 2."""
     from audio_io.capture_set import read_capture_set
     from audio_io.dataset import load_capture_dataset
     from test_knobs import write_set
@@ -119,14 +120,15 @@ def test_a_heat_s_epoch_over_a_capture_set_is_the_set_s_own_epoch_cut_short(tmp_
     segment, warmup = segment_samples(DEVICE.segment, data.rate, 100), 100
     capped = race.HeatData(data, 10)
     assert capped.window_count(segment, warmup) == 10 < data.window_count(segment, warmup)
-    whole = list(data.epoch_batches(segment, warmup, 4, np.random.default_rng(3), 0.05, 0.75))
-    heat = list(capped.epoch_batches(segment, warmup, 4, np.random.default_rng(3), 0.05, 0.75))
+    knob_args = TrainConfig().knob_jitter, TrainConfig().knob_blend
+    whole = list(data.epoch_batches(segment, warmup, 4, np.random.default_rng(3), *knob_args))
+    heat = list(capped.epoch_batches(segment, warmup, 4, np.random.default_rng(3), *knob_args))
     assert [x.shape[1:] for x, _ in heat] == [(2, 4), (2, 4), (2, 2)]
     for part in (0, 1):                              # x (T, 2, B): the audio and the knob; y (T, B)
         assert np.array_equal(np.concatenate([b[part] for b in heat], -1),
                               np.concatenate([b[part] for b in whole], -1)[..., :10])
     knobs = np.concatenate([x[:, 1] for x, _ in heat], -1)
-    assert np.unique(np.round(knobs[0], 6)).size > 1     # windows from more than one setting, jittered
+    assert np.unique(np.round(knobs[0], 6)).size > 1     # windows from more than one setting
 
 
 def test_a_long_capture_s_heats_are_capped_epochs_and_the_winner_trains_whole_ones(tmp_path, monkeypatch):
@@ -278,13 +280,14 @@ def to_the_end(state, folder, reporter=None):
 def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path, monkeypatch, margin, stop_after,
                                                                          capped):
     """Heats of HEAT_EPOCHS (3) epochs, a run of 6 (on the fake clock, so that seconds agree
-    too): stopped after the 2nd, 3rd or 5th epoch told (within heat 1, at its end, in heat
-    2, whose epochs are told as rival epochs) and resumed from its checkpoint, it ends
-    exactly as the run straight through, whichever start wins, model.npz and history.csv
-    alike; with whole heat epochs, and with epochs capped at 10 windows of the small
-    data's 46 or 47 (HEAT_AUDIO 0.5 s), which the resumed heats must draw as the run
-    straight through drew them. (Within an uncapped heat 1 the run is train_run's, whose
-    resume test_run.py checks.)"""
+    too), stopped and resumed from its checkpoint, ends exactly as the run straight
+    through, whichever start wins, model.npz and history.csv alike. With whole heat epochs
+    it is stopped after the 3rd or 5th epoch told (at heat 1's end, in heat 2, whose epochs
+    are told as rival epochs; within an uncapped heat 1 the run is train_run's, whose resume
+    test_run.py checks); with heat epochs capped at 10 windows of the small data's 46 or 47
+    (HEAT_AUDIO 0.5 s), after the 2nd or 5th, and resumed with HEAT_AUDIO back at 48 s, so
+    that only the cap its checkpoint holds can make the resumed heats draw as the run
+    straight through drew them."""
     from test_run import assert_same_state
 
     fake_clock(monkeypatch, batch=1.0, validation=0.5)
@@ -312,6 +315,7 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     assert race.racing(resumed) and resumed.progress.heat_over == (stop_after >= race.HEAT_EPOCHS)
     windows = race.heat_windows(RATE, segment_samples(DEVICE.segment, RATE, resumed.train.tbptt))
     assert resumed.progress.race["heat"]["windows"] == windows == (10 if capped else 960)
+    monkeypatch.setattr(race, "HEAT_AUDIO", 48.0)
     resumed = to_the_end(resumed, tmp_path / "stopped")
     # Only a run resumed after its first heat can have had its own second heat killed.
     assert killed.exists() == (stop_after < race.HEAT_EPOCHS) and (not_ours / "notes.txt").read_text() == "mine"
