@@ -285,13 +285,14 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     it is stopped after the 3rd or 5th epoch told (at heat 1's end, in heat 2, whose epochs
     are told as rival epochs; within an uncapped heat 1 the run is train_run's, whose resume
     test_run.py checks); with heat epochs capped at 10 windows of the small data's 46 or 47
-    (HEAT_AUDIO 0.5 s), after the 2nd or 5th, and resumed with HEAT_AUDIO back at 48 s, so
+    (HEAT_AUDIO 0.5 s), after the 2nd or 5th, and resumed with HEAT_AUDIO back at its default, so
     that only the cap its checkpoint holds can make the resumed heats draw as the run
     straight through drew them."""
     from test_run import assert_same_state
 
     fake_clock(monkeypatch, batch=1.0, validation=0.5)
     monkeypatch.setattr(race, "MARGIN", margin)
+    heat_audio = race.HEAT_AUDIO
     if capped:
         monkeypatch.setattr(race, "HEAT_AUDIO", 0.5)
     before = tmp_path / "straight" / ".race-kept"        # a fresh run never deletes a folder of this name
@@ -315,7 +316,7 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     assert race.racing(resumed) and resumed.progress.heat_over == (stop_after >= race.HEAT_EPOCHS)
     windows = race.heat_windows(RATE, segment_samples(DEVICE.segment, RATE, resumed.train.tbptt))
     assert resumed.progress.race["heat"]["windows"] == windows == (10 if capped else 960)
-    monkeypatch.setattr(race, "HEAT_AUDIO", 48.0)
+    monkeypatch.setattr(race, "HEAT_AUDIO", heat_audio)
     resumed = to_the_end(resumed, tmp_path / "stopped")
     # Only a run resumed after its first heat can have had its own second heat killed.
     assert killed.exists() == (stop_after < race.HEAT_EPOCHS) and (not_ours / "notes.txt").read_text() == "mine"
