@@ -56,7 +56,7 @@ def test_one_model_learns_every_setting_and_one_between_them(tmp_path):
     """5 settings of a drive knob; the middle one held out. The conditioned model reaches
     val ESR below 1e-2 at every trained setting and below 3e-2 at the held-out one."""
     write_set(tmp_path, [{"drive": d} for d in (0, 1, 2, 3, 4)])
-    out = train_set(tmp_path, "--holdout", "s2", "--epochs", "30", "--segment", "0.25", "--chrono", "0")
+    out = train_set(tmp_path, "--holdout", "s2", "--epochs", "15", "--segment", "0.25", "--chrono", "0")
     esrs, meta = setting_esrs(tmp_path)
     print(out)
     assert meta["knobs"] == [{"name": "drive", "min": 0.0, "max": 4.0}]

@@ -15,7 +15,7 @@ from lstm_core.run import StopRule, new_run, train_run
 from lstm_core.training import TrainConfig, input_gain_for
 
 RATE = 22050
-EPOCHS = 20
+EPOCHS = 10
 
 
 def best_val_esr(hidden: int, data: Dataset, folder) -> float:

@@ -277,7 +277,7 @@ def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(t
     equals one straight through, tests/test_run.py)."""
     plan = write_plan_folder(tmp_path / "plan", names=("soft", "dark", "drive"))
     out = tmp_path / "out"
-    command = [sys.executable, str(ROOT / "sweep.py"), str(plan), "--grid", "hidden=8", "--epochs", "12",
+    command = [sys.executable, str(ROOT / "sweep.py"), str(plan), "--grid", "hidden=8", "--epochs", "6",
                "--no-early-stop", "--out", str(out), "--cpus", "2"]
     sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -297,11 +297,11 @@ def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(t
     for folder, history in before.items():       # not trained again
         assert (folder / "history.csv").read_bytes() == history
     rows = read_summary(out)
-    assert len(rows) == 3 and all(row["status"] == FINISHED and row["epochs"] == "12" for row in rows)
+    assert len(rows) == 3 and all(row["status"] == FINISHED and row["epochs"] == "6" for row in rows)
 
     train_out = tmp_path / "train"
     code, _, stderr = run("train.py", plan / "dark_input.wav", plan / "dark_target.wav", "--hidden", "8",
-                          "--epochs", "12", "--processes", "1", "--device", "cpu", "--out", train_out, timeout=600)
+                          "--epochs", "6", "--processes", "1", "--device", "cpu", "--out", train_out, timeout=600)
     assert code == 0, stderr
     with np.load(out / "dark-hidden8" / "model.npz") as trial, np.load(train_out / "model.npz") as alone:
         weights = [k for k in alone.files if k.startswith(("lstm", "out"))]

@@ -16,7 +16,7 @@ def test_identity_without_skip_converges(tmp_path):
     rate = 22050
     dry = music_like(10, rate, seed=11)
     sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
-    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 12, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 5, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-3
 
@@ -38,7 +38,7 @@ def test_origin_files_8bit_lowpass(tmp_path):
     wet = effects.one_pole_lowpass(dry, 1000.0, rate)
     write_pair(tmp_path, dry, wet, rate, subtype="PCM_U8")
     assert sf.info(str(tmp_path / "dry.wav")).subtype == "PCM_U8"
-    out = train("dry.wav", "wet.wav", "--epochs", 15, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 7, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-2
 
@@ -49,7 +49,7 @@ def test_overdrive_into_lowpass(tmp_path):
     dry = music_like(16, rate, seed=14)
     wet = effects.one_pole_lowpass(np.tanh(5.0 * dry) / np.tanh(5.0), 3000.0, rate)
     write_pair(tmp_path, dry, wet, rate)
-    out = train("dry.wav", "wet.wav", "--epochs", 10, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 4, "--chrono", 0, "--out", "run", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 3e-2
 
