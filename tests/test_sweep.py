@@ -198,9 +198,13 @@ def _has_ray() -> bool:
 
 
 needs_ray = pytest.mark.skipif(not _has_ray(), reason='Ray is not installed (pip install -e ".[cluster]")')
+# Each sweep starts a local Ray of 2 CPUs; under pytest -n auto --dist loadgroup (the README's
+# command) the sweeps share one worker, so that two never run at once.
+one_sweep_at_a_time = pytest.mark.xdist_group("ray")
 
 
 @needs_ray
+@one_sweep_at_a_time
 def test_a_failing_pair_is_named_and_asha_stops_a_hopeless_setting(tmp_path):
     """One capture, lr 0.01, 0.005 and 1e-6 (listed last, so that when it reaches its first
     rung the others have been there): ASHA stops 1e-6 long before its 9 epochs, and never
@@ -270,6 +274,7 @@ def _kill_session(process: subprocess.Popen):
 
 
 @needs_ray
+@one_sweep_at_a_time
 def test_a_killed_sweep_goes_on_without_repeating_a_trial_and_matches_train_py(tmp_path):
     """kill -9 of the whole sweep once a trial has finished; the same command again
     finishes the rest and leaves the finished trial as it was. A trial's model equals
