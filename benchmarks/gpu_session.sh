@@ -17,8 +17,9 @@
 #                 the whole within LEASE_SECONDS (default 450): the GPU tests; throughput at
 #                 H 32, B 1024; quality at 15 and 30 s on 120 s of audio (GPU batch 64, the
 #                 default, and 256); inference at H 32/64; then the whole suite (pytest-xdist,
-#                 -n 14 -v, so that a time-out still names each result), whose train.py runs
-#                 take the GPU (--device auto). Each step's exit status goes to LOGS/gpu.txt.
+#                 -n 14 -v, so that a time-out still names each result; --dist loadgroup, so
+#                 that the Ray sweeps run one at a time), whose train.py runs take the GPU
+#                 (--device auto). Each step's exit status goes to LOGS/gpu.txt.
 #
 # Each stage leaves its log, and RESULTS.md and the plot as --write left them, in LOGS
 # (default: $OUT where it is set, else benchmarks/out). Copy the new section of RESULTS.md
@@ -87,7 +88,7 @@ case $stage in
             --numpy-reference "$NUMPY_REFERENCE" --systems numpy cupy cupy-step torch-cuda torch-cuda-tf32
         step quality 150 "${bench[@]}" --part quality --budgets 15 30 --quality-seconds 120 --gpu-batch 64 256
         step inference 40 "${bench[@]}" --part inference --hidden 32 64 --systems cupy cupy-step torch-cuda
-        step tests_all 200 python3 -m pytest -q -rs -v -n 14 -p no:cacheprovider -W ignore::UserWarning
+        step tests_all 200 python3 -m pytest -q -rs -v -n 14 --dist loadgroup -p no:cacheprovider -W ignore::UserWarning
         grep -q "exit [^0]\|skipped" "$logs/gpu.txt" && exit 1 || exit 0 ;;
     *)
         echo "unknown stage '$stage': prepare, tests, quick, throughput, inference, quality or lease" >&2

@@ -198,7 +198,7 @@ def _has_ray() -> bool:
 
 
 needs_ray = pytest.mark.skipif(not _has_ray(), reason='Ray is not installed (pip install -e ".[cluster]")')
-# Each sweep starts a local Ray of 2 CPUs; under pytest -n auto --dist loadgroup (the README's
+# Each sweep starts a local Ray of 2 CPUs; under pytest -n 2 --dist loadgroup (the README's
 # command) the sweeps share one worker, so that two never run at once.
 one_sweep_at_a_time = pytest.mark.xdist_group("ray")
 
