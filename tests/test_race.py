@@ -120,7 +120,8 @@ def test_a_heat_s_epoch_over_a_capture_set_is_the_set_s_own_epoch_cut_short(tmp_
     segment, warmup = segment_samples(DEVICE.segment, data.rate, 100), 100
     capped = race.HeatData(data, 10)
     assert capped.window_count(segment, warmup) == 10 < data.window_count(segment, warmup)
-    knob_args = TrainConfig().knob_jitter, TrainConfig().knob_blend
+    defaults = TrainConfig()
+    knob_args = defaults.knob_jitter, defaults.knob_blend
     whole = list(data.epoch_batches(segment, warmup, 4, np.random.default_rng(3), *knob_args))
     heat = list(capped.epoch_batches(segment, warmup, 4, np.random.default_rng(3), *knob_args))
     assert [x.shape[1:] for x, _ in heat] == [(2, 4), (2, 4), (2, 2)]
@@ -285,9 +286,9 @@ def test_a_run_interrupted_anywhere_in_its_race_resumes_to_the_same_end(tmp_path
     it is stopped after the 3rd or 5th epoch told (at heat 1's end, in heat 2, whose epochs
     are told as rival epochs; within an uncapped heat 1 the run is train_run's, whose resume
     test_run.py checks); with heat epochs capped at 10 windows of the small data's 46 or 47
-    (HEAT_AUDIO 0.5 s), after the 2nd or 5th, and resumed with HEAT_AUDIO back at its default, so
-    that only the cap its checkpoint holds can make the resumed heats draw as the run
-    straight through drew them."""
+    (HEAT_AUDIO 0.5 s), after the 2nd or 5th, and resumed with HEAT_AUDIO back at its
+    default, so that only the cap its checkpoint holds can make the resumed heats draw as
+    the run straight through drew them."""
     from test_run import assert_same_state
 
     fake_clock(monkeypatch, batch=1.0, validation=0.5)
