@@ -72,12 +72,12 @@ def run_capture(config: CaptureConfig | ResumeConfig, reporter: Reporter | None 
         reporter.note(f"this run has already stopped ({already}): raise --epochs, --budget or --patience to go on")
         return Outcome(folder, state.progress, already_stopped=already)
     facts = _describe(state, data, device, reporter)
+    going = [state]         # the run that goes on: after a race, maybe its second start's
     try:
-        # Interrupted after a race, ``state`` is still its first heat's run: only its epoch count is read below.
         state, reason = train_to_end(state, options.seed, data, device, folder, facts, reporter, start_state,
-                                     race=isinstance(config, CaptureConfig) and config.races)
+                                     race=isinstance(config, CaptureConfig) and config.races, going_on=going.append)
     except KeyboardInterrupt as exc:
-        return Outcome(folder, state.progress, interrupted=exc)
+        return Outcome(folder, going[-1].progress, interrupted=exc)
     _finish(folder, state, data, device, xp, reporter)
     return Outcome(folder, state.progress, reason=reason)
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -103,12 +104,19 @@ def racing(state: RunState) -> bool:
 
 
 def train_to_end(state: RunState, seed: int, data, device, folder, facts: dict, reporter: Reporter | None = None,
-                 start_state=None, race: bool = False) -> tuple[RunState, str]:
+                 start_state=None, race: bool = False,
+                 going_on: Callable[[RunState], None] | None = None) -> tuple[RunState, str]:
     """What train.py does with a run: the race of its starts where one is due (``race``: a
     fresh run may race; or a run resumed within its race), then train_run to its end.
-    Returns (the run, as it goes on after any race; why it stopped). Arguments as train_run's."""
+    Returns (the run, as it goes on after any race; why it stopped). Arguments as train_run's;
+    ``going_on(run)``, if given, is told the run that goes on after race_starts (``state``
+    itself when the run was not raced after all), so that a caller interrupted later
+    (KeyboardInterrupt) knows the run its files hold: the chrono start's, when it won, not
+    the ``state`` passed in."""
     if race or racing(state):
         state = race_starts(state, seed, data, device, folder, facts, reporter)
+        if going_on is not None:
+            going_on(state)
     return state, (state.rule.reached(state.progress)
                    or train_run(state, data, device, folder, facts, reporter, start_state))
 

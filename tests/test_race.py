@@ -351,6 +351,28 @@ def test_a_run_interrupted_between_the_decision_s_writes_resumes_to_the_same_end
     same_model_files(tmp_path / "straight", tmp_path / "stopped")
 
 
+@pytest.mark.parametrize("margin, chrono", [(0.0, ENVELOPE_CHRONO), (math.inf, 0.0)])
+def test_ctrl_c_after_the_race_leaves_the_outcome_of_the_run_that_went_on(tmp_path, monkeypatch, margin, chrono):
+    """train.py's run (capture.run_capture) stopped by Ctrl-C in the run that goes on after
+    its race: the Outcome's progress is that run's, the one its checkpoint holds, whichever
+    start won (heat 1's own run, three epochs old, when the chrono start went on, before)."""
+    from capture import CaptureConfig, run_capture
+    from helpers import write_pair
+
+    fake_clock(monkeypatch, batch=1.0, validation=0.5)
+    monkeypatch.setattr(race, "MARGIN", margin)
+    data = small_data()
+    dry, wet = write_pair(tmp_path, data.pair.input, data.pair.target, RATE, subtype="FLOAT")
+    config = CaptureConfig(input=str(dry), target=str(wet), out=str(tmp_path / "run"), hidden=4, epochs=8,
+                           warmup=100, prewarm=100, tbptt=100, batch=4, segment=0.05, processes=1)
+    # Told: heat 1's 3 epochs, heat 2's 3 (as rival epochs), then the winner's 4th and 5th.
+    outcome = run_capture(config, StopAfter(2 * race.HEAT_EPOCHS + 2))
+    saved, _ = load_checkpoint(tmp_path / "run")
+    assert outcome.interrupted is not None and saved.progress.race["won"] == chrono
+    assert outcome.progress.epoch == saved.progress.epoch == race.HEAT_EPOCHS + 2
+    assert outcome.progress.to_dict() == saved.progress.to_dict()
+
+
 def test_a_run_whose_patience_ends_within_its_first_heat_is_not_raced(tmp_path, monkeypatch):
     """Patience 1 and a val ESR that only grows: the run stops after epoch 2, within its
     first heat of 3; it says there was no race, and its checkpoint says none is under way."""
