@@ -97,6 +97,46 @@ def test_export_refusals(files):
     assert_one_line_error(code, err, "broken.nam: not valid JSON")
 
 
+@pytest.mark.parametrize("config, said", [
+    (ModelConfig(hidden_size=32), None),                          # the defaults: every build plays it
+    (ModelConfig(input_size=3, hidden_size=64), None),            # the largest size every build plays, 2 knobs
+    (ModelConfig(hidden_size=48), ["the AIDA-X plugin cannot", "48 hidden units", "--hidden 40 or 64"]),
+    (ModelConfig(hidden_size=4), ["4 hidden units", "--hidden 8"]),
+    (ModelConfig(hidden_size=80), ["some builds of the AIDA-X plugin cannot", "80 hidden units"]),
+    (ModelConfig(hidden_size=16, num_layers=2), ["the AIDA-X plugin cannot", "2 LSTM layers", "--layers 1"]),
+    (ModelConfig(input_size=4, hidden_size=16), ["3 knob inputs", "at most 2 knobs"]),
+    (ModelConfig(input_size=4, hidden_size=24, num_layers=2), ["the AIDA-X plugin cannot", "2 LSTM layers",
+                                                               "24 hidden units", "3 knob inputs"]),
+])
+def test_the_aidax_plugin_s_own_limits_are_told(config, said):
+    """The AIDA-X plugin compiles a fixed list of architectures (aidax.AIDAX_PLAYER_SIZES)
+    and cannot play any other file: one line says why, and what to train for it."""
+    from lstm_core.files.aidax import aidax_player_problem
+
+    problem = aidax_player_problem(config)
+    if said is None:
+        assert problem is None
+    else:
+        assert "\n" not in problem and all(part in problem for part in said), problem
+        assert ("--hidden" in problem) == (config.hidden_size not in (16, 24, 80))
+
+
+def test_export_writes_a_file_the_aidax_plugin_cannot_play_with_a_note(files):
+    """A .nam of 6 hidden units converted to AIDA-X JSON is written (RTNeural's run-time
+    parser reads any size) and a note says the plugin does not play it; a model of 32 units
+    gets no such note."""
+    folder = files["dir"]
+    code, out, err = run("export.py", folder / "amp.nam", folder / "amp.json")
+    assert code == 0, err
+    assert json.loads((folder / "amp.json").read_text())["layers"][0]["shape"][-1] == 6
+    notes = [line for line in out.splitlines() if "AIDA-X plugin cannot play" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "--hidden 8" in notes[0]
+    config = ModelConfig(hidden_size=32)
+    save_model(folder / "h32.npz", init_params(config, np.random.default_rng(3)), config, RATE, {"val_esr": 0.01})
+    code, out, err = run("export.py", folder / "h32.npz", folder / "h32.json")
+    assert code == 0 and "AIDA-X" in out and "cannot play" not in out, err
+
+
 def fine_tune(folder, out: str, *flags):
     """train.py --init amp.nam on folder's dry/wet pair, quick settings; (code, stdout, stderr)."""
     return run("train.py", folder / "dry.wav", folder / "wet.wav", "--init", folder / "amp.nam", "--segment", "0.2",

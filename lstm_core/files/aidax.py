@@ -37,6 +37,17 @@ CHECK_SAMPLES = 2048           # length of the input_batch we write
 CHECK_TOLERANCE = 1e-4         # relative error allowed when reproducing a file's output_batch
 LSTM_ACTIVATIONS = ("", "tanh")
 DENSE_ACTIVATIONS = ("", "linear")
+# What the AIDA-X plugin itself plays. Its players compile a fixed list of architectures, a
+# recurrent layer and a dense one, pick one by the first layer's type and size and the input
+# count alone, and refuse a file that matches none ("Unable to identify a known model
+# architecture!"); a file of more layers is matched to a one-layer model and played wrong.
+# Read from their sources, not run: AidaDSP/AIDA-X src/model_variant.hpp (two versions:
+# LSTMs of 8, 12, 16, 20, 32, 40, 64 and 80 units, one of them 24 too) and MOD devices'
+# aidadsp-lv2 rt-neural-generic/src/model_variant.hpp (8 to 64, no 24 or 80); each with 1 to
+# 3 inputs. A host that builds RTNeural's model at run time reads any size.
+AIDAX_PLAYER_SIZES = (8, 12, 16, 20, 32, 40, 64)    # hidden sizes every one of those builds plays
+AIDAX_SOME_BUILDS = (24, 80)                        # hidden sizes only some of them play
+AIDAX_PLAYER_INPUTS = 3                             # the audio and up to 2 knobs
 
 
 def check_signal(samples: int = CHECK_SAMPLES) -> np.ndarray:
@@ -69,6 +80,32 @@ def aidax_document(params: dict, config: ModelConfig, sample_rate: int | None, m
         "metadata": aidax_metadata(metadata, sample_rate),
         **{key: float(value) for key, value in zip(("in_gain", "out_gain"), gains_db) if value},
     }
+
+
+def aidax_player_problem(config: ModelConfig) -> str | None:
+    """Why the AIDA-X plugin would not play a file of this architecture, and what to train
+    for it instead (one line), or None when every build of it plays it (AIDAX_PLAYER_SIZES)."""
+    H = config.hidden_size
+    sizes = ", ".join(map(str, AIDAX_PLAYER_SIZES[:-1])) + f" or {AIDAX_PLAYER_SIZES[-1]}"
+    nearest = " or ".join(str(size) for size in (max((s for s in AIDAX_PLAYER_SIZES if s < H), default=None),
+                                                 min((s for s in AIDAX_PLAYER_SIZES if s > H), default=None))
+                          if size is not None)
+    reasons, only_some = [], False
+    if config.num_layers != 1:
+        reasons.append(f"{config.num_layers} LSTM layers, where it plays one (train with --layers 1)")
+    if H in AIDAX_SOME_BUILDS:
+        reasons.append(f"{H} hidden units, which only some builds of it play (every build plays {sizes})")
+        only_some = len(reasons) == 1
+    elif H not in AIDAX_PLAYER_SIZES:
+        reasons.append(f"{H} hidden units, where it plays {sizes} (train with --hidden {nearest})")
+    if config.input_size > AIDAX_PLAYER_INPUTS:
+        reasons.append(f"{config.input_size - 1} knob inputs, where it plays at most {AIDAX_PLAYER_INPUTS - 1} "
+                       f"(capture at most {AIDAX_PLAYER_INPUTS - 1} knobs for it)")
+    if not reasons:
+        return None
+    who = "some builds of the AIDA-X plugin" if only_some else "the AIDA-X plugin"
+    return (f"{who} cannot play this file: it has {'; '.join(reasons)}. process.py reads it, as does any host that "
+            f"builds RTNeural's model at run time")
 
 
 def aidax_metadata(facts: dict, sample_rate: int | None) -> dict:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..inference import model_input, process_sequential, rest_state, run, start_state
 from ..knobs import model_knobs
-from .aidax import CHECK_TOLERANCE, aidax_document, check_signal, read_aidax
+from .aidax import CHECK_TOLERANCE, aidax_document, aidax_player_problem, check_signal, read_aidax
 from .coreaudioml import is_core_audio_ml, read_core_audio_ml
 from .model_file import ModelFile, ModelFileError, sample_rate_or_none
 from .nam import DEFAULT_NAM_RATE, LEVEL_KEYS, NAM_BURN_IN, check_nam_expressible, nam_document, read_nam
@@ -97,6 +97,9 @@ def export_document(model: ModelFile, path, name: str | None = None, levels: dic
         if model.initial_state is not None and np.abs(np.asarray(model.initial_state)).max() > 0:
             model.notes.append("AIDA-X starts from zero state, not the initial state this model carries: the first "
                                "few milliseconds of output differ from the original's")
+        problem = aidax_player_problem(model.config)
+        if problem:
+            model.notes.append(problem)
         x = check_signal()
         controls = (DEFAULT_CONTROL,) * (model.config.input_size - 1)
         y, _ = process_sequential(model.params, model.config, x, controls=controls)
