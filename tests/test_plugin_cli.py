@@ -105,6 +105,7 @@ def test_export_refusals(files):
     (ModelConfig(hidden_size=80), ["some builds of the AIDA-X plugin cannot", "80 hidden units"]),
     (ModelConfig(hidden_size=16, num_layers=2), ["the AIDA-X plugin cannot", "2 LSTM layers", "--layers 1"]),
     (ModelConfig(input_size=4, hidden_size=16), ["3 knob inputs", "at most 2 knobs"]),
+    (ModelConfig(input_size=4, hidden_size=24), ["the AIDA-X plugin cannot", "24 hidden units", "3 knob inputs"]),
     (ModelConfig(input_size=4, hidden_size=24, num_layers=2), ["the AIDA-X plugin cannot", "2 LSTM layers",
                                                                "24 hidden units", "3 knob inputs"]),
 ])
@@ -118,6 +119,7 @@ def test_the_aidax_plugin_s_own_limits_are_told(config, said):
         assert problem is None
     else:
         assert "\n" not in problem and all(part in problem for part in said), problem
+        assert problem.startswith("some builds") == ("some builds of the AIDA-X plugin cannot" in said), problem
         assert ("--hidden" in problem) == (config.hidden_size not in (16, 24, 80))
 
 

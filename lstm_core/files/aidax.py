@@ -87,22 +87,22 @@ def aidax_player_problem(config: ModelConfig) -> str | None:
     for it instead (one line), or None when every build of it plays it (AIDAX_PLAYER_SIZES)."""
     H = config.hidden_size
     sizes = ", ".join(map(str, AIDAX_PLAYER_SIZES[:-1])) + f" or {AIDAX_PLAYER_SIZES[-1]}"
-    nearest = " or ".join(str(size) for size in (max((s for s in AIDAX_PLAYER_SIZES if s < H), default=None),
-                                                 min((s for s in AIDAX_PLAYER_SIZES if s > H), default=None))
-                          if size is not None)
-    reasons, only_some = [], False
+    reasons = []
     if config.num_layers != 1:
         reasons.append(f"{config.num_layers} LSTM layers, where it plays one (train with --layers 1)")
     if H in AIDAX_SOME_BUILDS:
         reasons.append(f"{H} hidden units, which only some builds of it play (every build plays {sizes})")
-        only_some = len(reasons) == 1
     elif H not in AIDAX_PLAYER_SIZES:
+        below = [size for size in AIDAX_PLAYER_SIZES if size < H][-1:]
+        above = [size for size in AIDAX_PLAYER_SIZES if size > H][:1]
+        nearest = " or ".join(map(str, below + above))
         reasons.append(f"{H} hidden units, where it plays {sizes} (train with --hidden {nearest})")
     if config.input_size > AIDAX_PLAYER_INPUTS:
         reasons.append(f"{config.input_size - 1} knob inputs, where it plays at most {AIDAX_PLAYER_INPUTS - 1} "
                        f"(capture at most {AIDAX_PLAYER_INPUTS - 1} knobs for it)")
     if not reasons:
         return None
+    only_some = len(reasons) == 1 and H in AIDAX_SOME_BUILDS     # the size is all, and some builds play it
     who = "some builds of the AIDA-X plugin" if only_some else "the AIDA-X plugin"
     return (f"{who} cannot play this file: it has {'; '.join(reasons)}. process.py reads it, as does any host that "
             f"builds RTNeural's model at run time")
