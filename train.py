@@ -33,8 +33,8 @@ from lstm_core.parallel import WorkerError
 from lstm_core.race import HEAT_AUDIO, HEAT_EPOCHS, HEAT_SHARE, MARGIN, MIN_RACE_BUDGET
 from lstm_core.run import Reporter, db
 from lstm_core.schedule import SCHEDULES
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL,
-                                SATURATED_ESR)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_HIDDEN, HIGH_GAIN_HIDDEN_BUDGET,
+                                HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL, SATURATED_ESR)
 
 from command_line import ArgumentParser, fail
 
@@ -90,7 +90,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--force", action="store_true", help="allow writing into a run folder that already holds "
                    "a model or checkpoint")
     g = p.add_argument_group("model")
-    g.add_argument("--hidden", type=int, help=f"LSTM hidden size H (default {DEFAULT_MODEL.hidden_size})")
+    g.add_argument("--hidden", type=int, help=f"LSTM hidden size H (default {DEFAULT_MODEL.hidden_size}, "
+                   f"or {HIGH_GAIN_HIDDEN} for a high-gain pair given no --budget or one of {HIGH_GAIN_HIDDEN_BUDGET:g} s "
+                   f"or more, and no --layers: the run says so)")
     g.add_argument("--layers", type=int, help=f"stacked LSTM layers (default {DEFAULT_MODEL.num_layers})")
     g.add_argument("--skip", action=argparse.BooleanOptionalAction,
                    help="add the input sample to the output (default on; --no-skip for effects whose output "

@@ -15,8 +15,11 @@ it: what early stopping would have kept.
               input trained as if at 0 dBFS RMS (--input-level), or as it is for a pair a
               linear filter explains (since 2026-12-01 14:00 UTC: the low-pass), or as if at
               +6 dBFS RMS for a pair that no linear filter comes close to (a high-gain one,
-              since 2026-12-01 16:30 UTC: the amp-like effect); run_ours takes any
-              DeviceSettings (cpu_vs_gpu.py runs it on the GPU too, unraced)
+              since 2026-12-01 16:30 UTC: the amp-like effect), and the model size train.py
+              picks (since 2026-12-03: 40 units for a high-gain pair at a budget of 300 s or
+              more, training.default_hidden_size, so a run per budget where the sizes
+              differ); run_ours takes any DeviceSettings (cpu_vs_gpu.py runs it on the GPU
+              too, unraced)
     unguarded the same without the batch guard (TrainConfig.guard_batches off: a batch
               whose loss jumps is kept), as the defaults were before it (2026-11-30)
     unaveraged the same without the running average of the parameters (TrainConfig.average
@@ -30,7 +33,9 @@ it: what early stopping would have kept.
               training.ENVELOPE_CHRONO), unraced
     norace    the same from the forget-gate bias +1, unraced (--chrono 0): the defaults
               until 2026-12-02
-    previous  train.py's defaults until 2026-12-01 09:30 UTC: pre-emphasis 0.95, a
+    h32       the same with 32 units whatever the pair and the budget: the defaults until
+              2026-12-03
+    previous  train.py's defaults until 2026-12-01 09:30 UTC (32 units): pre-emphasis 0.95, a
               1000-sample warm-up from zero, the input as it is (--input-level off)
     before    the same without any of the three (guard, average, roll-back): train.py's
               defaults when issue 15 was filed, as far as today's code has switches for them
@@ -91,19 +96,21 @@ from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
 from lstm_core.race import HEAT_AUDIO, HEAT_EPOCHS, HEAT_SHARE, MIN_RACE_BUDGET, train_to_end  # noqa: E402
 from lstm_core.run import StopRule, new_run  # noqa: E402
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR,  # noqa: E402
-                                SATURATED_ESR, TrainConfig, default_input_level, input_gain_for)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_HIDDEN,  # noqa: E402
+                                HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, SATURATED_ESR, TrainConfig,
+                                default_hidden_size, default_input_level, input_gain_for)
 
 SECONDS = 60                   # of material: the last 20 % validates
 PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
             "chrono": float, "input_level": read_input_level}                  # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "norace", "previous", "before",
-           "budget", "recipe")
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "norace", "h32", "previous",
+           "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
                "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)), "norace": (0, (4, 1, 1, 1, 1, 1)),
+               "h32": (0, (6, 1, 2, 1)),
                "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
                "recipe": "--"}                                          # the plot's, one for every system
 assert set(LINE_STYLES) == set(SYSTEMS)
@@ -349,22 +356,29 @@ def main(argv=None) -> int:
                                                             ("chrono", 0.0))
                             if name not in overrides})
     race = "chrono" not in overrides                    # train.py races the start unless --chrono is given
-    systems = {"ours": (train, level, race), "unaveraged": (replace(train, average=0.0), level, race),
-               "unguarded": (replace(train, guard_batches=False), level, race),
-               "norollback": (replace(train, rollback_above=0.0), level, race),
-               "noprewarm": (replace(train, prewarm=0), level, race),
-               "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False),
-               "norace": (train, level, False),
-               "previous": (old, -math.inf, False),
-               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False),
-               "budget": (replace(train, schedule="budget"), level, race)}   # (TrainConfig, input level, race) each
+    # the model size: --set's, else train.py's for the pair and the budget (training.default_hidden_size; a stack
+    # of --set layers keeps 32, as train.py's --layers does), else the one given here
+    chosen = overrides.get("hidden", 32 if "layers" in overrides else None)
+    systems = {"ours": (train, level, race, chosen), "unaveraged": (replace(train, average=0.0), level, race, chosen),
+               "unguarded": (replace(train, guard_batches=False), level, race, chosen),
+               "norollback": (replace(train, rollback_above=0.0), level, race, chosen),
+               "noprewarm": (replace(train, prewarm=0), level, race, chosen),
+               "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False, chosen),
+               "norace": (train, level, False, chosen),
+               "h32": (train, level, race, overrides.get("hidden", 32)),
+               "previous": (old, -math.inf, False, 32),
+               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False, 32),
+               "budget": (replace(train, schedule="budget"), level, race, chosen)}
+    # (TrainConfig, input level, race, hidden size or None: train.py's) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
                   f"ESR below {LINEAR_ESR:g}, or {HIGH_GAIN_INPUT_LEVEL:+g} dBFS RMS where it leaves at least "
                   f"{SATURATED_ESR:g}, as train.py picks it")
     race_text = (f", the start raced where the budget is {MIN_RACE_BUDGET:g} s or more (the forget-gate bias +1 "
                  f"against chrono {ENVELOPE_CHRONO:g}, {HEAT_EPOCHS} epochs of at most {HEAT_AUDIO:g} s each, "
                  f"or {HEAT_SHARE * 100:g} % of the budget if that comes first; a run per budget)") if race else ""
-    ours_text = (f"train.py's defaults (TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
+    size_text = (f"H={chosen}" if chosen else f"H=32, or {HIGH_GAIN_HIDDEN} for a high-gain pair (where it leaves "
+                 f"{SATURATED_ESR:g} or more) at a budget of {HIGH_GAIN_HIDDEN_BUDGET:g} s or more, as train.py picks it")
+    ours_text = (f"train.py's defaults ({size_text}; TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
                  f"segment {CPU.segment} s, the input trained as if at "
                  f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'}{race_text})"
                  f"{', overrides ' + str(overrides) if overrides else ''}, {CORES} processes")
@@ -375,17 +389,19 @@ def main(argv=None) -> int:
     runs_made = {}                         # {(effect, system): {budget run: [points of each seed]}}
     for effect in args.effects:
         x_train, y_train, x_val, y_val = material(effect, seed=args.music)
-        picked = default_input_level(linear_fit_esr(x_train, y_train))     # train.py's level for this pair
+        linear = linear_fit_esr(x_train, y_train)
+        picked = default_input_level(linear)                                # train.py's level for this pair
         for seed in args.seeds:            # the systems in turn within a seed: the machine's drift hits all alike
             for system in args.systems:
                 started = time.perf_counter()
                 if system in OURS:
-                    settings, input_level, raced = systems[system]
+                    settings, input_level, raced, size = systems[system]
                     input_level = picked if input_level is None else input_level
-                    budgets = args.budgets if budget_aware(system, settings, raced) else [horizon]
-                    runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings,
-                                        overrides.get("hidden", 32), overrides.get("layers", 1), input_level, seed,
-                                        raced)
+                    sizes = {b: size or default_hidden_size(b, linear) for b in args.budgets}
+                    budgets = (args.budgets if budget_aware(system, settings, raced) or len(set(sizes.values())) > 1
+                               else [horizon])
+                    runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, sizes[b],
+                                        overrides.get("layers", 1), input_level, seed, raced)
                             for b in budgets}
                 else:
                     runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon, seed)}
@@ -422,6 +438,7 @@ def main(argv=None) -> int:
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
             f"{ENVELOPE_CHRONO:g}); "
             f"norace: the same from the forget-gate bias +1, no race (the defaults until 2026-12-02); "
+            f"h32: the same with 32 units whatever the pair and budget (the size until 2026-12-03); "
             f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
             f"is); "
             f"before: previous without any of the three; "

@@ -166,6 +166,12 @@ class CaptureConfig:
         """Whether the input level is the pair's to decide (nothing given, no --init)."""
         return self.normalize_input is None and self.input_level is None and not self.init
 
+    @property
+    def size_from_pair(self) -> bool:
+        """Whether the model's size is the pair's and the budget's to decide (no --hidden,
+        --layers or --init: training.default_hidden_size)."""
+        return self.hidden is None and self.layers is None and not self.init
+
     def resolved_input_level(self, *linear_esrs: float) -> float:
         """The level (dBFS RMS) the training input is trained as if it were at, at least;
         -inf: as it is (a fine-tune's default). When the level is the pair's to decide,

@@ -35,8 +35,8 @@ from lstm_core.model import ModelConfig
 from lstm_core.race import train_to_end
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, validation_errors)
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN, gain_text, input_gain_for,
-                                segment_samples)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN,
+                                default_hidden_size, gain_text, input_gain_for, segment_samples)
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
@@ -95,11 +95,6 @@ def _start(config: CaptureConfig, reporter: Reporter):
     init_ranges = None
     if config.init:
         model, params, init_rate, start_state, init_ranges = _initial_model(config, reporter, knob_names)
-    else:
-        defaults = ModelConfig()
-        model = ModelConfig(input_size=1 + len(knob_names), hidden_size=config.hidden or defaults.hidden_size,
-                            num_layers=config.layers or defaults.num_layers,
-                            skip=defaults.skip if config.skip is None else config.skip)
     defaults = device_settings("gpu" if is_gpu(xp) else "cpu", batch=config.batch, segment=config.segment,
                                processes=config.processes)
     options = RunOptions(absolute(config.input), absolute(config.target), absolute(config.val_input),
@@ -128,7 +123,10 @@ def _start(config: CaptureConfig, reporter: Reporter):
     a_set = isinstance(data, CaptureDataset)
     if a_set:                                 # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    level, linear_esrs = data.input_rms, data.linear_esrs if config.level_from_pair else ()
+    pair_esrs = data.linear_esrs if config.level_from_pair or config.size_from_pair else ()
+    if not config.init:
+        model = _fresh_model(config, len(knob_names), rule.budget, pair_esrs, a_set, reporter)
+    level, linear_esrs = data.input_rms, pair_esrs if config.level_from_pair else ()
     wanted = config.resolved_input_level(*linear_esrs)
     train = replace(train, input_gain=input_gain_for(level, wanted))
     if wanted == -math.inf and linear_esrs:
@@ -224,6 +222,26 @@ def _load_capture_set(options: RunOptions, train, reporter: Reporter) -> Capture
                           f"{train.knob_blend:g} of them)")
     data.check_window(train.warmup, segment_samples(options.segment, data.rate, train.tbptt))
     return data
+
+
+def _fresh_model(config: CaptureConfig, knobs: int, budget: float | None, linear_esrs: tuple, a_set: bool,
+                 reporter: Reporter) -> ModelConfig:
+    """The architecture of a model trained from random weights: as given, or where the size
+    is the pair's to decide, training.default_hidden_size's (told when it is not the usual)."""
+    defaults = ModelConfig()
+    hidden = config.hidden or defaults.hidden_size
+    if config.size_from_pair:
+        hidden = default_hidden_size(budget, *linear_esrs)
+        if hidden != defaults.hidden_size:
+            reporter.note(f"model size: the target is far from linear (a high-gain effect: the best {LINEAR_TAPS}-tap "
+                          f"linear filter leaves an ESR of {min(linear_esrs):.2g}"
+                          f"{' or more on every trained row' if a_set else ''}) and "
+                          f"{'there is no time budget' if budget is None else f'the budget is {budget:g} s'}, so the "
+                          f"LSTM has {hidden} units rather than {defaults.hidden_size}: such an effect learned better "
+                          f"with them given {HIGH_GAIN_HIDDEN_BUDGET:g} s or more (--hidden {defaults.hidden_size} "
+                          f"keeps {defaults.hidden_size})")
+    return ModelConfig(input_size=1 + knobs, hidden_size=hidden, num_layers=config.layers or defaults.num_layers,
+                       skip=defaults.skip if config.skip is None else config.skip)
 
 
 def _initial_model(config: CaptureConfig, reporter: Reporter, knob_names: tuple = ()

@@ -35,6 +35,9 @@ MAX_INPUT_GAIN = 1000.0         # an input at -60 dBFS RMS brought to 0 dBFS, fa
 LINEAR_ESR = 1e-5               # a pair a linear filter explains this closely (-50 dB) is trained on its input as it
                                 # is (default_input_level)
 SATURATED_ESR = 0.35            # a pair whose best linear filter leaves at least this (-4.6 dB) is a high-gain one
+HIGH_GAIN_HIDDEN = 40           # units: the model size for a high-gain pair with time to train it (default_hidden_size;
+                                # 40 plays in the AIDA-X plugin, files/aidax.py)
+HIGH_GAIN_HIDDEN_BUDGET = 300.0 # seconds: the least budget that gets it
 ENVELOPE_CHRONO = 50.0          # samples: the chrono start for an effect with an envelope (an amp's sag, a compressor):
                                 # the best of 20, 50, 200 and 1000 on the amp-like effect; it costs effects with little
                                 # memory, so a run races it against the forget bias +1 (race.py; RESULTS.md "Chrono
@@ -75,6 +78,22 @@ def default_input_level(*linear_esrs: float) -> float:
     if min(linear_esrs) >= SATURATED_ESR:
         return HIGH_GAIN_INPUT_LEVEL
     return DEFAULT_INPUT_LEVEL
+
+
+def default_hidden_size(budget: float | None, *linear_esrs: float) -> int:
+    """The LSTM's hidden size train.py builds when not told (no --hidden, --layers or
+    --init): HIGH_GAIN_HIDDEN for a high-gain pair (every linear-fit ESR at SATURATED_ESR or
+    more, as default_input_level) given a budget of HIGH_GAIN_HIDDEN_BUDGET seconds or more, or
+    none (then the run ends by its epochs or patience: it has time); else ModelConfig's 32.
+
+    A bigger model is slower per epoch, so it needs the time to pay off: on the amp-like
+    effect H = 40 was worse than 32 at 120 s and better from 300 s on, while an effect that a
+    smaller model already reproduces closely gains nothing for the slower epochs (RESULTS.md
+    "The model size for a high-gain pair")."""
+    default = ModelConfig().hidden_size
+    if budget is not None and budget < HIGH_GAIN_HIDDEN_BUDGET:
+        return default
+    return HIGH_GAIN_HIDDEN if default_input_level(*linear_esrs) == HIGH_GAIN_INPUT_LEVEL else default
 
 
 def gain_text(gain: float) -> str:

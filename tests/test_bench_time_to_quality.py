@@ -107,3 +107,36 @@ def test_only_the_chrono_system_starts_from_the_chrono_initialisation(monkeypatc
     assert started == [(7.0, False), (ENVELOPE_CHRONO, False), (7.0, False), (7.0, False), (7.0, False)]
     with pytest.raises(SystemExit, match="chrono must be 0"):
         ttq.main([*systems, "--set", "chrono=2"])
+
+
+def test_ours_gets_train_py_s_model_size_for_each_budget_and_h32_keeps_32(monkeypatch, capsys):
+    """A high-gain pair: ours (and every system of today's defaults) runs train.py's size
+    for each budget (HIGH_GAIN_HIDDEN from HIGH_GAIN_HIDDEN_BUDGET on), so a run per budget
+    where the sizes differ; h32 and previous keep 32 and one run serves both budgets. A
+    nearly linear pair keeps 32 throughout."""
+    from lstm_core.training import HIGH_GAIN_HIDDEN, HIGH_GAIN_HIDDEN_BUDGET
+
+    calls = []
+
+    def fake_run_ours(x_train, y_train, x_val, y_val, budget, device, train, hidden, layers, input_level, seed,
+                      race):
+        calls.append((budget, hidden))
+        return _points(0.5, 0.1, step=budget / 2)
+
+    short, long = HIGH_GAIN_HIDDEN_BUDGET / 2, HIGH_GAIN_HIDDEN_BUDGET
+    monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
+    monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
+    args = ["--budgets", f"{short:g}", f"{long:g}", "--effects", "amp", "--systems", "ours", "h32", "previous",
+            "--set", "chrono=0"]
+    monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
+    assert ttq.main(args) == 0
+    assert calls == [(short, 32), (long, HIGH_GAIN_HIDDEN), (long, 32), (long, 32)]
+    assert f"H=32, or {HIGH_GAIN_HIDDEN} for a high-gain pair" in capsys.readouterr().out
+    calls.clear()
+    monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.1)
+    assert ttq.main(args) == 0
+    assert calls == [(long, 32)] * 3
+    calls.clear()
+    assert ttq.main(args + ["--set", "hidden=16"]) == 0
+    assert calls == [(long, 16)] * 2 + [(long, 32)]          # previous is the old defaults: 32 whatever is set
+    assert "ours: train.py's defaults (H=16;" in capsys.readouterr().out

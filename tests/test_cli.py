@@ -9,8 +9,8 @@ import soundfile as sf
 
 from lstm_core.files.npz import save_model
 from lstm_core.model import ModelConfig, init_params
-from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, LINEAR_ESR, MAX_INPUT_GAIN, MAX_INPUT_LEVEL,
-                                TrainConfig)
+from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN, HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL,
+                                LINEAR_ESR, MAX_INPUT_GAIN, MAX_INPUT_LEVEL, TrainConfig)
 
 from helpers import assert_one_line_error, error_db, rounding_amplifier, run, train, write_pair
 
@@ -169,7 +169,7 @@ def test_a_quiet_input_is_trained_as_if_at_the_default_level_unless_asked_otherw
     assert "(a high-gain effect), so the input is trained as if at +6 dBFS RMS" in out
     assert f"as if it were at +6 dBFS RMS, {gain:.3g} times louder" in out
     gain, out = gain_and_output("rectified_0", "--input-level", "0", source=pair / "rectified")
-    assert gain == pytest.approx(1 / level, rel=1e-6) and "high-gain" not in out
+    assert gain == pytest.approx(1 / level, rel=1e-6) and "input is trained as if at" not in out
     # An input below -60 dBFS RMS (its peak above -60 dBFS, or the pair is refused) gets
     # the most gain there is, and the note says the level that reaches, not the one asked.
     whisper = (5e-4 / np.sqrt(np.mean(x.astype(np.float64) ** 2)) * x).astype(np.float32)
@@ -213,6 +213,51 @@ def test_the_input_level_a_run_trains_at():
     assert CaptureConfig(input="a", target="b").level_from_pair
     assert not CaptureConfig(input="a", target="b", input_level=0.0).level_from_pair
     assert not CaptureConfig(input="a", target="b", init="m.npz").level_from_pair
+
+
+def test_a_high_gain_pair_with_time_to_train_gets_a_bigger_model_and_says_so(pair):
+    """No --hidden, --layers or --init: a pair no linear filter explains (a rectifier) gets
+    HIGH_GAIN_HIDDEN units when there is no time budget (then the run ends by its epochs or
+    patience) or one of HIGH_GAIN_HIDDEN_BUDGET seconds or more, and the run says why; a
+    shorter budget, a linear-ish pair, or a size or layer count given keep 32, silently."""
+    from lstm_core.files.npz import load_model
+
+    x, _ = sf.read(pair / "dry.wav", dtype="float32")
+    (pair / "rectified").mkdir()
+    write_pair(pair / "rectified", x, np.abs(x), 11025, subtype="FLOAT")
+    quick = ("--epochs", "1", "--segment", "0.2", "--warmup", "200", "--processes", "1", "--chrono", "0")
+
+    def size_and_output(folder, *args, source=pair / "rectified"):
+        out = train(source / "dry.wav", source / "wet.wav", *quick, *args, "--out", pair / folder, cwd=pair)
+        return load_model(pair / folder / "model.npz")[1].hidden_size, out
+
+    note = f"so the LSTM has {HIGH_GAIN_HIDDEN} units rather than 32"
+    hidden, out = size_and_output("no_budget")
+    assert hidden == HIGH_GAIN_HIDDEN and note in out and "there is no time budget" in out
+    assert "a high-gain effect: the best 256-tap linear filter leaves an ESR of" in out
+    hidden, out = size_and_output("long", "--budget", f"{HIGH_GAIN_HIDDEN_BUDGET:g}", "--input-level", "off")
+    assert hidden == HIGH_GAIN_HIDDEN and f"the budget is {HIGH_GAIN_HIDDEN_BUDGET:g} s" in out
+    hidden, out = size_and_output("short", "--budget", f"{HIGH_GAIN_HIDDEN_BUDGET - 1:g}")
+    assert hidden == 32 and "model size:" not in out
+    for folder, flags in {"given": ("--hidden", "32"), "stacked": ("--layers", "1")}.items():
+        hidden, out = size_and_output(folder, *flags)
+        assert hidden == 32 and "model size:" not in out
+    hidden, out = size_and_output("soft", source=pair)               # 0.5 x: a linear pair
+    assert hidden == 32 and "model size:" not in out
+
+
+def test_the_model_size_a_run_trains():
+    """training.default_hidden_size: HIGH_GAIN_HIDDEN only for a high-gain pair (every
+    row's linear-fit ESR at SATURATED_ESR or more) with no budget or a long enough one."""
+    from lstm_core.training import SATURATED_ESR, default_hidden_size
+
+    long_enough = HIGH_GAIN_HIDDEN_BUDGET
+    assert default_hidden_size(None, 0.9) == default_hidden_size(long_enough, SATURATED_ESR) == HIGH_GAIN_HIDDEN
+    assert default_hidden_size(long_enough, 0.9, 0.5) == HIGH_GAIN_HIDDEN          # a capture set, every row
+    assert default_hidden_size(long_enough - 1, 0.9) == 32
+    assert default_hidden_size(None, SATURATED_ESR * 0.99) == 32
+    assert default_hidden_size(None, 0.9, 0.2) == 32                                # one row nearly linear
+    assert default_hidden_size(None, math.nan) == default_hidden_size(None) == 32
 
 
 def test_train_reports_unusable_folders_and_checkpoints(pair):
