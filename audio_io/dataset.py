@@ -103,7 +103,8 @@ class Dataset:
     @property
     def linear_esrs(self) -> tuple:
         """A one-item tuple: how closely a linear filter explains the training part
-        (linearity.py), for the input level's default (training.default_input_level)."""
+        (linearity.py), for the input level's and the model size's defaults
+        (training.default_input_level, default_hidden_size)."""
         return (linear_fit_esr(self.x_train, self.y_train),)
 
     def window_count(self, segment: int, warmup: int) -> int:
@@ -207,8 +208,9 @@ class CaptureDataset:
     @property
     def linear_esrs(self) -> tuple:
         """How closely a linear filter explains each trained row (linearity.py), in order:
-        the input level's default (training.default_input_level), so that a set is linear,
-        or a high-gain one, only when every setting is. The rows after one that settles it
+        the input level's and the model size's defaults (training.default_input_level,
+        default_hidden_size), so that a set is linear, or a high-gain one, only when every
+        setting is. The rows after one that settles it
         (a row in neither class, or in another class than those before it) are not fitted."""
         esrs = []
         for r in self.training:

@@ -366,8 +366,9 @@ def main(argv=None) -> int:
                "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False, chosen),
                "norace": (train, level, False, chosen),
                "h32": (train, level, race, overrides.get("hidden", 32)),
-               "previous": (old, -math.inf, False, 32),
-               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False, 32),
+               "previous": (old, -math.inf, False, overrides.get("hidden", 32)),
+               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False,
+                          overrides.get("hidden", 32)),
                "budget": (replace(train, schedule="budget"), level, race, chosen)}
     # (TrainConfig, input level, race, hidden size or None: train.py's) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "

@@ -123,7 +123,8 @@ def _start(config: CaptureConfig, reporter: Reporter):
     a_set = isinstance(data, CaptureDataset)
     if a_set:                                 # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    pair_esrs = data.linear_esrs if config.level_from_pair or config.size_from_pair else ()
+    size_from_pair = config.size_from_pair and (rule.budget is None or rule.budget >= HIGH_GAIN_HIDDEN_BUDGET)
+    pair_esrs = data.linear_esrs if config.level_from_pair or size_from_pair else ()    # a fit takes a while
     if not config.init:
         model = _fresh_model(config, len(knob_names), rule.budget, pair_esrs, a_set, reporter)
     level, linear_esrs = data.input_rms, pair_esrs if config.level_from_pair else ()

@@ -86,10 +86,11 @@ def default_hidden_size(budget: float | None, *linear_esrs: float) -> int:
     more, as default_input_level) given a budget of HIGH_GAIN_HIDDEN_BUDGET seconds or more, or
     none (then the run ends by its epochs or patience: it has time); else ModelConfig's 32.
 
-    A bigger model is slower per epoch, so it needs the time to pay off: on the amp-like
-    effect H = 40 was worse than 32 at 120 s and better from 300 s on, while an effect that a
-    smaller model already reproduces closely gains nothing for the slower epochs (RESULTS.md
-    "The model size for a high-gain pair")."""
+    A bigger model is slower per epoch, so it needs the time to pay off: on 48 s of the
+    amp-like effect H = 40 was better than 32 from 120 s on, but on a 216 s capture it was
+    behind at 120 s and ahead from 300 s (RESULTS.md "The model size for a high-gain pair");
+    a crunch amp and a fuzz gained at 300 s too. Other effects were not measured at 40, so
+    they keep 32 (48 cost the compressor at 600 s)."""
     default = ModelConfig().hidden_size
     if budget is not None and budget < HIGH_GAIN_HIDDEN_BUDGET:
         return default

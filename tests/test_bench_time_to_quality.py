@@ -138,5 +138,5 @@ def test_ours_gets_train_py_s_model_size_for_each_budget_and_h32_keeps_32(monkey
     assert calls == [(long, 32)] * 3
     calls.clear()
     assert ttq.main(args + ["--set", "hidden=16"]) == 0
-    assert calls == [(long, 16)] * 2 + [(long, 32)]          # previous is the old defaults: 32 whatever is set
+    assert calls == [(long, 16)] * 3                         # --set applies to every system
     assert "ours: train.py's defaults (H=16;" in capsys.readouterr().out

@@ -258,6 +258,23 @@ def test_the_model_size_a_run_trains():
     assert default_hidden_size(None, SATURATED_ESR * 0.99) == 32
     assert default_hidden_size(None, 0.9, 0.2) == 32                                # one row nearly linear
     assert default_hidden_size(None, math.nan) == default_hidden_size(None) == 32
+    from capture import CaptureConfig
+    from capture.session import _fresh_model
+
+    assert CaptureConfig(input="a", target="b", input_level=0.0).size_from_pair      # the level is another choice
+    for given in ({"hidden": 32}, {"layers": 1}, {"init": "m.npz"}):
+        assert not CaptureConfig(input="a", target="b", **given).size_from_pair
+
+    class Notes:
+        lines = []
+
+        def note(self, line):
+            self.lines.append(line)
+
+    model = _fresh_model(CaptureConfig(captures="set.csv"), 2, None, (0.9, 0.5), True, Notes())
+    assert (model.hidden_size, model.input_size) == (HIGH_GAIN_HIDDEN, 3)
+    (line,) = Notes.lines
+    assert "leaves an ESR of 0.5 or more on every trained row) and there is no time budget" in line
 
 
 def test_train_reports_unusable_folders_and_checkpoints(pair):

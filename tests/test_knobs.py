@@ -355,7 +355,7 @@ def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
 
 
 def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp_path):
-    """CaptureDataset.linear_esrs (the input level's default): a set whose trained rows are
+    """CaptureDataset.linear_esrs (the input level's and model size's defaults): a set whose trained rows are
     all a linear filter of their input is linear; one row with clipping makes it not,
     unless that row is held out. Likewise a set is a high-gain one (a rectifier's rows,
     which no linear filter explains) only when every trained row is."""
@@ -363,7 +363,8 @@ def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp
 
     from audio_io.capture_set import read_capture_set
     from audio_io.dataset import load_capture_dataset
-    from lstm_core.training import DEFAULT_INPUT_LEVEL, HIGH_GAIN_INPUT_LEVEL, default_input_level
+    from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN, HIGH_GAIN_INPUT_LEVEL, default_hidden_size,
+                                    default_input_level)
 
     write_set(tmp_path, [{"drive": d} for d in (0, 2, 4)], seconds=3)
     data = load_capture_dataset(read_capture_set(tmp_path / "set.csv"))
@@ -383,3 +384,6 @@ def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp
     assert len(data.linear_esrs) == 2 and default_input_level(*data.linear_esrs) == DEFAULT_INPUT_LEVEL   # settled
     data.recordings = [rectified[0], dataclasses.replace(linear[1], held_out=True), rectified[2]]
     assert default_input_level(*data.linear_esrs) == HIGH_GAIN_INPUT_LEVEL
+    assert default_hidden_size(None, *data.linear_esrs) == HIGH_GAIN_HIDDEN           # and so the model size
+    data.recordings = [rectified[0], linear[1], rectified[2]]
+    assert default_hidden_size(None, *data.linear_esrs) == 32
