@@ -210,8 +210,8 @@ class CaptureDataset:
         """How closely a linear filter explains each trained row (linearity.py), in order:
         the input level's and the model size's defaults (training.default_input_level,
         default_hidden_size), so that a set is linear, or a high-gain one, only when every
-        setting is. The rows after one that settles it
-        (a row in neither class, or in another class than those before it) are not fitted."""
+        setting is. The rows after one that settles it (a row in neither class, or in
+        another class than those before it) are not fitted."""
         esrs = []
         for r in self.training:
             esrs.append(linear_fit_esr(r.x_train, r.y_train))

@@ -359,16 +359,16 @@ def main(argv=None) -> int:
     # the model size: --set's, else train.py's for the pair and the budget (training.default_hidden_size; a stack
     # of --set layers keeps 32, as train.py's --layers does), else the one given here
     chosen = overrides.get("hidden", 32 if "layers" in overrides else None)
+    fixed = overrides.get("hidden", 32)                 # the systems of 32 units whatever the pair
     systems = {"ours": (train, level, race, chosen), "unaveraged": (replace(train, average=0.0), level, race, chosen),
                "unguarded": (replace(train, guard_batches=False), level, race, chosen),
                "norollback": (replace(train, rollback_above=0.0), level, race, chosen),
                "noprewarm": (replace(train, prewarm=0), level, race, chosen),
                "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False, chosen),
                "norace": (train, level, False, chosen),
-               "h32": (train, level, race, overrides.get("hidden", 32)),
-               "previous": (old, -math.inf, False, overrides.get("hidden", 32)),
-               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False,
-                          overrides.get("hidden", 32)),
+               "h32": (train, level, race, fixed),
+               "previous": (old, -math.inf, False, fixed),
+               "before": (replace(old, guard_batches=False, average=0.0, rollback_above=0.0), -math.inf, False, fixed),
                "budget": (replace(train, schedule="budget"), level, race, chosen)}
     # (TrainConfig, input level, race, hidden size or None: train.py's) each
     level_text = (f"{DEFAULT_INPUT_LEVEL:g} dBFS RMS, or as it is where a linear filter explains the pair to an "
@@ -377,8 +377,8 @@ def main(argv=None) -> int:
     race_text = (f", the start raced where the budget is {MIN_RACE_BUDGET:g} s or more (the forget-gate bias +1 "
                  f"against chrono {ENVELOPE_CHRONO:g}, {HEAT_EPOCHS} epochs of at most {HEAT_AUDIO:g} s each, "
                  f"or {HEAT_SHARE * 100:g} % of the budget if that comes first; a run per budget)") if race else ""
-    size_text = (f"H={chosen}" if chosen else f"H=32, or {HIGH_GAIN_HIDDEN} for a high-gain pair (where it leaves "
-                 f"{SATURATED_ESR:g} or more) at a budget of {HIGH_GAIN_HIDDEN_BUDGET:g} s or more, as train.py picks it")
+    size_text = (f"H={chosen}" if chosen else f"H=32, or {HIGH_GAIN_HIDDEN} for a high-gain pair (a linear fit "
+                 f"leaving {SATURATED_ESR:g} or more) at a budget of {HIGH_GAIN_HIDDEN_BUDGET:g} s or more, as train.py picks it")
     ours_text = (f"train.py's defaults ({size_text}; TrainConfig {TrainConfig().to_dict()}, batch {CPU.batch}, "
                  f"segment {CPU.segment} s, the input trained as if at "
                  f"{level_text if level is None else format(level, 'g') + ' dBFS RMS'}{race_text})"

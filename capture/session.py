@@ -36,7 +36,8 @@ from lstm_core.race import train_to_end
 from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
                            predict_validation, validation_errors)
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN,
-                                default_hidden_size, gain_text, input_gain_for, segment_samples)
+                                default_hidden_size, gain_text, input_gain_for, segment_samples,
+                                time_for_high_gain_size)
 
 from .config import (DEMO_RATE, DEMO_SECONDS, KNOB_DEMO_SECONDS, CaptureConfig, ResumeConfig, RunOptions,
                      stop_rule_over)
@@ -123,7 +124,7 @@ def _start(config: CaptureConfig, reporter: Reporter):
     a_set = isinstance(data, CaptureDataset)
     if a_set:                                 # the ranges used, kept: a resume scales the knobs the same way
         options = replace(options, knob_ranges={name: list(span) for name, span in data.ranges.items()})
-    size_from_pair = config.size_from_pair and (rule.budget is None or rule.budget >= HIGH_GAIN_HIDDEN_BUDGET)
+    size_from_pair = config.size_from_pair and time_for_high_gain_size(rule.budget)
     pair_esrs = data.linear_esrs if config.level_from_pair or size_from_pair else ()    # a fit takes a while
     if not config.init:
         model = _fresh_model(config, len(knob_names), rule.budget, pair_esrs, a_set, reporter)

@@ -92,9 +92,16 @@ def default_hidden_size(budget: float | None, *linear_esrs: float) -> int:
     a crunch amp and a fuzz gained at 300 s too. Other effects were not measured at 40, so
     they keep 32 (48 cost the compressor at 600 s)."""
     default = ModelConfig().hidden_size
-    if budget is not None and budget < HIGH_GAIN_HIDDEN_BUDGET:
+    if not time_for_high_gain_size(budget):
         return default
     return HIGH_GAIN_HIDDEN if default_input_level(*linear_esrs) == HIGH_GAIN_INPUT_LEVEL else default
+
+
+def time_for_high_gain_size(budget: float | None) -> bool:
+    """Whether a run's budget (seconds; None: none) leaves default_hidden_size room for
+    HIGH_GAIN_HIDDEN units: none, or HIGH_GAIN_HIDDEN_BUDGET or more. Where it does not, the
+    pair need not be fitted for the size."""
+    return budget is None or budget >= HIGH_GAIN_HIDDEN_BUDGET
 
 
 def gain_text(gain: float) -> str:

@@ -249,6 +249,8 @@ def test_a_high_gain_pair_with_time_to_train_gets_a_bigger_model_and_says_so(pai
 def test_the_model_size_a_run_trains():
     """training.default_hidden_size: HIGH_GAIN_HIDDEN only for a high-gain pair (every
     row's linear-fit ESR at SATURATED_ESR or more) with no budget or a long enough one."""
+    from capture import CaptureConfig
+    from capture.session import _fresh_model
     from lstm_core.training import SATURATED_ESR, default_hidden_size
 
     long_enough = HIGH_GAIN_HIDDEN_BUDGET
@@ -258,22 +260,22 @@ def test_the_model_size_a_run_trains():
     assert default_hidden_size(None, SATURATED_ESR * 0.99) == 32
     assert default_hidden_size(None, 0.9, 0.2) == 32                                # one row nearly linear
     assert default_hidden_size(None, math.nan) == default_hidden_size(None) == 32
-    from capture import CaptureConfig
-    from capture.session import _fresh_model
 
     assert CaptureConfig(input="a", target="b", input_level=0.0).size_from_pair      # the level is another choice
     for given in ({"hidden": 32}, {"layers": 1}, {"init": "m.npz"}):
         assert not CaptureConfig(input="a", target="b", **given).size_from_pair
 
-    class Notes:
-        lines = []
+    class Notes:                                         # the one method of a Reporter used here
+        def __init__(self):
+            self.lines = []
 
         def note(self, line):
             self.lines.append(line)
 
-    model = _fresh_model(CaptureConfig(captures="set.csv"), 2, None, (0.9, 0.5), True, Notes())
+    notes = Notes()
+    model = _fresh_model(CaptureConfig(captures="set.csv"), 2, None, (0.9, 0.5), True, notes)
     assert (model.hidden_size, model.input_size) == (HIGH_GAIN_HIDDEN, 3)
-    (line,) = Notes.lines
+    (line,) = notes.lines
     assert "leaves an ESR of 0.5 or more on every trained row) and there is no time budget" in line
 
 

@@ -355,10 +355,10 @@ def test_a_capture_set_s_input_level_is_its_trained_rows_together(tmp_path):
 
 
 def test_a_capture_set_is_linear_or_high_gain_only_when_every_trained_row_is(tmp_path):
-    """CaptureDataset.linear_esrs (the input level's and model size's defaults): a set whose trained rows are
-    all a linear filter of their input is linear; one row with clipping makes it not,
-    unless that row is held out. Likewise a set is a high-gain one (a rectifier's rows,
-    which no linear filter explains) only when every trained row is."""
+    """CaptureDataset.linear_esrs (the input level's and model size's defaults): a set
+    whose trained rows are all a linear filter of their input is linear; one row with
+    clipping makes it not, unless that row is held out. Likewise a set is a high-gain one (a
+    rectifier's rows, which no linear filter explains) only when every trained row is."""
     import dataclasses
 
     from audio_io.capture_set import read_capture_set
