@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from lstm_core.files.aidax import AIDAX_PLAYER_SIZES
+
 GRADES = (                       # (upper bound, grade, what it means)
     (0.01, "great", "hard to tell apart from the real thing"),
     (0.035, "good", "close; a careful listener may hear a difference"),
@@ -30,6 +32,17 @@ def grade(esr: float) -> tuple[str, str]:
         if esr < bound:
             return name, meaning
     return GRADES[-1][1], GRADES[-1][2]
+
+
+def larger_size(hidden: int) -> int | None:
+    """The model size to suggest above ``hidden`` units: the largest that every AIDA-X build
+    plays, up to twice as many (32 -> 64, 40 -> 64, 12 -> 20), so that the advice never leads
+    to a file the plugin refuses (2 x 40 = 80 is one only some builds play); the smallest it
+    plays where none lies within twice (1 to 3 units -> 8); None from 64 units up, the
+    largest size every build plays."""
+    above = [size for size in AIDAX_PLAYER_SIZES if size > hidden]
+    within_twice = [size for size in above if size <= 2 * hidden]
+    return within_twice[-1] if within_twice else (above[0] if above else None)
 
 
 def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int = 0) -> list[str]:
@@ -63,8 +76,9 @@ def advice(esr: float, meta: dict, epochs: int, best_epoch: int, diverged: int =
                     "(raise --budget or --epochs, or continue with --resume).")
     model = meta.get("model") or {}
     fine_tuned = bool((meta.get("options") or {}).get("init"))      # --init fixes the architecture
-    if int(model.get("hidden_size", 32)) < 64 and not fine_tuned:
-        tips.append(f"Try a larger model: --hidden {2 * int(model.get('hidden_size', 32))}.")
+    larger = larger_size(int(model.get("hidden_size", 32)))
+    if larger and not fine_tuned:
+        tips.append(f"Try a larger model: --hidden {larger}.")
     if model.get("skip") is False and not fine_tuned:
         tips.append("Try the skip connection (--skip), which lets the LSTM learn only the difference "
                     "from the dry signal.")

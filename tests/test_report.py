@@ -301,6 +301,20 @@ def test_advice_on_alignment_and_fine_tuning():
     assert "--lr 0.0004" in kept[0] and not any("Train longer" in tip for tip in kept)
 
 
+def test_a_larger_model_is_one_every_aida_x_build_plays():
+    """The advice used to double the size: 80 for a 40-unit model (train.py's size for a
+    high-gain pair), a size only some AIDA-X builds play."""
+    def suggested(hidden):
+        tips = [tip for tip in advice(0.05, {"model": {"hidden_size": hidden}}, 10, 5) if "--hidden" in tip]
+        return tips[0] if tips else None
+    assert suggested(32) == "Try a larger model: --hidden 64."
+    assert suggested(40) == "Try a larger model: --hidden 64."
+    assert suggested(12) == "Try a larger model: --hidden 20."
+    assert suggested(24) == "Try a larger model: --hidden 40."
+    assert suggested(2) == "Try a larger model: --hidden 8."
+    assert suggested(64) is None and suggested(80) is None
+
+
 def test_report_from_another_folder_finds_the_audio(trained, tmp_path):
     """The run stores absolute paths, so report.py works from any working directory."""
     folder, _ = trained
