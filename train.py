@@ -31,7 +31,7 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.model import ModelConfig
 from lstm_core.parallel import WorkerError
 from lstm_core.race import HEAT_AUDIO, HEAT_EPOCHS, HEAT_SHARE, MARGIN, MIN_RACE_BUDGET
-from lstm_core.run import Reporter, db
+from lstm_core.run import CLIMB_ABOVE, Reporter, db
 from lstm_core.schedule import SCHEDULES
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, ENVELOPE_CHRONO, HIGH_GAIN_HIDDEN, HIGH_GAIN_HIDDEN_BUDGET,
                                 HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_LEVEL, SATURATED_ESR)
@@ -113,9 +113,10 @@ def build_parser() -> ArgumentParser:
                         "epochs without a better val ESR). Every schedule rolls back an epoch whose val ESR spikes "
                         f"(--rollback-above) or diverges (default {DEFAULTS.schedule})")
     g.add_argument("--rollback-above", type=float, default=DEFAULTS.rollback_above, metavar="RATIO",
-                   help="an epoch after the third whose val ESR is more than RATIO times the best so far is rolled "
-                        "back to the best epoch and the learning rate halved (default %(default)g); 0: never (a "
-                        "diverged epoch always is)")
+                   help="an epoch after the second whose val ESR is more than RATIO times the best so far is rolled "
+                        "back to the best epoch and the learning rate halved (default %(default)g), as is one that "
+                        "climbs (worse than the epoch before, itself worse than the best, and more than "
+                        f"{CLIMB_ABOVE:g} times the best); 0: neither (a diverged epoch always is)")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

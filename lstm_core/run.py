@@ -12,9 +12,10 @@
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
             and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
-        diverged (a loss or ESR that is not a finite number) or, after the third epoch,
-            spiked (more than TrainConfig.rollback_above times the best): roll back to the
-            best parameters and Adam, halve the rate, go on
+        diverged (a loss or ESR that is not a finite number) or, after the second epoch,
+            spiked (more than TrainConfig.rollback_above times the best) or climbing (worse
+            than the epoch before, which was worse than the best, and more than CLIMB_ABOVE
+            times the best): roll back to the best parameters and Adam, halve the rate, go on
         write checkpoint.npz and history.csv
         stop when the epochs, the time budget or the patience run out (a budget is a
             limit: the run stops before a batch and validation would end past it)
@@ -65,8 +66,12 @@ __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "n
            "validation_errors"]
 SPIKE_FLOOR = 1e-9    # a best val ESR below this counts as this when spikes are judged (a best of 0 would make
                       # every epoch a spike)
-SETTLING_EPOCHS = 3   # a spike in these first epochs is not rolled back: early epochs swing by 10 times and more
+SETTLING_EPOCHS = 2   # a spike in these first epochs is not rolled back: early epochs swing by 10 times and more
                       # and go on to new bests (the demo, RESULTS.md "Rolling back a spiked epoch")
+CLIMB_ABOVE = 3.0     # an epoch worse than the one before, itself worse than the best, and more than this many
+                      # times the best is climbing: rolled back like a spike (a slow climb passes the spike's
+                      # 6 times and the issue's 10 in one epoch; at 2 the compressor's climbs to 2.7 times, which
+                      # go on to new bests, would be; RESULTS.md "Epoch 3 judged, and a climb rolled back")
 MIN_VALIDATION_CHUNK = 4096   # samples: shorter chunks start too far from their true states (devices.py)
 
 
@@ -117,6 +122,8 @@ class Progress:
     spikes_in_a_row: int = 0              # batches the guard undid since the last one it kept (spikes.py)
     race: dict | None = None              # the race of the run's starts (race.py): under way, or how it went
     heat_over: bool = False               # the run stopped at its race heat's end (a resume goes to the next heat)
+    went_on_from: float | None = None     # the val ESR of the epoch the parameters go on from (None: they went
+                                          # back to the best epoch's since; a climb is judged against it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,6 +179,7 @@ class RunState:
         self.adam = self.best_adam.copy()
         self.progress.lr = self.base_lr * CUT
         self.progress.lr_cut_epoch = self.progress.epoch
+        self.progress.went_on_from = None
 
 
 def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dict, seed: int,
@@ -191,7 +199,8 @@ def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
     at the start (chrono 0), and a spiked epoch rolled back at 10 times the best as then,
-    and never under the constant schedule (from the fourth epoch, as now)."""
+    and never under the constant schedule (from the third epoch on, and climbs too, as a
+    new run's are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
               "prewarm": 0, "chrono": 0.0}
@@ -466,22 +475,31 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 # A jump that both the parameters and their average took in: going on from it can
                 # cost the rest of the budget (the amp-like effect spent half of 120 s climbing
                 # back); going back costs one epoch (RESULTS.md "Rolling back a spiked epoch").
-                spiked = (not diverged and state.train.rollback_above > 0 and progress.epoch > SETTLING_EPOCHS
-                          and math.isfinite(progress.best_esr)
-                          and val_esr > state.train.rollback_above * max(progress.best_esr, SPIKE_FLOOR))
+                judged = (not diverged and state.train.rollback_above > 0 and progress.epoch > SETTLING_EPOCHS
+                          and math.isfinite(progress.best_esr))
+                floor = max(progress.best_esr, SPIKE_FLOOR)
+                spiked = judged and val_esr > state.train.rollback_above * floor
+                # Worse for the second epoch running and well past the best: the rate is too high for
+                # where the run is, and the next epoch may jump by 3 times more (the resonant filter:
+                # 1.7, 1.8, 3.7, then 11.5 times its best; RESULTS.md "Epoch 3 judged, and a climb
+                # rolled back").
+                climbing = (judged and not spiked and progress.went_on_from is not None
+                            and floor < progress.went_on_from < val_esr and val_esr > CLIMB_ABOVE * floor)
                 improved = not diverged and val_esr < progress.best_esr
                 event = ""
                 if improved:
                     progress.best_esr, progress.best_epoch = val_esr, progress.epoch
                     progress.best_averaged = scored is state.adam.average
                     state.keep_best(scored)
-                elif diverged or spiked:
+                elif diverged or spiked or climbing:
                     state.roll_back()
-                    event = (f"{'diverged' if diverged else 'spiked'}: rolled back to epoch {progress.best_epoch}, "
-                             f"learning rate now {state.base_lr:.3g}")
+                    what = "diverged" if diverged else "spiked" if spiked else "climbing"
+                    event = f"{what}: rolled back to epoch {progress.best_epoch}, learning rate now {state.base_lr:.3g}"
                 elif plateau_cut(schedule, rule.budget, progress.epoch, progress.best_epoch, progress.lr_cut_epoch):
                     progress.lr, progress.lr_cut_epoch = state.base_lr * CUT, progress.epoch
                     event = f"plateau: learning rate now {state.base_lr:.3g}"
+                if not (diverged or spiked or climbing):     # (an improved epoch is none of them)
+                    progress.went_on_from = val_esr          # the next epoch goes on from this one's parameters
                 if undone:
                     what = "undone" if went_back is None else f"back to epoch {went_back} after two in a row"
                     event = "; ".join(filter(None, [f"{undone} batch(es) spiked: {what}, learning rate now "

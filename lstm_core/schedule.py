@@ -6,7 +6,7 @@
     plateau    the rate halved after PLATEAU_EPOCHS epochs without a better val ESR
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
-diverged or spiked (run.py), and on the CPU when it undoes a batch whose training loss
+diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose training loss
 jumped (spikes.py). The rate in force is Progress.lr (the base: the rate given,
 halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
 

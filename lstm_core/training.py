@@ -133,10 +133,11 @@ class TrainConfig:
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
     average: float = 0.998        # decay per update of the parameters' running average, validated beside them (adam.py,
                                   # run.py); 0: none. README "Defaults", RESULTS.md "Averaged parameters"
-    rollback_above: float = 6.0   # an epoch after the third whose val ESR is more than this many times the best
+    rollback_above: float = 6.0   # an epoch after the second whose val ESR is more than this many times the best
                                   # is rolled back to the best and the rate halved (run.py), under every
-                                  # schedule; 0: never (a diverged epoch always is). RESULTS.md "Rolling back
-                                  # a spiked epoch"
+                                  # schedule, as is one that climbs (run.CLIMB_ABOVE); 0: neither (a diverged
+                                  # epoch always is). RESULTS.md "Rolling back a spiked epoch", "Epoch 3
+                                  # judged, and a climb rolled back"
     knob_jitter: float = 0.03     # a conditioned model's knob inputs (0..1 over their range) get noise of this
                                   # deviation, one draw a window: it learns a knob response that is smooth between
                                   # the settings captured (RESULTS.md "Knob jitter"); 0: none. With knob_blend on,
