@@ -91,6 +91,7 @@ from benchmarks import common  # noqa: E402
 from benchmarks.common import CORES, RATE, RESULTS  # noqa: E402
 from capture.config import read_input_level  # noqa: E402
 from lstm_core.devices import CPU, DeviceSettings, device_settings  # noqa: E402
+from lstm_core.files.history import write_history  # noqa: E402
 from lstm_core.inference import join_chunks, split_into_chunks  # noqa: E402
 from lstm_core.losses import esr  # noqa: E402
 from lstm_core.model import ModelConfig  # noqa: E402
@@ -155,7 +156,7 @@ def train_for(budget: float, epoch, train_batch, validate, y_val) -> list:
 
 def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettings, train: TrainConfig,
              hidden: int = 32, layers: int = 1, input_level: float | None = None, seed: int = 0,
-             race: bool = False) -> list:
+             race: bool = False, history: Path | None = None) -> list:
     """[(seconds, val ESR)] after each epoch of lstm_core.race.train_to_end (what train.py
     runs: the race, the schedule, the roll-backs, the validation) on ``device``, with ``budget`` as its
     time budget, in a temporary run folder. Seconds are train_run's: validation included.
@@ -163,7 +164,8 @@ def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettin
     picks it for the pair, training.default_input_level) as train.py sets it. ``seed``
     draws the model's start and the windows (train.py's --seed). ``race``: the start is
     raced first (lstm_core/race.py, train.py's default); the points are then the winner's,
-    at the run's wall time (the losing heat's seconds counted)."""
+    at the run's wall time (the losing heat's seconds counted). ``history``: where to write
+    the run's history.csv (the winner's epochs; train.py's columns and events)."""
     if input_level is None:
         input_level = default_input_level(linear_fit_esr(x_train, y_train))
     train = replace(train, input_gain=input_gain_for(rms(x_train), input_level))
@@ -174,6 +176,8 @@ def run_ours(x_train, y_train, x_val, y_val, budget: float, device: DeviceSettin
 
     with tempfile.TemporaryDirectory() as folder:
         state, _ = train_to_end(state, seed, data, device, folder, {}, race=race)
+    if history is not None:
+        write_history(history, state.progress.history)
     return [(row["seconds"], row["val_esr"]) for row in state.progress.history]
 
 
@@ -322,11 +326,16 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help=f"override one of our settings ({', '.join(SETTINGS)}) for a sweep")
     p.add_argument("--write", action="store_true", help=f"append to {RESULTS.name} and save {PLOT.name}")
+    p.add_argument("--histories", type=Path, metavar="FOLDER",
+                   help="keep the history.csv of each of our runs (every epoch: val ESR, rate, roll-backs) in "
+                        "FOLDER as EFFECT-SYSTEM-seedN-Bs.csv, to trace a spike the table shows")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.histories:
+        args.histories.mkdir(parents=True, exist_ok=True)
     overrides = {}
     for item in args.set:
         name, _, value = item.partition("=")
@@ -401,8 +410,10 @@ def main(argv=None) -> int:
                     sizes = {b: size or default_hidden_size(b, linear) for b in args.budgets}
                     budgets = (args.budgets if budget_aware(system, settings, raced) or len(set(sizes.values())) > 1
                                else [horizon])
+                    kept = ({b: {"history": args.histories / f"{effect}-{system}-seed{seed}-{b:g}s.csv"}
+                             for b in budgets} if args.histories else {})
                     runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, sizes[b],
-                                        overrides.get("layers", 1), input_level, seed, raced)
+                                        overrides.get("layers", 1), input_level, seed, raced, **kept.get(b, {}))
                             for b in budgets}
                 else:
                     runs = {horizon: run_recipe(torch, x_train, y_train, x_val, y_val, horizon, seed)}

@@ -140,3 +140,42 @@ def test_ours_gets_train_py_s_model_size_for_each_budget_and_h32_keeps_32(monkey
     assert ttq.main(args + ["--set", "hidden=16"]) == 0
     assert calls == [(long, 16)] * 3                         # --set applies to every system
     assert "ours: train.py's defaults (H=16;" in capsys.readouterr().out
+
+
+def test_histories_keeps_every_run_s_epochs_under_its_effect_system_seed_and_budget(monkeypatch, tmp_path):
+    """--histories hands each of our runs a file named for it; without it none is asked for."""
+    asked = []
+
+    def fake_run_ours(*args, history=None):
+        asked.append(history)
+        return _points(0.5, 0.4)
+
+    monkeypatch.setattr(ttq, "material", lambda effect, seed=1: (None, None, None, None))
+    monkeypatch.setattr(ttq, "linear_fit_esr", lambda x, y: 0.5)
+    monkeypatch.setattr(ttq, "run_ours", fake_run_ours)
+    command = ["--budgets", "10", "20", "--effects", "amp", "--systems", "ours", "--seeds", "3", "--set", "chrono=0"]
+    assert ttq.main(command) == 0
+    assert asked == [None]                                   # one unraced run serves both budgets
+    asked.clear()
+    assert ttq.main([*command, "--histories", str(tmp_path / "h")]) == 0
+    assert asked == [tmp_path / "h" / "amp-ours-seed3-20s.csv"] and (tmp_path / "h").is_dir()
+
+
+def test_run_ours_writes_the_run_s_history_with_its_events(tmp_path):
+    """A real run of about a second: the file holds one row per epoch, as the points do."""
+    import numpy as np
+
+    from lstm_core.devices import device_settings
+    from lstm_core.files.history import read_history
+
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal(3 * ttq.RATE)).astype(np.float32)
+    y = np.tanh(2 * x).astype(np.float32)
+    cut = int(0.8 * x.size)
+    device = device_settings("cpu", batch=4, segment=0.1, processes=1)
+    points = ttq.run_ours(x[:cut], y[:cut], x[cut:], y[cut:], 1.0, device, ttq.TrainConfig(), hidden=4,
+                          input_level=-math.inf, history=tmp_path / "run.csv")
+    rows = read_history(tmp_path / "run.csv")
+    assert len(rows) == len(points) >= 1
+    assert [row["val_esr"] for row in rows] == pytest.approx([value for _, value in points], rel=1e-5)
+    assert "event" in rows[0] and "lr" in rows[0]
