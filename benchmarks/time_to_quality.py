@@ -411,7 +411,7 @@ def main(argv=None) -> int:
                     budgets = (args.budgets if budget_aware(system, settings, raced) or len(set(sizes.values())) > 1
                                else [horizon])
                     kept = ({b: {"history": args.histories / f"{effect}-{system}-seed{seed}-{b:g}s.csv"}
-                             for b in budgets} if args.histories else {})
+                             for b in budgets} if args.histories else {})   # history= only when asked for
                     runs = {b: run_ours(x_train, y_train, x_val, y_val, b, device, settings, sizes[b],
                                         overrides.get("layers", 1), input_level, seed, raced, **kept.get(b, {}))
                             for b in budgets}

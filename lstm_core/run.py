@@ -483,7 +483,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 # where the run is, and the next epoch may jump by 3 times more (the resonant filter:
                 # 1.7, 1.8, 3.7, then 11.5 times its best; RESULTS.md "Epoch 3 judged, and a climb
                 # rolled back").
-                climbing = (judged and not spiked and progress.went_on_from is not None
+                climbing = (judged and progress.went_on_from is not None
                             and floor < progress.went_on_from < val_esr and val_esr > CLIMB_ABOVE * floor)
                 improved = not diverged and val_esr < progress.best_esr
                 event = ""

@@ -6,9 +6,9 @@
     plateau    the rate halved after PLATEAU_EPOCHS epochs without a better val ESR
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
-diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose training loss
-jumped (spikes.py). The rate in force is Progress.lr (the base: the rate given,
-halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
+diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose
+training loss jumped (spikes.py). The rate in force is Progress.lr (the base: the rate
+given, halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
 
 Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however
 close the model is to its best, so late epochs oscillate, sometimes by orders of magnitude;
