@@ -27,6 +27,8 @@ it: what early stopping would have kept.
               as the defaults were before it (2026-11-30)
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
+    probe     the same with the probe after every batch (TrainConfig.probe_batches on:
+              lstm_core/probe.py; off by default)
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon
     chrono    the same from the chrono initialisation over 1 to 50 samples (--chrono 50,
@@ -106,10 +108,11 @@ PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
             "chrono": float, "input_level": read_input_level}                  # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "noprewarm", "chrono", "norace", "h32", "previous",
-           "before", "budget", "recipe")
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "probe", "noprewarm", "chrono", "norace", "h32",
+           "previous", "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
+               "probe": (0, (3, 1, 1, 1, 1, 1, 1, 1)),
                "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)), "norace": (0, (4, 1, 1, 1, 1, 1)),
                "h32": (0, (6, 1, 2, 1)),
                "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
@@ -372,6 +375,7 @@ def main(argv=None) -> int:
     systems = {"ours": (train, level, race, chosen), "unaveraged": (replace(train, average=0.0), level, race, chosen),
                "unguarded": (replace(train, guard_batches=False), level, race, chosen),
                "norollback": (replace(train, rollback_above=0.0), level, race, chosen),
+               "probe": (replace(train, probe_batches=True), level, race, chosen),
                "noprewarm": (replace(train, prewarm=0), level, race, chosen),
                "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False, chosen),
                "norace": (train, level, False, chosen),
@@ -446,7 +450,7 @@ def main(argv=None) -> int:
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked or climbing "
-            f"epochs; "
+            f"epochs; probe: the same with the probe after every batch (probe_batches on); "
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
             f"{ENVELOPE_CHRONO:g}); "

@@ -8,7 +8,11 @@
     if the run fine-tunes a model and has not begun: measure the starting model (epoch 0)
     for each epoch:
         for each batch of windows:  warm up, then one Adam update per TBPTT slice,
-                                    at the rate the schedule gives (schedule.py)
+                                    at the rate the schedule gives (schedule.py); on the CPU,
+                                    a batch whose loss jumps is undone (spikes.py), and (with
+                                    TrainConfig.probe_batches, off by default) after the second
+                                    epoch a short stretch of validation is scored: a jump there
+                                    goes back to the best epoch at half the rate (probe.py)
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
             and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
@@ -25,7 +29,8 @@ Reporter, whose methods only tell; train.py prints them, a sweep hands them to i
 Files are written atomically after every epoch, and never hold a NaN (a diverged epoch
 is rolled back before anything is saved), so an interrupted run (Ctrl-C, kill) resumes
 from its last finished epoch, and a resumed run ends exactly where one run
-straight through ends (tests/test_run.py).
+straight through ends (tests/test_run.py), as far as the clock allows: a budget, and
+which batches the probe follows once batches are short (probe.PROBE_SHARE), are time.
 
 Arrays in, files out: ``data`` is the pair already cut for training and validation
 (audio_io.dataset.Dataset, or anything with the same fields); this module knows nothing
@@ -55,6 +60,7 @@ from .inference import process_parallel
 from .losses import ESR_EPS
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
+from .probe import SpikeProbe, probe_part
 from .schedule import CUT, decay, plateau_cut
 from .spikes import BatchGuard
 from .training import TrainConfig, segment_samples, train_window
@@ -199,8 +205,8 @@ def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
     at the start (chrono 0), and a spiked epoch rolled back at 10 times the best as then,
-    and never under the constant schedule (from the third epoch on, and climbs too, as a
-    new run's are judged)."""
+    and never under the constant schedule (from the third epoch on, and climbs and the
+    probe after each batch too where it rolls back at all, as a new run's are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
               "prewarm": 0, "chrono": 0.0}
@@ -326,13 +332,25 @@ def validation_errors(params: dict, model: ModelConfig, parts: list, device: Dev
     error = energy = 0.0
     each = {}
     for part in parts:
-        difference = (predict_validation(params, model, part, device, xp, initial) - part.y).astype(np.float64)
-        target = part.y.astype(np.float64)
-        e, t = float(difference @ difference), float(target @ target)
+        e, t = part_errors(params, model, part, device, xp, initial)
         each[part.name] = float(e / (t + ESR_EPS))
         if not part.held_out:
             error, energy = error + e, energy + t
     return float(error / (energy + ESR_EPS)), each
+
+
+def part_errors(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
+                initial=None) -> tuple[float, float]:
+    """(the error energy, the target energy) of one validation part, as validated."""
+    difference = (predict_validation(params, model, part, device, xp, initial) - part.y).astype(np.float64)
+    target = part.y.astype(np.float64)
+    return float(difference @ difference), float(target @ target)
+
+
+def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp) -> float:
+    """The ESR of one probed stretch (probe.py), scored as validation scores it."""
+    e, t = part_errors(params, model, part, device, xp)
+    return e / (t + ESR_EPS)
 
 
 def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,
@@ -405,6 +423,24 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     started = time.perf_counter() - state.progress.seconds
     rule, progress, schedule = state.rule, state.progress, state.train.schedule
     guard = BatchGuard(progress) if host_losses and state.train.guard_batches else None   # spikes.py
+    probed = probe_part(scored_parts, data.rate)
+    probe = None                              # probe.py: on the CPU, with the spike rule on
+    if host_losses and state.train.probe_batches and state.train.rollback_above > 0 and probed is not None:
+        probe = SpikeProbe(partial(probe_esr, model=state.model, part=probed, device=device, xp=xp), SPIKE_FLOOR,
+                           clock=lambda: time.perf_counter())     # the clock the batches are timed on
+        if math.isfinite(progress.best_esr):
+            probe.keep_best(state.best_params)
+
+    def probe_for_jump():
+        """Back to the best epoch at half the rate when the probe says the parameters jumped
+        (probe.py); each time, (the probe over the best's, the best epoch) joins the epoch's jumps."""
+        jump = probe.jumped(state.candidates()) if progress.epoch >= SETTLING_EPOCHS else None
+        if jump is not None:
+            state.roll_back()
+            if guard is not None:
+                guard.restart()
+            progress.lr_cut_epoch = progress.epoch + 1             # cut in this epoch
+            jumps.append((jump, progress.best_epoch))
 
     def rate_now() -> float:
         return state.base_lr * decay(schedule, rule.budget, time.perf_counter() - started)
@@ -416,8 +452,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     limit = min(limits) if limits else None       # the budget, or a race's heat's when it comes first
 
     def no_time_for_another_batch(samples_trained: int, seconds_training: float) -> bool:
-        """Would one more batch, and the validation after it, end past the budget (or the
-        heat)? A run stops before it would, so that a budget is a limit (a sweep's slots stay
+        """Would one more batch, the probe after it (probe.py) and the validation end past
+        the budget (or the heat)? A run stops before it would, so that a budget is a limit (a sweep's slots stay
         on time), not a point the last batch and validation overshoot. Before the first
         validation its time is guessed as a pass over every model scored at the training's
         seconds a sample (on 2 cores a validation sample cost a third to all of a training
@@ -426,13 +462,15 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
             return False
         validation = progress.validation_seconds or (
             len(state.candidates()) * validation_samples * seconds_training / max(samples_trained, 1))
-        return time.perf_counter() - started + progress.batch_seconds + validation >= limit
+        probing = probe.seconds if probe is not None and progress.epoch >= SETTLING_EPOCHS else 0.0   # probe.py
+        return time.perf_counter() - started + progress.batch_seconds + probing + validation >= limit
 
     try:
         with np.errstate(invalid="ignore", over="ignore"):   # a diverging epoch is caught and rolled back below
             while True:
                 epoch_started = time.perf_counter()
                 loss_sum, batches, samples, out_of_time, undone, went_back = 0.0, 0, 0, False, 0, None
+                jumps = []                      # the probe's roll-backs in this epoch (probe_for_jump)
                 for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter,
                                                   state.train.knob_blend):
                     batch_started = time.perf_counter()
@@ -455,6 +493,10 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     else:
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends
                         batches += 1
+                        if probe is not None and math.isfinite(value):
+                            probe.trained(time.perf_counter() - batch_started)
+                            if probe.due:
+                                probe_for_jump()
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
                     if host_losses and not math.isfinite(value):
                         break                            # diverged: the rest of the epoch would be NaN too
@@ -462,6 +504,9 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     if no_time_for_another_batch(samples, time.perf_counter() - epoch_started):
                         out_of_time = True
                         break
+                if probe is not None and probe.unprobed and math.isfinite(loss_sum):
+                    probe_for_jump()                     # the epoch's last batch, before its validation (a
+                                                         # diverged one is rolled back below, once)
                 train_seconds = time.perf_counter() - epoch_started
                 train_loss = float(loss_sum / batches) if batches else math.nan   # every batch undone
                 lr = train.lr if batches else rate_now()
@@ -491,6 +536,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     progress.best_esr, progress.best_epoch = val_esr, progress.epoch
                     progress.best_averaged = scored is state.adam.average
                     state.keep_best(scored)
+                    if probe is not None:
+                        probe.keep_best(state.best_params)
                 elif diverged or spiked or climbing:
                     state.roll_back()
                     what = "diverged" if diverged else "spiked" if spiked else "climbing"
@@ -500,6 +547,11 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     event = f"plateau: learning rate now {state.base_lr:.3g}"
                 if not (diverged or spiked or climbing):     # (an improved epoch is none of them)
                     progress.went_on_from = val_esr          # the next epoch goes on from this one's parameters
+                if jumps:
+                    times = f" ({len(jumps)} times)" if len(jumps) > 1 else ""
+                    event = "; ".join(filter(None, [f"probe {max(jumps)[0]:.3g} times the best{times}: rolled back "
+                                                    f"to epoch {jumps[-1][1]}, learning rate now {state.base_lr:.3g}",
+                                                    event]))
                 if undone:
                     what = "undone" if went_back is None else f"back to epoch {went_back} after two in a row"
                     event = "; ".join(filter(None, [f"{undone} batch(es) spiked: {what}, learning rate now "

@@ -7,7 +7,8 @@
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
 diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose
-training loss jumped (spikes.py). The rate in force is Progress.lr (the base: the rate
+training loss jumped (spikes.py) or goes back to its best epoch after a batch whose
+probe jumped (probe.py). The rate in force is Progress.lr (the base: the rate
 given, halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
 
 Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however

@@ -131,13 +131,18 @@ class TrainConfig:
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
+    probe_batches: bool = False   # after each batch, score a short stretch of validation; a jump goes back to the best
+                                  # epoch at half the rate (probe.py; CPU; off with rollback_above 0 too). Off: it
+                                  # kept the resonant filter's epochs under 10 times its best, but sent the demo back
+                                  # three times in epochs 3-4 that were new bests without it (RESULTS.md "A probe
+                                  # after every batch")
     average: float = 0.998        # decay per update of the parameters' running average, validated beside them (adam.py,
                                   # run.py); 0: none. README "Defaults", RESULTS.md "Averaged parameters"
     rollback_above: float = 6.0   # an epoch after the second whose val ESR is more than this many times the best
                                   # is rolled back to the best and the rate halved (run.py), under every
-                                  # schedule, as is one that climbs (run.CLIMB_ABOVE); 0: neither (a diverged
-                                  # epoch always is). RESULTS.md "Rolling back a spiked epoch", "Epoch 3
-                                  # judged, and a climb rolled back"
+                                  # schedule, as is one that climbs (run.CLIMB_ABOVE); 0: neither, nor the
+                                  # probe (a diverged epoch always is). RESULTS.md "Rolling back a spiked
+                                  # epoch", "Epoch 3 judged, and a climb rolled back"
     knob_jitter: float = 0.03     # a conditioned model's knob inputs (0..1 over their range) get noise of this
                                   # deviation, one draw a window: it learns a knob response that is smooth between
                                   # the settings captured (RESULTS.md "Knob jitter"); 0: none. With knob_blend on,

@@ -4,6 +4,7 @@ it was given, and a run stopped and resumed ends exactly where one run straight 
 import dataclasses
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -235,29 +236,37 @@ class SpikeAt:
         return self.real(params, config, adam, x, target, train, workspace, gpu_loop)
 
 
-@pytest.mark.parametrize("guarded", [True, False])
-def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guarded):
-    """A spike injected into one batch of epoch 4: the batch is undone, the rate cut,
-    history.csv says so, and epoch 4's val ESR stays near the best. Without the guard the
-    same batch shows in the validation as a spike of more than 10 times: the epoch is then
-    rolled back to the best one (TrainConfig.rollback_above), or with rollback_above 0 it
-    stands."""
+@pytest.mark.parametrize("guard", ["batch", "probe", "none"])
+def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, guard):
+    """A spike injected into one batch of epoch 4. The batch guard undoes the batch and
+    cuts the rate; without it the probe (probe.py) sees the jump after the batch and sends
+    the run back to its best epoch at half the rate: either way history.csv says so, and
+    epoch 4's val ESR stays near the best. With neither, the same batch shows in the
+    validation as a spike of more than 10 times: the epoch is then rolled back to the best
+    one (TrainConfig.rollback_above), or with rollback_above 0 (which turns the probe off
+    too) it stands."""
     spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 3 * per_epoch + 5)          # epoch 4, batch 5
-    for rollback_above in ([6.0] if guarded else [6.0, 0.0]):
+    for rollback_above in ([6.0] if guard == "batch" else [6.0, 0.0]):
         spike.restart()
         state = small_run(epochs=4)
-        state.train = dataclasses.replace(state.train, guard_batches=guarded, rollback_above=rollback_above)
+        state.train = dataclasses.replace(state.train, guard_batches=guard == "batch",
+                                          probe_batches=guard == "probe", rollback_above=rollback_above)
         folder = tmp_path / f"run{rollback_above:g}"
         train_run(state, small_data(), DEVICE, folder, {})
         rows = read_history(folder / "history.csv")
         best_before = min(row["val_esr"] for row in rows[:3])
-        if guarded:
+        best = 1 + min(range(3), key=lambda i: rows[i]["val_esr"])
+        if guard == "batch":
             assert rows[3]["event"].startswith("1 batch(es) spiked: undone, learning rate now 0.005"), rows[3]
+        if guard == "probe" and rollback_above:
+            assert re.fullmatch(f"probe [0-9.e+]+ times the best: rolled back to epoch {best}, learning rate now "
+                                f"0.005", rows[3]["event"]), rows[3]
+            assert float(rows[3]["event"].split()[1]) > 10                # the jump it saw
+        if guard == "batch" or (guard == "probe" and rollback_above):
             assert rows[3]["val_esr"] < 2 * best_before
             continue
         assert rows[3]["val_esr"] > 10 * best_before
         if rollback_above:
-            best = 1 + min(range(3), key=lambda i: rows[i]["val_esr"])
             assert rows[3]["event"] == f"spiked: rolled back to epoch {best}, learning rate now 0.005", rows[3]
             for name in state.params:                       # going on from the best epoch's parameters
                 assert np.array_equal(state.params[name], state.best_params[name]), name
