@@ -96,13 +96,12 @@ class SpikeProbe:
         the average is the better one nearly always once the run settles (the parameters
         jitter around it), and when it is below the limit so is the better one."""
         started = self.clock()
-        if self._best_params is not None:
-            value = self.score(self._best_params)
-            self.best, self._best_params = (value if math.isfinite(value) else None), None
-        if self.best is None:
-            self.seconds, self.unprobed = self.clock() - started, 0.0
-            return None
         try:
+            if self._best_params is not None:
+                value = self.score(self._best_params)
+                self.best, self._best_params = (value if math.isfinite(value) else None), None
+            if self.best is None:
+                return None
             limit = PROBE_ABOVE * max(self.best, self.floor)
             better = math.inf
             for params in reversed(candidates):

@@ -30,7 +30,7 @@ Files are written atomically after every epoch, and never hold a NaN (a diverged
 is rolled back before anything is saved), so an interrupted run (Ctrl-C, kill) resumes
 from its last finished epoch, and a resumed run ends exactly where one run
 straight through ends (tests/test_run.py), as far as the clock allows: a budget, and
-which batches the probe follows once batches are short (probe.PROBE_SHARE), are time.
+which batches the probe follows once batches are short (probe.PROBE_SHARE), depend on it.
 
 Arrays in, files out: ``data`` is the pair already cut for training and validation
 (audio_io.dataset.Dataset, or anything with the same fields); this module knows nothing
@@ -205,8 +205,8 @@ def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
     at the start (chrono 0), and a spiked epoch rolled back at 10 times the best as then,
-    and never under the constant schedule (from the third epoch on, and climbs and the
-    probe after each batch too where it rolls back at all, as a new run's are judged)."""
+    and never under the constant schedule (from the third epoch on, and climbs too, as a
+    new run's are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
               "prewarm": 0, "chrono": 0.0}
@@ -453,11 +453,11 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
 
     def no_time_for_another_batch(samples_trained: int, seconds_training: float) -> bool:
         """Would one more batch, the probe after it (probe.py) and the validation end past
-        the budget (or the heat)? A run stops before it would, so that a budget is a limit (a sweep's slots stay
-        on time), not a point the last batch and validation overshoot. Before the first
-        validation its time is guessed as a pass over every model scored at the training's
-        seconds a sample (on 2 cores a validation sample cost a third to all of a training
-        sample's time, 2026-11-30)."""
+        the budget (or the heat)? A run stops before it would, so that a budget is a limit
+        (a sweep's slots stay on time), not a point the last batch and validation overshoot.
+        Before the first validation its time is guessed as a pass over every model scored
+        at the training's seconds a sample (on 2 cores a validation sample cost a third to
+        all of a training sample's time, 2026-11-30)."""
         if limit is None:
             return False
         validation = progress.validation_seconds or (
