@@ -23,7 +23,8 @@ RESULTS.md under a heading naming the GPU, the CPU, the date and the command):
                 between the GPU loops, check that all run the same model.
     quality     time_to_quality.run_ours on one generated pair, the CPU and the GPU each
                 with train.py's settings for it (lstm_core.devices.device_settings; both
-                from the forget-gate bias +1, unraced, so that the devices alone differ), the GPU
+                from the forget-gate bias +1, unraced, so that the devices alone differ; the
+                probe after each batch, lstm_core/probe.py, runs on the CPU only), the GPU
                 once for each --gpu-batch: val ESR after every epoch against training
                 seconds (validation off the clock), the best within each budget, and when
                 each reached the CPU's best.

@@ -70,7 +70,8 @@ class CaptureConfig:
     schedule: str = TRAIN_DEFAULTS.schedule   # the learning rate over the run (lstm_core.schedule)
     average: float = TRAIN_DEFAULTS.average   # decay of the parameters' running average, validated beside them
     rollback_above: float = TRAIN_DEFAULTS.rollback_above   # an epoch after the second more than this many
-                                                            # times the best is rolled back
+                                                            # times the best is rolled back; 0: never, and
+                                                            # no probe after each batch (lstm_core.probe)
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup

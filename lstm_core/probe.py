@@ -12,24 +12,31 @@ to batch with the audio each batch draws. A fixed stretch of audio does not swin
                        warm-up its validation runs) with Adam's running average of the
                        parameters and, only if that is above the limit, the parameters
                        themselves; the better of them is the probe, as in validation
-    above PROBE_ABOVE times the best epoch's probe
+    above PROBE_ABOVE times the best epoch's probe, or its val ESR when that is larger
                        the run goes back to its best epoch at half the rate (run.py), before
                        the rest of the epoch is spent going on from the jump; the epoch's
                        validation then scores the parameters the run goes on with
 
-It is off by default (TrainConfig.probe_batches): on issue 15's table it kept every
-epoch after the third under 10 times the best, the resonant filter's included, but it
-sent the demo back to its best epoch three times in epochs 3 and 4, at 16 and 8 times
-its best on the probe, in epochs that were new bests without it; at an eighth of the
-rate the demo's best at 60 s was 8 times worse (RESULTS.md "A probe after every batch").
-Half a second of one part is presumably too little audio to judge an early epoch by.
-When on, it judges from the same epoch as run.py's spike rule (after SETTLING_EPOCHS),
+Judged against its own best alone, it sent the demo back to its best epoch three times in
+epochs 3 and 4 that were new bests without it: its first half second read 1.6e-6 where
+the whole validation read 1.3e-5, and then 16 and 8 times that, a change the whole
+validation did not show (RESULTS.md "A probe after every batch"). A stretch so much
+easier than the rest swings by more than the whole does; against the whole validation's
+best as well, a jump must take the stretch itself past what would be a spike of the
+whole (RESULTS.md "The probe judged against the whole validation").
+
+It judges from the same epoch as run.py's spike rule (after SETTLING_EPOCHS),
 and is off with it too (TrainConfig.rollback_above 0). A probe costs a short
 validation: about 60-100 ms on 2 cores, against 1.5-2 s for a batch at the defaults,
-so there it runs after every batch. It runs after a batch only once the
-training since the last probe took 1 / PROBE_SHARE times what a probe takes, so that it
-never costs more than that share of the run (small models and short windows make short
-batches), and always after an epoch's last batch, before the epoch's validation. On a
+so there it runs after every batch. It runs after a batch only once the audio trained
+since the last probe (warm-ups included) is PROBE_EVERY times the probe's own (its warm-up
+included), so that it costs a small share of the run where batches are short (small
+batches, short windows), and always after an epoch's last batch, before the epoch's
+validation. It is paced by audio rather than by the clock so that a run resumed from its
+checkpoint probes after the same batches, and ends exactly where one straight through
+ends (tests/test_training.py). A sample of the probe cost about 1.5 times a trained one
+(2-3 us against 1.4-1.9 us, H = 32, 2 cores): at PROBE_EVERY 20 a probe takes at most
+about 8 % of the training it follows (15 % when the parameters are scored too). On a
 GPU reading its ESR would be a sync per batch, so there only the epoch's rule acts. A
 capture set is probed on its first part that is not held out: a jump shows in every
 setting. Each jump halves the rate again, as each spiked epoch does.
@@ -43,10 +50,12 @@ from dataclasses import replace
 from typing import Callable
 
 PROBE_SECONDS = 0.5   # of validation audio scored after each batch (its warm-up before it is run too)
-PROBE_ABOVE = 4.0     # a probe this many times the best epoch's is a jump. Below the epoch rule's 6: on half
-                      # a second the probe read 3.1 where the whole validation read 7.3 (RESULTS.md "A probe
-                      # after every batch")
-PROBE_SHARE = 0.1     # of the training time the probes may take at most (besides one after each epoch)
+PROBE_ABOVE = 4.0     # a probe this many times the best epoch's (or its val ESR, if larger) is a jump. Below
+                      # the epoch rule's 6: on half a second the probe read 3.1 where the whole validation
+                      # read 7.3 (RESULTS.md "A probe after every batch")
+PROBE_EVERY = 20      # a probe once the audio trained since the last is this many times its own (and after
+                      # each epoch's last batch): at the defaults (40 windows of 26112 samples a batch, 0.7 s
+                      # of audio a probe) after every batch
 
 
 def probe_part(parts: list, rate: float):
@@ -61,40 +70,50 @@ def probe_part(parts: list, rate: float):
 
 
 class SpikeProbe:
-    """The probe's ESR of the best epoch, and whether the parameters jumped from it.
+    """The best epoch's probe and val ESR, and whether the parameters jumped from them.
 
     ``score(params)``: the ESR of one parameter dict on the probed stretch."""
 
-    def __init__(self, score: Callable[[dict], float], floor: float, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, score: Callable[[dict], float], floor: float, samples: int,
+                 clock: Callable[[], float] = time.perf_counter):
         self.score = score
+        self.samples = samples  # of audio a probe runs (the stretch and its warm-up)
         self.clock = clock    # seconds, the clock the run's batches are timed on
         self.floor = floor    # a best probe below this counts as this (a best of 0 would make every probe a jump)
         self.best = None      # the best epoch's probe; None until there is one (nothing to judge against)
+        self.best_esr = 0.0   # the best epoch's val ESR: a probe is judged against the larger of it and self.best
         self._best_params = None   # the best epoch's parameters, until the first probe after them scores them
-        self.seconds = 0.0    # what the latest probe took
-        self.unprobed = 0.0   # seconds of training since the latest probe
+        self.seconds = 0.0    # what the latest probe took (the budget's look-ahead counts it)
+        self.unprobed = 0     # samples trained since the latest probe (or the epoch's start)
 
-    def trained(self, seconds: float):
-        """A batch of ``seconds`` was trained (and kept)."""
-        self.unprobed += seconds
+    def trained(self, samples: int):
+        """A batch of ``samples`` (warm-ups included) was trained, and kept."""
+        self.unprobed += samples
 
     @property
     def due(self) -> bool:
-        """Whether the training since the last probe took enough to pay for another one."""
-        return self.unprobed > 0 and self.unprobed * PROBE_SHARE >= self.seconds
+        """Whether the audio trained since the last probe is enough to pay for another one."""
+        return self.unprobed >= PROBE_EVERY * self.samples
 
-    def keep_best(self, params: dict):
-        """``params`` are the run's best now: their probe is what later ones are judged
-        against. Scored by the next probe (in its time: none after a run's last epoch);
-        ``params`` must not change in place until then (the run keeps copies)."""
-        self._best_params = params
+    def new_epoch(self):
+        """An epoch starts: what was trained before counts no more (a diverged epoch ends
+        unprobed), so that the probes of an epoch depend on that epoch alone."""
+        self.unprobed = 0
+
+    def keep_best(self, params: dict, esr: float = 0.0):
+        """``params`` are the run's best now, with val ESR ``esr``: their probe, or ``esr``
+        when that is larger, is what later ones are judged against. Scored by the next
+        probe (in its time: none after a run's last epoch); ``params`` must not change in
+        place until then (the run keeps copies)."""
+        self._best_params, self.best_esr = params, esr if math.isfinite(esr) else 0.0
 
     def jumped(self, candidates: list) -> float | None:
-        """The probe over the best's when the better of ``candidates`` ([the parameters,
-        their average] or [the parameters]) is above PROBE_ABOVE times the best's; None
-        when it is not, or when there is no best yet. The last candidate is scored first:
-        the average is the better one nearly always once the run settles (the parameters
-        jitter around it), and when it is below the limit so is the better one."""
+        """The probe over the reference (the larger of the best's probe and val ESR) when
+        the better of ``candidates`` ([the parameters, their average] or [the parameters])
+        is above PROBE_ABOVE times it; None when it is not, or when there is no best yet.
+        The last candidate is scored first: the average is the better one nearly always
+        once the run settles (the parameters jitter around it), and when it is below the
+        limit so is the better one."""
         started = self.clock()
         try:
             if self._best_params is not None:
@@ -102,13 +121,14 @@ class SpikeProbe:
                 self.best, self._best_params = (value if math.isfinite(value) else None), None
             if self.best is None:
                 return None
-            limit = PROBE_ABOVE * max(self.best, self.floor)
+            reference = max(self.best, self.best_esr, self.floor)
+            limit = PROBE_ABOVE * reference
             better = math.inf
             for params in reversed(candidates):
                 value = self.score(params)
                 better = min(better, value if math.isfinite(value) else math.inf)
                 if better <= limit:
                     return None
-            return better / max(self.best, self.floor)
+            return better / reference
         finally:
-            self.seconds, self.unprobed = self.clock() - started, 0.0
+            self.seconds, self.unprobed = self.clock() - started, 0

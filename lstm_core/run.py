@@ -9,10 +9,10 @@
     for each epoch:
         for each batch of windows:  warm up, then one Adam update per TBPTT slice,
                                     at the rate the schedule gives (schedule.py); on the CPU,
-                                    a batch whose loss jumps is undone (spikes.py), and (with
-                                    TrainConfig.probe_batches, off by default) after the second
-                                    epoch a short stretch of validation is scored: a jump there
-                                    goes back to the best epoch at half the rate (probe.py)
+                                    a batch whose loss jumps is undone (spikes.py), and after
+                                    the second epoch a short stretch of validation is scored
+                                    (TrainConfig.probe_batches): a jump there goes back to the
+                                    best epoch at half the rate (probe.py)
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
             and Adam's running average of them (adam.py); the better one counts
         better than the best so far: keep the parameters and Adam, write model.npz
@@ -29,8 +29,8 @@ Reporter, whose methods only tell; train.py prints them, a sweep hands them to i
 Files are written atomically after every epoch, and never hold a NaN (a diverged epoch
 is rolled back before anything is saved), so an interrupted run (Ctrl-C, kill) resumes
 from its last finished epoch, and a resumed run ends exactly where one run
-straight through ends (tests/test_run.py), as far as the clock allows: a budget, and
-which batches the probe follows once batches are short (probe.PROBE_SHARE), depend on it.
+straight through ends (tests/test_run.py), as far as the clock allows: a budget depends
+on it.
 
 Arrays in, files out: ``data`` is the pair already cut for training and validation
 (audio_io.dataset.Dataset, or anything with the same fields); this module knows nothing
@@ -204,12 +204,12 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
-    at the start (chrono 0), and a spiked epoch rolled back at 10 times the best as then,
-    and never under the constant schedule (from the third epoch on, and climbs too, as a
-    new run's are judged)."""
+    at the start (chrono 0), no probe after each batch, and a spiked epoch rolled back at
+    10 times the best as then, and never under the constant schedule (from the third epoch
+    on, and climbs too, as a new run's are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
-              "prewarm": 0, "chrono": 0.0}
+              "prewarm": 0, "chrono": 0.0, "probe_batches": False}
     return TrainConfig(**{**before, **stored})
 
 
@@ -427,13 +427,15 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     probe = None                              # probe.py: on the CPU, with the spike rule on
     if host_losses and state.train.probe_batches and state.train.rollback_above > 0 and probed is not None:
         probe = SpikeProbe(partial(probe_esr, model=state.model, part=probed, device=device, xp=xp), SPIKE_FLOOR,
+                           probed.x.size + (0 if probed.history is None else probed.history.size),
                            clock=lambda: time.perf_counter())     # the clock the batches are timed on
         if math.isfinite(progress.best_esr):
-            probe.keep_best(state.best_params)
+            probe.keep_best(state.best_params, progress.best_esr)
 
     def probe_for_jump():
         """Back to the best epoch at half the rate when the probe says the parameters jumped
-        (probe.py); each time, (the probe over the best's, the best epoch) joins the epoch's jumps."""
+        (probe.py); each time, (the probe over the best's, the best epoch) joins the epoch's jumps
+        (the best's: the larger of its probe and its val ESR)."""
         jump = probe.jumped(state.candidates()) if progress.epoch >= SETTLING_EPOCHS else None
         if jump is not None:
             state.roll_back()
@@ -471,6 +473,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 epoch_started = time.perf_counter()
                 loss_sum, batches, samples, out_of_time, undone, went_back = 0.0, 0, 0, False, 0, None
                 jumps = []                      # the probe's roll-backs in this epoch (probe_for_jump)
+                if probe is not None:
+                    probe.new_epoch()
                 for x, y in data.epoch_batches(segment, warmup, device.batch, state.rng, state.train.knob_jitter,
                                                   state.train.knob_blend):
                     batch_started = time.perf_counter()
@@ -494,7 +498,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends
                         batches += 1
                         if probe is not None and math.isfinite(value):
-                            probe.trained(time.perf_counter() - batch_started)
+                            probe.trained(y.size)
                             if probe.due:
                                 probe_for_jump()
                     reporter.batch(samples, epoch_samples, time.perf_counter() - epoch_started, loss)
@@ -537,7 +541,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     progress.best_averaged = scored is state.adam.average
                     state.keep_best(scored)
                     if probe is not None:
-                        probe.keep_best(state.best_params)
+                        probe.keep_best(state.best_params, progress.best_esr)
                 elif diverged or spiked or climbing:
                     state.roll_back()
                     what = "diverged" if diverged else "spiked" if spiked else "climbing"

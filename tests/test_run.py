@@ -36,8 +36,10 @@ def small_data(seed=0) -> Dataset:
 
 
 def small_run(epochs=3, seed=1, average=0.0, **options):
+    """A run of 4 units, its probe after each batch off (probe.py; the tests of the probe
+    turn it on), as the runs here are judged epoch by epoch."""
     model = ModelConfig(hidden_size=4)
-    train = TrainConfig(warmup=100, tbptt=100, average=average)
+    train = TrainConfig(warmup=100, tbptt=100, average=average, probe_batches=False)
     return new_run(model, train, StopRule(epochs=epochs, patience=100), {"seed": seed, **options}, seed)
 
 
@@ -360,6 +362,18 @@ def test_older_checkpoints_warm_up_from_zero_as_they_began():
     assert _stored_train_config(stored).prewarm == stored["prewarm"]
     del stored["prewarm"]
     assert _stored_train_config(stored).prewarm == 0
+
+
+def test_older_checkpoints_go_on_without_the_probe_as_they_began():
+    """A stored TrainConfig from before probe_batches goes on without the probe after each
+    batch (probe.py); one that has it keeps its own."""
+    from lstm_core.run import _stored_train_config
+
+    stored = TrainConfig().to_dict()
+    assert stored["probe_batches"]                                # the default probes
+    assert _stored_train_config(stored).probe_batches
+    del stored["probe_batches"]
+    assert not _stored_train_config(stored).probe_batches
 
 
 def test_older_checkpoints_record_the_forget_bias_they_began_with():
