@@ -117,8 +117,9 @@ def build_parser() -> ArgumentParser:
                         "back to the best epoch and the learning rate halved (default %(default)g), as is one that "
                         "climbs (worse than the epoch before, itself worse than the best, and more than "
                         f"{CLIMB_ABOVE:g} times the best), and on the CPU, a short stretch of validation is scored "
-                        f"after each batch from the third epoch, so that a jump goes back to the best at once "
-                        f"(lstm_core/probe.py); 0: none of them (a diverged epoch always is)")
+                        "after each batch (or every few, where batches are short) from the third epoch, so that "
+                        "a jump goes back to the best at once (lstm_core/probe.py); 0: none of them (a diverged "
+                        "epoch always is)")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

@@ -28,7 +28,7 @@ it: what early stopping would have kept.
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
     probe     the same with the probe after every batch (TrainConfig.probe_batches on:
-              lstm_core/probe.py); ours since 2026-12-03 16:00 UTC, before which it was off
+              lstm_core/probe.py); ours since 2026-12-03 17:00 UTC, before which it was off
     noprobe   the same without it (probe_batches off), as the defaults were until then
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon

@@ -428,7 +428,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     if host_losses and state.train.probe_batches and state.train.rollback_above > 0 and probed is not None:
         probe = SpikeProbe(partial(probe_esr, model=state.model, part=probed, device=device, xp=xp), SPIKE_FLOOR,
                            probed.x.size + (0 if probed.history is None else probed.history.size),
-                           clock=lambda: time.perf_counter())     # the clock the batches are timed on
+                           clock=lambda: time.perf_counter())     # the run's clock: the budget counts probes
         if math.isfinite(progress.best_esr):
             probe.keep_best(state.best_params, progress.best_esr)
 
@@ -567,6 +567,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                 if diverged and not math.isfinite(progress.best_esr):   # nothing finite yet: keep the start
                     start_esr = _keep_start(state, lambda params: validate([params])[0], save_best)
                     if start_esr is not None:
+                        if probe is not None:             # as a run resumed from here would have it
+                            probe.keep_best(state.best_params, progress.best_esr)
                         reporter.note(f"the first epoch diverged: model.npz holds the starting model (val ESR "
                                       f"{start_esr:.4g}) until an epoch does better")
                 if improved:

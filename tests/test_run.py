@@ -276,6 +276,49 @@ def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, 
             assert not rows[3]["event"]
 
 
+def test_a_run_whose_probe_acts_resumes_to_where_one_straight_through_ends(tmp_path, monkeypatch):
+    """The probe is paced by the audio trained, not by the clock (probe.py): probing every
+    few batches here, it catches a spike injected into epoch 4 at the same batch in a run
+    straight through and in one stopped after epoch 3 and resumed, and the two end alike."""
+    import lstm_core.probe
+
+    monkeypatch.setattr(lstm_core.probe, "PROBE_EVERY", 0.5)    # every 4 batches of these (2000 samples each)
+    spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 3 * per_epoch + 5)          # epoch 4, batch 5
+    probes = []
+    jumped = lstm_core.probe.SpikeProbe.jumped
+
+    def counted(probe, candidates):
+        probes.append(len(candidates))
+        return jumped(probe, candidates)
+
+    monkeypatch.setattr(lstm_core.probe.SpikeProbe, "jumped", counted)
+
+    def fresh(epochs):
+        state = small_run(epochs=epochs)
+        state.train = dataclasses.replace(state.train, guard_batches=False, probe_batches=True)
+        return state
+
+    data = small_data()
+    spike.restart()
+    straight = fresh(5)
+    train_run(straight, data, DEVICE, tmp_path / "straight", {})
+    straight_probes, probes[:] = len(probes), []
+    spike.restart()
+    train_run(fresh(3), data, DEVICE, tmp_path / "resumed", {})
+    resumed, _ = load_checkpoint(tmp_path / "resumed")
+    resumed.rule = dataclasses.replace(resumed.rule, epochs=5)
+    train_run(resumed, data, DEVICE, tmp_path / "resumed", {})
+
+    rows = read_history(tmp_path / "straight" / "history.csv")
+    assert rows[3]["event"].startswith("probe "), rows[3]                 # it acted, in epoch 4
+    assert straight_probes == len(probes) > 3    # epochs 3 to 5 probed, within them too; as many resumed
+    assert [row["event"] for row in read_history(tmp_path / "resumed" / "history.csv")] == [row["event"] for row in rows]
+    assert [row["val_esr"] for row in resumed.progress.history] == [row["val_esr"] for row in straight.progress.history]
+    for name in straight.params:
+        assert np.array_equal(resumed.params[name], straight.params[name]), name
+        assert np.array_equal(resumed.best_params[name], straight.best_params[name]), name
+
+
 def test_a_spike_in_the_first_two_epochs_is_not_rolled_back(tmp_path, monkeypatch):
     """Early epochs swing widely and go on to new bests (the demo): a spike in epoch 2
     stands (run.SETTLING_EPOCHS), the rate untouched. Epoch 3, which goes on from it, is
