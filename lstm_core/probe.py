@@ -40,12 +40,13 @@ a probe takes about 8 % of the training it follows where batches are short (up t
 11 % on those figures, and twice that when the parameters are scored too). Those figures
 hold for models that forget within a chunk or two of the stretch's exact parallel chunks
 (chunks.py). One that keeps its state longer than the stretch, as the amp-like effect
-trained at +6 dBFS does, presumably takes up to a pass per chunk: there the probes took
-18 to 33 % of each epoch's training (RESULTS.md "The table with the probe as committed,
-and what the probe costs a high-gain amp"); a pacing that counts the passes is the way
-on, not built. On a GPU reading its ESR would be a sync per batch, so there only the
-epoch's rule acts. A capture set is probed on its first part that is not held out: a
-jump shows in every setting. Each jump halves the rate again, as each spiked epoch does.
+trained at +6 dBFS does, took 4 or 5 passes over the 5 chunks of its stretch: there the
+probes took 18 to 33 % of each epoch's training while the machine ran fast (RESULTS.md
+"The table with the probe as committed, and what the probe costs a high-gain amp"); a
+pacing by passes is the way on, not built. On a GPU reading its ESR would be a sync per
+batch, so there only the epoch's rule acts. A capture set is probed on its first part
+that is not held out: a jump shows in every setting. Each jump halves the rate again, as
+each spiked epoch does.
 """
 
 from __future__ import annotations
