@@ -27,7 +27,8 @@ validation reached (RESULTS.md "The probe judged against the whole validation").
 
 It judges from the same epoch as run.py's spike rule (after SETTLING_EPOCHS), and is off
 with it too (TrainConfig.rollback_above 0). A probe costs a short validation: about
-60-100 ms on 2 cores, against 1.5-2 s for a batch at the defaults. It runs after a batch
+60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below), against
+1.5-2 s for a batch at the defaults. It runs after a batch
 only once the audio trained since the last probe (warm-ups included) is PROBE_EVERY
 times the probe's own (its warm-up included; a batch at the defaults is 34 times a
 probe's, so there it runs after every batch), so that it costs a small share of the run
@@ -38,15 +39,15 @@ where one straight through ends (tests/test_run.py). A sample of the probe cost 
 1.5 times a trained one (2-3 us against 1.4-1.9 us, H = 32, 2 cores): at PROBE_EVERY 20
 a probe takes about 8 % of the training it follows where batches are short (up to about
 11 % on those figures, and twice that when the parameters are scored too). Those figures
-hold for models that forget within a chunk or two of the stretch's exact parallel chunks
-(chunks.py). One that keeps its state longer than the stretch, as the amp-like effect
-trained at +6 dBFS does, took 4 or 5 passes over the 5 chunks of its stretch: there the
-probes took 18 to 33 % of each epoch's training while the machine ran fast (RESULTS.md
-"The table with the probe as committed, and what the probe costs a high-gain amp"); a
-pacing by passes is the way on, not built. On a GPU reading its ESR would be a sync per
-batch, so there only the epoch's rule acts. A capture set is probed on its first part
-that is not held out: a jump shows in every setting. Each jump halves the rate again, as
-each spiked epoch does.
+hold for models whose stretch takes one or two chunk passes (chunks.py). One that keeps
+its state longer than the stretch, as the amp-like effect trained at +6 dBFS does, took 4
+or 5 passes over the 5 chunks of its stretch on a long capture (validated on a file of its
+own: no warm-up): there the probes took 18 to 33 % of each epoch's training while the
+machine ran fast (RESULTS.md "The table with the probe as committed, and what the probe
+costs a high-gain amp"); a pacing by the probe's cost is the way on, not built. On a GPU
+reading its ESR would be a sync per batch, so there only the epoch's rule acts. A
+capture set is probed on its first part that is not held out: a jump shows in every
+setting. Each jump halves the rate again, as each spiked epoch does.
 """
 
 from __future__ import annotations
