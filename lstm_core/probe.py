@@ -27,21 +27,21 @@ validation reached (RESULTS.md "The probe judged against the whole validation").
 
 It judges from the same epoch as run.py's spike rule (after SETTLING_EPOCHS), and is off
 with it too (TrainConfig.rollback_above 0). A probe costs a short validation: about
-60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below), against
-1.5-2 s for a batch at the defaults. It runs after a batch
-only once the audio trained since the last probe (warm-ups included) is PROBE_EVERY
-times the probe's own (its warm-up included; a batch at the defaults is 34 times a
-probe's, so there it runs after every batch), so that it costs a small share of the run
-where batches are short (small batches, short windows), and always after an epoch's last
-batch, before the epoch's validation. It is paced by audio rather than by the clock so
-that a run resumed from its checkpoint probes after the same batches, and ends exactly
-where one straight through ends (tests/test_run.py). A sample of the probe cost about
-1.5 times a trained one (2-3 us against 1.4-1.9 us, H = 32, 2 cores): at PROBE_EVERY 20
-a probe takes about 8 % of the training it follows where batches are short (up to about
-11 % on those figures, and twice that when the parameters are scored too). Those figures
-hold for models whose stretch takes one or two chunk passes (chunks.py). One that keeps
-its state longer than the stretch, as the amp-like effect trained at +6 dBFS does, took 4
-or 5 passes over the 5 chunks of its stretch on a long capture (validated on a file of its
+60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below),
+against 1.5-2 s for a batch at the defaults. It runs after a batch only once the audio
+trained since the last probe (warm-ups included) is PROBE_EVERY times the probe's own
+(its warm-up included; a batch at the defaults is 34 times a probe's, so there it runs
+after every batch), so that it costs a small share of the run where batches are short
+(small batches, short windows), and always after an epoch's last batch, before the
+epoch's validation. It is paced by audio rather than by the clock so that a run resumed
+from its checkpoint probes after the same batches, and ends exactly where one straight
+through ends (tests/test_run.py). A sample of the probe cost about 1.5 times a trained
+one (2-3 us against 1.4-1.9 us, H = 32, 2 cores): at PROBE_EVERY 20 a probe takes about
+8 % of the training it follows where batches are short (up to about 11 % on those
+figures, and twice that when the parameters are scored too). Those figures hold for
+models whose stretch takes one or two chunk passes (chunks.py). One that keeps its state
+longer than the stretch, as the amp-like effect trained at +6 dBFS does, took 4 or 5
+passes over the 5 chunks of its stretch on a long capture (validated on a file of its
 own: no warm-up): there the probes took 18 to 33 % of each epoch's training while the
 machine ran fast (RESULTS.md "The table with the probe as committed, and what the probe
 costs a high-gain amp"); a pacing by the probe's cost is the way on, not built. On a GPU
