@@ -118,9 +118,10 @@ def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, 
 
 def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
                      overlap: int = 256, history: np.ndarray | None = None, initial=None,
-                     controls=(), gpu_loop: str = DEFAULT_LOOP) -> np.ndarray:
+                     controls=(), gpu_loop: str = DEFAULT_LOOP, with_passes: bool = False):
     """Fast and exact: x (N,) -> y (N,) from ``parts`` chunks run as one batch, corrected
-    until each starts where the one before it ends (chunks.py).
+    until each starts where the one before it ends (chunks.py); (y, the passes it took)
+    with ``with_passes``.
 
     Args:
         parts: number of chunks (the batch size); fewer are used for short inputs.
@@ -139,9 +140,9 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
     skip = 0
     if history is not None and history.size:
         x, skip = np.concatenate([history.astype(np.float32), x.astype(np.float32)]), history.size
-    y, _, _ = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype), parts,
-                             overlap, controls, gpu_loop)
-    return y[skip:]
+    y, _, passes = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype),
+                                  parts, overlap, controls, gpu_loop)
+    return (y[skip:], passes) if with_passes else y[skip:]
 
 
 def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, parts: int, overlap: int,

@@ -28,26 +28,32 @@ validation reached (RESULTS.md "The probe judged against the whole validation").
 It judges from the same epoch as run.py's spike rule (after SETTLING_EPOCHS), and is off
 with it too (TrainConfig.rollback_above 0). A probe costs a short validation: about
 60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below),
-against 1.5-2 s for a batch at the defaults. It runs after a batch only once the audio
-trained since the last probe (warm-ups included) is PROBE_EVERY times the probe's own
-(its warm-up included; a batch at the defaults is 34 times a probe's, so there it runs
-after every batch), so that it costs a small share of the run where batches are short
-(small batches, short windows), and always after an epoch's last batch, before the
-epoch's validation. It is paced by audio rather than by the clock so that a run resumed
-from its checkpoint probes after the same batches, and ends exactly where one straight
-through ends (tests/test_run.py). A sample of the probe cost about 1.5 times a trained
-one (2-3 us against 1.4-1.9 us, H = 32, 2 cores): at PROBE_EVERY 20 a probe takes about
-8 % of the training it follows where batches are short (up to about 11 % on those
-figures, and twice that when the parameters are scored too). Those figures hold for
-models whose stretch takes one or two chunk passes (chunks.py). One that keeps its state
-longer than the stretch, as the amp-like effect trained at +6 dBFS does, took 4 or 5
-passes over the 5 chunks of its stretch on a long capture (validated on a file of its
-own: no warm-up): there the probes took 18 to 33 % of each epoch's training while the
-machine ran fast (RESULTS.md "The table with the probe as committed, and what the probe
-costs a high-gain amp"); a pacing by the probe's cost is the way on, not built. On a GPU
-reading its ESR would be a sync per batch, so there only the epoch's rule acts. A
-capture set is probed on its first part that is not held out: a jump shows in every
-setting. Each jump halves the rate again, as each spiked epoch does.
+against 1.5-2 s for a batch at the defaults. It is paced by its work: it runs after a
+batch only once the audio trained since the last probe (warm-ups included) is
+PROBE_EVERY times the audio a scoring of the latest probe ran, that is its stretch (its
+warm-up included) times the chunk passes the scoring took (chunks.py; their mean over the
+probe's scorings, and one pass before an epoch's first probe). A batch at the defaults is
+34 times a one-pass probe's audio, so on a model whose stretch takes one pass it runs
+after every batch; where batches are short (small batches, short windows) it costs a
+small share of the run. It always runs after an epoch's last batch, before the epoch's
+validation. A sample of the probe cost about 1.5 times a trained one (2-3 us against
+1.4-1.9 us, H = 32, 2 cores, models whose stretch takes one or two passes): at
+PROBE_EVERY 20 a probe takes about 8 % of the training it follows where batches are
+short (up to about 11 % on those figures, and twice that when the parameters are scored
+too). A model that keeps its state longer than the stretch, as the amp-like effect
+trained at +6 dBFS does, takes a pass per chunk (4 or 5 over the 5 chunks of its stretch
+on a long capture validated on a file of its own, so with no warm-up), each rerun costing
+more a sample than the first pass (it runs fewer chunks side by side). Paced by audio alone, it
+ran after every batch there, and its probes took 18 to 33 % of each epoch's training
+while the machine ran fast (RESULTS.md "The table with the probe as committed, and what
+the probe costs a high-gain amp"); paced by its work, it ran after 5 or 6 of 11 batches
+(RESULTS.md "The probe paced by its work"). It is paced by audio and passes rather than
+by the clock so that a run resumed from its checkpoint probes after the same batches,
+and ends exactly where one straight through ends (tests/test_run.py): the passes depend
+on the parameters alone, and each epoch starts from one pass. On a GPU reading its ESR
+would be a sync per batch, so there only the epoch's rule acts. A capture set is probed
+on its first part that is not held out: a jump shows in every setting. Each jump halves
+the rate again, as each spiked epoch does.
 """
 
 from __future__ import annotations
@@ -61,9 +67,10 @@ PROBE_SECONDS = 0.5   # of validation audio scored after each batch (its warm-up
 PROBE_ABOVE = 4.0     # a probe this many times the best epoch's (or its val ESR, if larger) is a jump. Below
                       # the epoch rule's 6: on half a second the probe read 3.1 where the whole validation
                       # read 7.3 (RESULTS.md "A probe after every batch")
-PROBE_EVERY = 20      # a probe once the audio trained since the last is this many times its own (and after
-                      # each epoch's last batch): at the defaults (40 windows of 26112 samples a batch, 0.7 s
-                      # of audio a probe) after every batch
+PROBE_EVERY = 20      # a probe once the audio trained since the last is this many times a scoring's work, its
+                      # audio times its chunk passes (and after each epoch's last batch): at the defaults (40
+                      # windows of 26112 samples a batch, 0.7 s of audio a probe) after every batch where a
+                      # scoring takes one pass
 
 
 def probe_part(parts: list, rate: float):
@@ -80,9 +87,10 @@ def probe_part(parts: list, rate: float):
 class SpikeProbe:
     """The best epoch's probe and val ESR, and whether the parameters jumped from them.
 
-    ``score(params)``: the ESR of one parameter dict on the probed stretch."""
+    ``score(params)``: (the ESR of one parameter dict on the probed stretch, the chunk
+    passes the scoring took: chunks.py)."""
 
-    def __init__(self, score: Callable[[dict], float], floor: float, samples: int,
+    def __init__(self, score: Callable[[dict], tuple[float, int]], floor: float, samples: int,
                  clock: Callable[[], float] = time.perf_counter):
         self.score = score
         self.samples = samples  # of audio a probe runs (the stretch and its warm-up)
@@ -93,6 +101,7 @@ class SpikeProbe:
         self._best_params = None   # the best epoch's parameters, until the first probe after them scores them
         self.seconds = 0.0    # what the latest probe took (the budget's look-ahead counts it)
         self.unprobed = 0     # samples trained since the latest probe (or the epoch's start)
+        self.cost = 1.0       # the chunk passes a scoring took in the latest probe of this epoch (1 before one)
 
     def trained(self, samples: int):
         """A batch of ``samples`` (warm-ups included) was trained, and kept."""
@@ -101,12 +110,12 @@ class SpikeProbe:
     @property
     def due(self) -> bool:
         """Whether the audio trained since the last probe is enough to pay for another one."""
-        return self.unprobed >= PROBE_EVERY * self.samples
+        return self.unprobed >= PROBE_EVERY * self.samples * self.cost
 
     def new_epoch(self):
         """An epoch starts: what was trained before counts no more (a diverged epoch ends
         unprobed), so that the probes of an epoch depend on that epoch alone."""
-        self.unprobed = 0
+        self.unprobed, self.cost = 0, 1.0
 
     def keep_best(self, params: dict, esr: float = 0.0):
         """``params`` are the run's best now, with val ESR ``esr``: their probe, or ``esr``
@@ -123,9 +132,11 @@ class SpikeProbe:
         once the run settles (the parameters jitter around it), and when it is below the
         limit so is the better one."""
         started = self.clock()
+        passes = []           # of each scoring in this probe
         try:
             if self._best_params is not None:
-                value = self.score(self._best_params)
+                value, took = self.score(self._best_params)
+                passes.append(took)
                 self.best, self._best_params = (value if math.isfinite(value) else None), None
             if self.best is None:
                 return None
@@ -133,10 +144,13 @@ class SpikeProbe:
             limit = PROBE_ABOVE * reference
             better = math.inf
             for params in reversed(candidates):
-                value = self.score(params)
+                value, took = self.score(params)
+                passes.append(took)
                 better = min(better, value if math.isfinite(value) else math.inf)
                 if better <= limit:
                     return None
             return better / reference
         finally:
             self.seconds, self.unprobed = self.clock() - started, 0
+            if passes:
+                self.cost = max(1.0, sum(passes) / len(passes))

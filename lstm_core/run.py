@@ -313,16 +313,18 @@ def warmup_history(part: ValidationPart, device: DeviceSettings) -> np.ndarray |
 
 
 def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
-                       initial=None) -> np.ndarray:
+                       initial=None, with_passes: bool = False):
     """The model's output for one validation part (M,), as train_run scores it: parallel
     chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
     just before it when there is one (part.history), from ``initial`` ((h, c), each
-    (L, H)) or zeros, with the part's knob settings."""
+    (L, H)) or zeros, with the part's knob settings; (the output, the chunks' passes) with
+    ``with_passes``."""
     history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
     parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
     return process_parallel(params, model, part.x, xp, parts, device.overlap,
-                            history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop)
+                            history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop,
+                            with_passes=with_passes)
 
 
 def validation_errors(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,
@@ -342,15 +344,22 @@ def validation_errors(params: dict, model: ModelConfig, parts: list, device: Dev
 def part_errors(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
                 initial=None) -> tuple[float, float]:
     """(the error energy, the target energy) of one validation part, as validated."""
-    difference = (predict_validation(params, model, part, device, xp, initial) - part.y).astype(np.float64)
-    target = part.y.astype(np.float64)
+    return error_energies(predict_validation(params, model, part, device, xp, initial), part.y)
+
+
+def error_energies(y: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """(the error energy, the target energy) of an output y (M,) against its target (M,), in float64."""
+    difference = (y - target).astype(np.float64)
+    target = target.astype(np.float64)
     return float(difference @ difference), float(target @ target)
 
 
-def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp) -> float:
-    """The ESR of one probed stretch (probe.py), scored as validation scores it."""
-    e, t = part_errors(params, model, part, device, xp)
-    return e / (t + ESR_EPS)
+def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp) -> tuple:
+    """(the ESR of one probed stretch, scored as validation scores it; the chunk passes
+    that took), as probe.SpikeProbe's score."""
+    y, passes = predict_validation(params, model, part, device, xp, with_passes=True)
+    e, t = error_energies(y, part.y)
+    return e / (t + ESR_EPS), passes
 
 
 def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,

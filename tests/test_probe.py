@@ -12,18 +12,19 @@ from lstm_core.run import ValidationPart
 
 
 class Scores:
-    """A scorer whose ESR of a parameter dict is its "esr" entry; counts its calls."""
+    """A scorer whose ESR of a parameter dict is its "esr" entry and whose chunk passes its
+    "passes" entry (1 if none); counts its calls."""
 
     def __init__(self):
         self.calls = []
 
     def __call__(self, params):
         self.calls.append(params["name"])
-        return params["esr"]
+        return params["esr"], params["passes"]
 
 
-def model(name, esr):
-    return {"name": name, "esr": esr}
+def model(name, esr, passes=1):
+    return {"name": name, "esr": esr, "passes": passes}
 
 
 def test_no_best_no_judgement():
@@ -105,3 +106,28 @@ def test_the_probe_runs_once_the_audio_trained_since_pays_for_it():
     probe.new_epoch()
     probe.trained(PROBE_EVERY * 999)
     assert not probe.due
+
+
+def test_a_probe_that_took_many_passes_waits_that_much_longer_within_its_epoch():
+    """A model that holds its state longer than the stretch takes a chunk pass per chunk
+    (chunks.py): such probes took 18-33 % of the amp-like effect's epochs when every batch
+    was probed (RESULTS.md "The table with the probe as committed, and what the probe costs
+    a high-gain amp"). The next probe then waits as many times as long as the passes a
+    scoring took in the latest probe (their mean); a model whose stretch takes one pass
+    waits as ever, and each epoch starts afresh, so a resumed run still probes after the
+    same batches."""
+    probe = SpikeProbe(Scores(), floor=1e-9, samples=1000)
+    probe.keep_best(model("best", 1.0, passes=1))
+    assert probe.jumped([model("params", 1.0, passes=1)]) is None
+    probe.trained(PROBE_EVERY * 1000)
+    assert probe.due                                     # one pass: the wait as ever
+    probe.keep_best(model("best", 1.0, passes=3))        # the best scored too: the mean of 3 and 7 passes
+    assert probe.jumped([model("params", 1.0, passes=7)]) is None
+    probe.trained(5 * PROBE_EVERY * 1000 - 1)
+    assert not probe.due                                 # 5 passes a scoring: 5 times the wait
+    probe.trained(1)
+    assert probe.due
+    assert probe.jumped([model("params", 1.0, passes=5)]) is None
+    probe.new_epoch()
+    probe.trained(PROBE_EVERY * 1000)
+    assert probe.due                                     # a new epoch waits as long as a one-pass model's
