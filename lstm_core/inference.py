@@ -118,10 +118,9 @@ def process_sequential(params: dict, config: ModelConfig, x: np.ndarray, xp=np, 
 
 def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
                      overlap: int = 256, history: np.ndarray | None = None, initial=None,
-                     controls=(), gpu_loop: str = DEFAULT_LOOP, with_passes: bool = False):
+                     controls=(), gpu_loop: str = DEFAULT_LOOP, runner=None) -> np.ndarray:
     """Fast and exact: x (N,) -> y (N,) from ``parts`` chunks run as one batch, corrected
-    until each starts where the one before it ends (chunks.py); (y, the passes it took)
-    with ``with_passes``.
+    until each starts where the one before it ends (chunks.py).
 
     Args:
         parts: number of chunks (the batch size); fewer are used for short inputs.
@@ -134,15 +133,16 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
         initial: (h, c), each (L, H): the state the stream starts from, or None (zeros).
         controls: values of a conditioned model's inputs after the audio.
         gpu_loop: how a GPU runs the recurrence ("step" or "window", cuda_kernels).
+        runner: what runs the model, as process_chunks takes it (None: run() here).
 
     lstm_core.devices gives each device's parts and overlap (process.py's settings).
     """
     skip = 0
     if history is not None and history.size:
         x, skip = np.concatenate([history.astype(np.float32), x.astype(np.float32)]), history.size
-    y, _, passes = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype),
-                                  parts, overlap, controls, gpu_loop)
-    return (y[skip:], passes) if with_passes else y[skip:]
+    y, _, _ = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype), parts,
+                             overlap, controls, gpu_loop, runner)
+    return y[skip:]
 
 
 def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, parts: int, overlap: int,

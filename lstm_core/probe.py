@@ -87,10 +87,10 @@ def probe_part(parts: list, rate: float):
 class SpikeProbe:
     """The best epoch's probe and val ESR, and whether the parameters jumped from them.
 
-    ``score(params)``: (the ESR of one parameter dict on the probed stretch, the chunk
-    passes the scoring took: chunks.py)."""
+    ``score(params)``: (the ESR of one parameter dict on the probed stretch, the work the
+    scoring took: the samples its model steps amount to, run.probe_esr)."""
 
-    def __init__(self, score: Callable[[dict], tuple[float, int]], floor: float, samples: int,
+    def __init__(self, score: Callable[[dict], tuple[float, float]], floor: float, samples: int,
                  clock: Callable[[], float] = time.perf_counter):
         self.score = score
         self.samples = samples  # of audio a probe runs (the stretch and its warm-up)
@@ -101,7 +101,7 @@ class SpikeProbe:
         self._best_params = None   # the best epoch's parameters, until the first probe after them scores them
         self.seconds = 0.0    # what the latest probe took (the budget's look-ahead counts it)
         self.unprobed = 0     # samples trained since the latest probe (or the epoch's start)
-        self.cost = 1.0       # the chunk passes a scoring took in the latest probe of this epoch (1 before one)
+        self.work = samples   # the work a scoring took in this epoch's latest probe (their mean; samples before one)
 
     def trained(self, samples: int):
         """A batch of ``samples`` (warm-ups included) was trained, and kept."""
@@ -110,12 +110,12 @@ class SpikeProbe:
     @property
     def due(self) -> bool:
         """Whether the audio trained since the last probe is enough to pay for another one."""
-        return self.unprobed >= PROBE_EVERY * self.samples * self.cost
+        return self.unprobed >= PROBE_EVERY * self.work
 
     def new_epoch(self):
         """An epoch starts: what was trained before counts no more (a diverged epoch ends
         unprobed), so that the probes of an epoch depend on that epoch alone."""
-        self.unprobed, self.cost = 0, 1.0
+        self.unprobed, self.work = 0, self.samples
 
     def keep_best(self, params: dict, esr: float = 0.0):
         """``params`` are the run's best now, with val ESR ``esr``: their probe, or ``esr``
@@ -132,11 +132,11 @@ class SpikeProbe:
         once the run settles (the parameters jitter around it), and when it is below the
         limit so is the better one."""
         started = self.clock()
-        passes = []           # of each scoring in this probe
+        works = []            # of each scoring in this probe
         try:
             if self._best_params is not None:
-                value, took = self.score(self._best_params)
-                passes.append(took)
+                value, work = self.score(self._best_params)
+                works.append(work)
                 self.best, self._best_params = (value if math.isfinite(value) else None), None
             if self.best is None:
                 return None
@@ -144,13 +144,13 @@ class SpikeProbe:
             limit = PROBE_ABOVE * reference
             better = math.inf
             for params in reversed(candidates):
-                value, took = self.score(params)
-                passes.append(took)
+                value, work = self.score(params)
+                works.append(work)
                 better = min(better, value if math.isfinite(value) else math.inf)
                 if better <= limit:
                     return None
             return better / reference
         finally:
             self.seconds, self.unprobed = self.clock() - started, 0
-            if passes:
-                self.cost = max(1.0, sum(passes) / len(passes))
+            if works:
+                self.work = sum(works) / len(works)

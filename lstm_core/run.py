@@ -57,6 +57,7 @@ from .files.history import HISTORY_COLUMNS, write_history
 from .files.model_file import ModelFileError
 from .files.npz import check_params, load_npz, save_model, save_npz_atomic
 from .inference import process_parallel
+from .inference import run as run_model
 from .losses import ESR_EPS
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
@@ -313,18 +314,18 @@ def warmup_history(part: ValidationPart, device: DeviceSettings) -> np.ndarray |
 
 
 def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
-                       initial=None, with_passes: bool = False):
+                       initial=None, runner=None) -> np.ndarray:
     """The model's output for one validation part (M,), as train_run scores it: parallel
     chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
     just before it when there is one (part.history), from ``initial`` ((h, c), each
-    (L, H)) or zeros, with the part's knob settings; (the output, the chunks' passes) with
-    ``with_passes``."""
+    (L, H)) or zeros, with the part's knob settings. ``runner``: what runs the model
+    (inference.process_chunks; None: inference.run)."""
     history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
     parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
     return process_parallel(params, model, part.x, xp, parts, device.overlap,
                             history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop,
-                            with_passes=with_passes)
+                            runner=runner)
 
 
 def validation_errors(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,
@@ -355,11 +356,20 @@ def error_energies(y: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 
 
 def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp) -> tuple:
-    """(the ESR of one probed stretch, scored as validation scores it; the chunk passes
-    that took), as probe.SpikeProbe's score."""
-    y, passes = predict_validation(params, model, part, device, xp, with_passes=True)
-    e, t = error_energies(y, part.y)
-    return e / (t + ESR_EPS), passes
+    """(the ESR of one probed stretch, scored as validation scores it; the work that took),
+    as probe.SpikeProbe's score. The work is in samples: the model's steps over the chunks'
+    passes times the chunks side by side, so one pass over the stretch (and its warm-up)
+    is about its length, and a pass per chunk (a model that keeps its state longer than a
+    chunk) about as many times that as there are chunks (chunks.py)."""
+    steps = columns = 0
+
+    def counted(x, state):
+        nonlocal steps, columns
+        steps, columns = steps + x.shape[0], max(columns, x.shape[2])
+        return run_model(params, model, x, state, device.gpu_loop)
+
+    e, t = error_energies(predict_validation(params, model, part, device, xp, runner=counted), part.y)
+    return e / (t + ESR_EPS), steps * columns
 
 
 def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,

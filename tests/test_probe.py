@@ -12,19 +12,19 @@ from lstm_core.run import ValidationPart
 
 
 class Scores:
-    """A scorer whose ESR of a parameter dict is its "esr" entry and whose chunk passes its
-    "passes" entry (1 if none); counts its calls."""
+    """A scorer whose ESR of a parameter dict is its "esr" entry and whose work its "work"
+    entry; counts its calls."""
 
     def __init__(self):
         self.calls = []
 
     def __call__(self, params):
         self.calls.append(params["name"])
-        return params["esr"], params["passes"]
+        return params["esr"], params["work"]
 
 
-def model(name, esr, passes=1):
-    return {"name": name, "esr": esr, "passes": passes}
+def model(name, esr, work=1):
+    return {"name": name, "esr": esr, "work": work}
 
 
 def test_no_best_no_judgement():
@@ -108,26 +108,50 @@ def test_the_probe_runs_once_the_audio_trained_since_pays_for_it():
     assert not probe.due
 
 
-def test_a_probe_that_took_many_passes_waits_that_much_longer_within_its_epoch():
-    """A model that holds its state longer than the stretch takes a chunk pass per chunk
+def test_a_probe_that_took_more_work_waits_that_much_longer_within_its_epoch():
+    """A model that keeps its state longer than the stretch takes a chunk pass per chunk
     (chunks.py): such probes took 18-33 % of the amp-like effect's epochs when every batch
     was probed (RESULTS.md "The table with the probe as committed, and what the probe costs
-    a high-gain amp"). The next probe then waits as many times as long as the passes a
-    scoring took in the latest probe (their mean); a model whose stretch takes one pass
-    waits as ever, and each epoch starts afresh, so a resumed run still probes after the
-    same batches."""
+    a high-gain amp"). The next probe waits until the audio trained is PROBE_EVERY times the
+    work a scoring of the latest probe took (their mean); each epoch starts from the
+    stretch's own audio, so a resumed run still probes after the same batches."""
     probe = SpikeProbe(Scores(), floor=1e-9, samples=1000)
-    probe.keep_best(model("best", 1.0, passes=1))
-    assert probe.jumped([model("params", 1.0, passes=1)]) is None
+    probe.keep_best(model("best", 1.0, work=1000))
+    assert probe.jumped([model("params", 1.0, work=1000)]) is None
     probe.trained(PROBE_EVERY * 1000)
-    assert probe.due                                     # one pass: the wait as ever
-    probe.keep_best(model("best", 1.0, passes=3))        # the best scored too: the mean of 3 and 7 passes
-    assert probe.jumped([model("params", 1.0, passes=7)]) is None
-    probe.trained(5 * PROBE_EVERY * 1000 - 1)
-    assert not probe.due                                 # 5 passes a scoring: 5 times the wait
+    assert probe.due                                     # a pass's work: the wait as ever
+    probe.keep_best(model("best", 1.0, work=3000))       # the best scored too: the mean of two scorings
+    assert probe.jumped([model("params", 1.0, work=7000)]) is None
+    probe.trained(PROBE_EVERY * 5000 - 1)
+    assert not probe.due                                 # 5 times the work: 5 times the wait
     probe.trained(1)
     assert probe.due
-    assert probe.jumped([model("params", 1.0, passes=5)]) is None
+    assert probe.jumped([model("params", 1.0, work=5000)]) is None
     probe.new_epoch()
     probe.trained(PROBE_EVERY * 1000)
-    assert probe.due                                     # a new epoch waits as long as a one-pass model's
+    assert probe.due                                     # a new epoch waits as long as the stretch's audio asks
+
+
+def test_the_probe_reports_its_work_in_samples():
+    """run.probe_esr's work is about the stretch's length for a model that forgets within a
+    chunk, and about a pass per chunk's worth for one that never forgets (its cell
+    integrates: forget gate 1 in float32, as test_inference's memory models): the first
+    pays for about one pass over the stretch, the second for one per chunk."""
+    from lstm_core.devices import CPU
+    from lstm_core.model import ModelConfig, init_params
+    from lstm_core.run import probe_esr
+    rng = np.random.default_rng(0)
+    x = (0.3 * rng.standard_normal(22050)).astype(np.float32)
+    part = ValidationPart(x, x.copy())                   # no history: 5 chunks of 4410 samples
+    H = 8
+    config = ModelConfig(hidden_size=H)
+    works = {}
+    for forget_bias in (-3.0, 30.0):
+        params = init_params(config, np.random.default_rng(1))
+        params["lstm0.b"][2 * H :] = [forget_bias] * H + [0.0] * H     # rows o, i, f, g
+        params["lstm0.W_h"][2 * H :] = 0.0
+        params["out.W"][:] = 1.0 / H
+        esr, works[forget_bias] = probe_esr(params, config, part, CPU, np)
+        assert math.isfinite(esr)
+    assert 22050 <= works[-3.0] < 1.3 * 22050
+    assert works[30.0] > 4 * 22050
