@@ -30,30 +30,32 @@ with it too (TrainConfig.rollback_above 0). A probe costs a short validation: ab
 60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below),
 against 1.5-2 s for a batch at the defaults. It is paced by its work: it runs after a
 batch only once the audio trained since the last probe (warm-ups included) is
-PROBE_EVERY times the audio a scoring of the latest probe ran, that is its stretch (its
-warm-up included) times the chunk passes the scoring took (chunks.py; their mean over the
-probe's scorings, and one pass before an epoch's first probe). A batch at the defaults is
-34 times a one-pass probe's audio, so on a model whose stretch takes one pass it runs
-after every batch; where batches are short (small batches, short windows) it costs a
-small share of the run. It always runs after an epoch's last batch, before the epoch's
-validation. A sample of the probe cost about 1.5 times a trained one (2-3 us against
-1.4-1.9 us, H = 32, 2 cores, models whose stretch takes one or two passes): at
-PROBE_EVERY 20 a probe takes about 8 % of the training it follows where batches are
-short (up to about 11 % on those figures, and twice that when the parameters are scored
-too). A model that keeps its state longer than the stretch, as the amp-like effect
-trained at +6 dBFS does, takes a pass per chunk (4 or 5 over the 5 chunks of its stretch
-on a long capture validated on a file of its own, so with no warm-up), each rerun costing
-more a sample than the first pass (it runs fewer chunks side by side). Paced by audio alone, it
-ran after every batch there, and its probes took 18 to 33 % of each epoch's training
-while the machine ran fast (RESULTS.md "The table with the probe as committed, and what
-the probe costs a high-gain amp"); paced by its work, it ran after 5 or 6 of 11 batches
-(RESULTS.md "The probe paced by its work"). It is paced by audio and passes rather than
-by the clock so that a run resumed from its checkpoint probes after the same batches,
-and ends exactly where one straight through ends (tests/test_run.py): the passes depend
-on the parameters alone, and each epoch starts from one pass. On a GPU reading its ESR
-would be a sync per batch, so there only the epoch's rule acts. A capture set is probed
-on its first part that is not held out: a jump shows in every setting. Each jump halves
-the rate again, as each spiked epoch does.
+PROBE_EVERY times the work a scoring of the latest probe took (their mean; before an
+epoch's first probe, the stretch's audio, its warm-up included). The work is the model
+steps the scoring ran over the chunks' passes (chunks.py) times the chunks side by side
+(run.probe_esr): about the stretch's length on a model that forgets within a chunk (one
+pass, and short reruns), and as many times that as there are chunks on one that keeps
+its state longer than the stretch. A batch at the defaults is 34 times a one-pass
+probe's audio, so on a model that forgets it runs after every batch; where batches are
+short (small batches, short windows) it costs a small share of the run. It always runs
+after an epoch's last batch, before the epoch's validation. A sample of the probe cost
+about 1.5 times a trained one (2-3 us against 1.4-1.9 us, H = 32, 2 cores, on models
+that forget): at PROBE_EVERY 20 a probe takes about 8 % of the training it follows where
+batches are short (up to about 11 % on those figures, and twice that when the parameters
+are scored too). The amp-like effect trained at +6 dBFS keeps its state longer than the
+stretch: on a long capture validated on a file of its own (so with no warm-up) its
+scorings took 4 or 5 passes over the 5 chunks, a work of 82,790-111,530 samples for a
+stretch of 22,050. Paced by the stretch's audio alone it ran after every batch there, and
+its probes took 18 to 33 % of each epoch's training while the machine ran fast (RESULTS.md
+"The table with the probe as committed, and what the probe costs a high-gain amp");
+paced by its work it runs after every second or third batch (RESULTS.md "The probe paced
+by its work"). It is paced by audio and work rather than by the clock so that a run
+resumed from its checkpoint probes after the same batches, and ends exactly where one
+straight through ends (tests/test_run.py): the work depends on the parameters alone, and
+each epoch starts afresh. On a GPU reading its ESR would be a sync per batch, so there
+only the epoch's rule acts. A capture set is probed on its first part that is not held
+out: a jump shows in every setting. Each jump halves the rate again, as each spiked epoch
+does.
 """
 
 from __future__ import annotations
@@ -67,10 +69,9 @@ PROBE_SECONDS = 0.5   # of validation audio scored after each batch (its warm-up
 PROBE_ABOVE = 4.0     # a probe this many times the best epoch's (or its val ESR, if larger) is a jump. Below
                       # the epoch rule's 6: on half a second the probe read 3.1 where the whole validation
                       # read 7.3 (RESULTS.md "A probe after every batch")
-PROBE_EVERY = 20      # a probe once the audio trained since the last is this many times a scoring's work, its
-                      # audio times its chunk passes (and after each epoch's last batch): at the defaults (40
-                      # windows of 26112 samples a batch, 0.7 s of audio a probe) after every batch where a
-                      # scoring takes one pass
+PROBE_EVERY = 20      # a probe once the audio trained since the last is this many times a scoring's work (and
+                      # after each epoch's last batch): at the defaults (40 windows of 26112 samples a batch,
+                      # 0.7 s of audio a probe) after every batch on a model that forgets within a chunk
 
 
 def probe_part(parts: list, rate: float):

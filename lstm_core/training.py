@@ -131,10 +131,10 @@ class TrainConfig:
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
-    probe_batches: bool = True    # after each batch (or few), score a short stretch of validation; a jump goes back to
-                                  # the best epoch at half the rate (probe.py; CPU; off with rollback_above 0 too).
-                                  # RESULTS.md "A probe after every batch", "The probe judged against the whole
-                                  # validation"
+    probe_batches: bool = True    # after each batch (or few, paced by its work), score a short stretch of validation;
+                                  # a jump goes back to the best epoch at half the rate (probe.py; CPU; off with
+                                  # rollback_above 0 too). RESULTS.md "A probe after every batch", "The probe judged
+                                  # against the whole validation", "The probe paced by its work"
     average: float = 0.998        # decay per update of the parameters' running average, validated beside them (adam.py,
                                   # run.py); 0: none. README "Defaults", RESULTS.md "Averaged parameters"
     rollback_above: float = 6.0   # an epoch after the second whose val ESR is more than this many times the best
