@@ -27,7 +27,7 @@ it: what early stopping would have kept.
               as the defaults were before it (2026-11-30)
     norollback the same without rolling back an epoch whose val ESR spikes (TrainConfig.
               rollback_above 0), as the constant schedule's runs were before it (2026-11-30)
-    probe     the same with the probe after every batch (TrainConfig.probe_batches on:
+    probe     the same with the probe after each batch or few (TrainConfig.probe_batches on:
               lstm_core/probe.py); ours since 2026-12-03 17:00 UTC, before which it was off
     noprobe   the same without it (probe_batches off), as the defaults were until then
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
@@ -453,7 +453,7 @@ def main(argv=None) -> int:
             f"before it; counted in ours' time, not in the recipe's). ours: {ours_text}; unaveraged: the same without "
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked or climbing "
-            f"epochs; probe: the same with the probe after every batch (probe_batches on); noprobe: the same "
+            f"epochs; probe: the same with the probe after each batch or few (probe_batches on); noprobe: the same "
             f"without it (probe_batches off); "
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "

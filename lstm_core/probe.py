@@ -30,7 +30,9 @@ with it too (TrainConfig.rollback_above 0). A probe costs a short validation: ab
 60-100 ms on 2 cores on the table's pairs (a high-gain amp's: 230-480 ms, below),
 against 1.5-2 s for a batch at the defaults. It is paced by its work: it runs after a
 batch only once the audio trained since the last probe (warm-ups included) is
-PROBE_EVERY times the work a scoring of the latest probe took (their mean; before an
+PROBE_EVERY times the work a scoring of the latest probe took (the mean over the
+parameters it judged; the best epoch's, scored in the first probe after a new best, are
+left out, since a resumed run scores them where one straight through may not; before an
 epoch's first probe, the stretch's audio, its warm-up included). The work is the model
 steps the scoring ran over the chunks' passes (chunks.py) times the chunks side by side
 (run.probe_esr): about the stretch's length on a model that forgets within a chunk (one
@@ -48,14 +50,14 @@ scorings took 4 or 5 passes over the 5 chunks, a work of 82,790-111,530 samples 
 stretch of 22,050. Paced by the stretch's audio alone it ran after every batch there, and
 its probes took 18 to 33 % of each epoch's training while the machine ran fast (RESULTS.md
 "The table with the probe as committed, and what the probe costs a high-gain amp");
-paced by its work it runs after every second or third batch (RESULTS.md "The probe paced
-by its work"). It is paced by audio and work rather than by the clock so that a run
+paced by its work it ran after 6 of the traced epoch's 11 batches (RESULTS.md "The probe
+paced by its work"). It is paced by audio and work rather than by the clock so that a run
 resumed from its checkpoint probes after the same batches, and ends exactly where one
-straight through ends (tests/test_run.py): the work depends on the parameters alone, and
-each epoch starts afresh. On a GPU reading its ESR would be a sync per batch, so there
-only the epoch's rule acts. A capture set is probed on its first part that is not held
-out: a jump shows in every setting. Each jump halves the rate again, as each spiked epoch
-does.
+straight through ends (tests/test_run.py): the work depends on the parameters judged
+alone, and each epoch starts afresh. On a GPU reading its ESR would be a sync per batch,
+so there only the epoch's rule acts. A capture set is probed on its first part that is
+not held out: a jump shows in every setting. Each jump halves the rate again, as each
+spiked epoch does.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-PROBE_SECONDS = 0.5   # of validation audio scored after each batch (its warm-up before it is run too)
+PROBE_SECONDS = 0.5   # of validation audio scored after a batch (its warm-up before it is run too)
 PROBE_ABOVE = 4.0     # a probe this many times the best epoch's (or its val ESR, if larger) is a jump. Below
                       # the epoch rule's 6: on half a second the probe read 3.1 where the whole validation
                       # read 7.3 (RESULTS.md "A probe after every batch")
@@ -102,7 +104,8 @@ class SpikeProbe:
         self._best_params = None   # the best epoch's parameters, until the first probe after them scores them
         self.seconds = 0.0    # what the latest probe took (the budget's look-ahead counts it)
         self.unprobed = 0     # samples trained since the latest probe (or the epoch's start)
-        self.work = samples   # the work a scoring took in this epoch's latest probe (their mean; samples before one)
+        self.work = samples   # the work a candidate's scoring took in this epoch's latest probe (their mean; the
+                              # stretch's audio before one)
 
     def trained(self, samples: int):
         """A batch of ``samples`` (warm-ups included) was trained, and kept."""
@@ -133,11 +136,13 @@ class SpikeProbe:
         once the run settles (the parameters jitter around it), and when it is below the
         limit so is the better one."""
         started = self.clock()
-        works = []            # of each scoring in this probe
+        # The work of each candidate's scoring. The best's is left out: a run resumed from its
+        # checkpoint scores the best where one straight through may not, and the pacing must
+        # not tell the two apart.
+        works = []
         try:
             if self._best_params is not None:
-                value, work = self.score(self._best_params)
-                works.append(work)
+                value, _ = self.score(self._best_params)
                 self.best, self._best_params = (value if math.isfinite(value) else None), None
             if self.best is None:
                 return None

@@ -358,9 +358,11 @@ def error_energies(y: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp) -> tuple:
     """(the ESR of one probed stretch, scored as validation scores it; the work that took),
     as probe.SpikeProbe's score. The work is in samples: the model's steps over the chunks'
-    passes times the chunks side by side, so one pass over the stretch (and its warm-up)
-    is about its length, and a pass per chunk (a model that keeps its state longer than a
-    chunk) about as many times that as there are chunks (chunks.py)."""
+    passes times the chunks side by side. One pass over the stretch (and its warm-up) is
+    about its length, as is a short second pass on a model that forgets (a rerun stops once
+    it agrees with its previous run: chunks.py); a model that keeps its state longer than
+    the whole stretch takes a pass per chunk, about as many times the length as there are
+    chunks."""
     steps = columns = 0
 
     def counted(x, state):

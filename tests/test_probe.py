@@ -91,16 +91,17 @@ def test_the_probed_stretch_is_the_first_scored_part_cut_short():
 
 def test_the_probe_runs_once_the_audio_trained_since_pays_for_it():
     """Paced by audio, not by the clock (so that a resumed run probes after the same
-    batches): after a probe, the next one is due once PROBE_EVERY times its audio has been
-    trained; a new epoch starts the count again."""
+    batches): after a probe, the next one is due once PROBE_EVERY times its work (here
+    each scoring's work is its audio, 1000 samples) has been trained; a new epoch starts
+    the count again."""
     probe = SpikeProbe(Scores(), floor=1e-9, samples=1000)
     assert not probe.due                                 # nothing trained since
     probe.trained(PROBE_EVERY * 1000 - 1)
     assert not probe.due
     probe.trained(1)
     assert probe.due
-    probe.keep_best(model("best", 1.0))
-    assert probe.jumped([model("params", 1.0)]) is None
+    probe.keep_best(model("best", 1.0, work=1000))
+    assert probe.jumped([model("params", 1.0, work=1000)]) is None
     assert probe.unprobed == 0 and not probe.due
     probe.trained(PROBE_EVERY * 999)
     probe.new_epoch()
@@ -113,15 +114,16 @@ def test_a_probe_that_took_more_work_waits_that_much_longer_within_its_epoch():
     (chunks.py): such probes took 18-33 % of the amp-like effect's epochs when every batch
     was probed (RESULTS.md "The table with the probe as committed, and what the probe costs
     a high-gain amp"). The next probe waits until the audio trained is PROBE_EVERY times the
-    work a scoring of the latest probe took (their mean); each epoch starts from the
-    stretch's own audio, so a resumed run still probes after the same batches."""
+    work a scoring of the latest probe took (the mean over the parameters it judged); each
+    epoch starts from the stretch's own audio, so a resumed run still probes after the same
+    batches."""
     probe = SpikeProbe(Scores(), floor=1e-9, samples=1000)
     probe.keep_best(model("best", 1.0, work=1000))
     assert probe.jumped([model("params", 1.0, work=1000)]) is None
     probe.trained(PROBE_EVERY * 1000)
     assert probe.due                                     # a pass's work: the wait as ever
-    probe.keep_best(model("best", 1.0, work=3000))       # the best scored too: the mean of two scorings
-    assert probe.jumped([model("params", 1.0, work=7000)]) is None
+    # Above the limit, so both candidates are scored: the mean of their work.
+    assert probe.jumped([model("params", 1.0, work=7000), model("average", 9.0, work=3000)]) is None
     probe.trained(PROBE_EVERY * 5000 - 1)
     assert not probe.due                                 # 5 times the work: 5 times the wait
     probe.trained(1)
@@ -132,12 +134,33 @@ def test_a_probe_that_took_more_work_waits_that_much_longer_within_its_epoch():
     assert probe.due                                     # a new epoch waits as long as the stretch's audio asks
 
 
+def test_the_best_s_scoring_does_not_pace_the_probe():
+    """A run resumed from its checkpoint scores the best epoch's parameters in its first
+    probe (keep_best) where one straight through had scored them already, or never will:
+    the two must still probe after the same batches, so only the parameters judged set
+    the wait."""
+    waits = []
+    for best_pending in (True, False):
+        probe = SpikeProbe(Scores(), floor=1e-9, samples=1000)
+        probe.keep_best(model("best", 1.0, work=1000))
+        assert probe.jumped([model("params", 1.0, work=1000)]) is None     # the best scored
+        if best_pending:
+            probe.keep_best(model("best", 1.0, work=9000))                  # as a resumed run has it
+        assert probe.jumped([model("params", 1.0, work=4000)]) is None
+        probe.trained(PROBE_EVERY * 4000 - 1)
+        waits.append(probe.due)
+        probe.trained(1)
+        waits.append(probe.due)
+    assert waits == [False, True, False, True]
+
+
 def test_the_probe_reports_its_work_in_samples():
     """run.probe_esr's work is about the stretch's length for a model that forgets within a
-    chunk, and about a pass per chunk's worth for one that never forgets (its cell
-    integrates: forget gate 1 in float32, as test_inference's memory models): the first
-    pays for about one pass over the stretch, the second for one per chunk."""
+    chunk, whether its scoring takes one pass or a second short one, and about a pass per
+    chunk's worth for one that never forgets (its cell integrates: forget gate 1 in float32,
+    as test_inference's memory models)."""
     from lstm_core.devices import CPU
+    from lstm_core.inference import process_chunks, start_state
     from lstm_core.model import ModelConfig, init_params
     from lstm_core.run import probe_esr
     rng = np.random.default_rng(0)
@@ -145,13 +168,16 @@ def test_the_probe_reports_its_work_in_samples():
     part = ValidationPart(x, x.copy())                   # no history: 5 chunks of 4410 samples
     H = 8
     config = ModelConfig(hidden_size=H)
-    works = {}
-    for forget_bias in (-3.0, 30.0):
+    works, passes = {}, {}
+    for forget_bias in (-3.0, 3.0, 30.0):
         params = init_params(config, np.random.default_rng(1))
         params["lstm0.b"][2 * H :] = [forget_bias] * H + [0.0] * H     # rows o, i, f, g
         params["lstm0.W_h"][2 * H :] = 0.0
         params["out.W"][:] = 1.0 / H
         esr, works[forget_bias] = probe_esr(params, config, part, CPU, np)
         assert math.isfinite(esr)
-    assert 22050 <= works[-3.0] < 1.3 * 22050
-    assert works[30.0] > 4 * 22050
+        passes[forget_bias] = process_chunks(params, config, x, np, start_state(config, 1), 5, CPU.overlap)[2]
+    assert passes == {-3.0: 1, 3.0: 2, 30.0: 5}
+    assert 22050 <= works[-3.0] < 1.3 * 22050          # one pass
+    assert works[3.0] < 1.3 * 22050                     # two passes, the second short: reruns stop once they agree
+    assert works[30.0] > 4 * 22050                      # a pass per chunk

@@ -277,12 +277,13 @@ def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, 
 
 
 def test_a_run_whose_probe_acts_resumes_to_where_one_straight_through_ends(tmp_path, monkeypatch):
-    """The probe is paced by the audio trained, not by the clock (probe.py): probing every
-    few batches here, it catches a spike injected into epoch 4 at the same batch in a run
-    straight through and in one stopped after epoch 3 and resumed, and the two end alike."""
+    """The probe is paced by the audio trained and its own work, not by the clock
+    (probe.py): probing every few batches here, it catches a spike injected into epoch 4 at
+    the same batch in a run straight through and in one stopped after epoch 3 and resumed,
+    and the two end alike."""
     import lstm_core.probe
 
-    monkeypatch.setattr(lstm_core.probe, "PROBE_EVERY", 0.5)    # every 4 batches of these (2000 samples each)
+    monkeypatch.setattr(lstm_core.probe, "PROBE_EVERY", 0.5)    # every few batches of these (2000 samples each)
     spike = SpikeAt(monkeypatch, tmp_path, lambda per_epoch: 3 * per_epoch + 5)          # epoch 4, batch 5
     probes = []
     jumped = lstm_core.probe.SpikeProbe.jumped
