@@ -318,8 +318,8 @@ def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, d
     """The model's output for one validation part (M,), as train_run scores it: parallel
     chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
     just before it when there is one (part.history), from ``initial`` ((h, c), each
-    (L, H)) or zeros, with the part's knob settings. ``runner``: what runs the model
-    (inference.process_chunks; None: inference.run)."""
+    (L, H)) or zeros, with the part's knob settings. ``runner``: what runs the model, as
+    inference.process_chunks takes it (None: inference.run)."""
     history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
     parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
