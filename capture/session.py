@@ -33,8 +33,8 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.race import train_to_end
-from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
-                           predict_validation, validation_errors)
+from lstm_core.run import (MIN_VALIDATION_CHUNK, Progress, Reporter, RunState, db, device_label, load_checkpoint,
+                           new_run, parameter_count, predict_validation, validation_errors)
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN,
                                 default_hidden_size, gain_text, input_gain_for, segment_samples,
                                 time_for_high_gain_size)
@@ -304,15 +304,16 @@ def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: 
 def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings, xp, reporter: Reporter):
     """The best model's validation prediction (a capture set: each setting's val ESR, told),
     and the report (which never fails the run)."""
+    chunk = max(MIN_VALIDATION_CHUNK, state.progress.validation_chunk)    # as the run's validations were cut
     if isinstance(data, CaptureDataset):
-        _, each = validation_errors(state.best_params, state.model, data.validation, device, xp)
+        _, each = validation_errors(state.best_params, state.model, data.validation, device, xp, chunk=chunk)
         for recording in data.recordings:
             knobs = ", ".join(f"{n}={v:g}" for n, v in zip(data.capture_set.knob_names, recording.knobs))
             reporter.note(f"val ESR {each[recording.name]:.4g} ({db(each[recording.name]):.1f} dB)  {recording.name} "
                           f"({knobs}){'  held out: never trained on' if recording.held_out else ''}")
         write_run_report(folder, reporter, data)
         return
-    y_best = predict_validation(state.best_params, state.model, data.validation[0], device, xp)
+    y_best = predict_validation(state.best_params, state.model, data.validation[0], device, xp, chunk=chunk)
     write_audio_atomic(folder / "val_prediction.wav", y_best, data.rate, "FLOAT")
     write_run_report(folder, reporter, data)
 

@@ -137,12 +137,21 @@ def process_parallel(params: dict, config: ModelConfig, x: np.ndarray, xp=np, pa
 
     lstm_core.devices gives each device's parts and overlap (process.py's settings).
     """
+    return process_parallel_passes(params, config, x, xp, parts, overlap, history, initial, controls, gpu_loop,
+                                   runner)[0]
+
+
+def process_parallel_passes(params: dict, config: ModelConfig, x: np.ndarray, xp=np, parts: int = 64,
+                            overlap: int = 256, history: np.ndarray | None = None, initial=None,
+                            controls=(), gpu_loop: str = DEFAULT_LOOP, runner=None) -> tuple[np.ndarray, int]:
+    """process_parallel's (y (N,), the passes its chunks took: chunks.py), for a caller that
+    sizes its next chunks by how many passes these took (run.py's validation)."""
     skip = 0
     if history is not None and history.size:
         x, skip = np.concatenate([history.astype(np.float32), x.astype(np.float32)]), history.size
-    y, _, _ = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype), parts,
-                             overlap, controls, gpu_loop, runner)
-    return y[skip:]
+    y, _, passes = process_chunks(params, config, x, xp, start_state(config, 1, xp, initial, params["out.W"].dtype),
+                                  parts, overlap, controls, gpu_loop, runner)
+    return y[skip:], passes
 
 
 def process_chunks(params: dict, config: ModelConfig, x: np.ndarray, xp, state, parts: int, overlap: int,

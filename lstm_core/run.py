@@ -14,7 +14,9 @@
                                     (TrainConfig.probe_batches): a jump there goes back to the
                                     best epoch at half the rate (probe.py)
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
-            and Adam's running average of them (adam.py); the better one counts
+            and Adam's running average of them (adam.py); the better one counts. Its
+            chunks (exact: chunks.py) are sized by the passes the last validation took
+            (next_validation_chunk)
         better than the best so far: keep the parameters and Adam, write model.npz
         diverged (a loss or ESR that is not a finite number) or, after the second epoch,
             spiked (more than TrainConfig.rollback_above times the best) or climbing (worse
@@ -56,7 +58,7 @@ from .devices import DeviceSettings
 from .files.history import HISTORY_COLUMNS, write_history
 from .files.model_file import ModelFileError
 from .files.npz import check_params, load_npz, save_model, save_npz_atomic
-from .inference import process_parallel
+from .inference import process_parallel_passes
 from .inference import run as run_model
 from .losses import ESR_EPS
 from .model import ModelConfig, init_params
@@ -80,6 +82,7 @@ CLIMB_ABOVE = 3.0     # an epoch worse than the one before, itself worse than th
                       # 6 times and the issue's 10 in one epoch; at 2 the compressor's climbs to 2.7 times, which
                       # go on to new bests, would be; RESULTS.md "Epoch 3 judged, and a climb rolled back")
 MIN_VALIDATION_CHUNK = 4096   # samples: shorter chunks start too far from their true states (devices.py)
+VALIDATION_PASSES = 3         # the passes (chunks.py) a validation's chunks are sized for: next_validation_chunk
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class Progress:
     heat_over: bool = False               # the run stopped at its race heat's end (a resume goes to the next heat)
     went_on_from: float | None = None     # the val ESR of the epoch the parameters go on from (None: they went
                                           # back to the best epoch's since; a climb is judged against it)
+    validation_chunk: int = 0             # the shortest chunk the next validation cuts (0: as short as the device
+                                          # allows; next_validation_chunk)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -314,38 +319,85 @@ def warmup_history(part: ValidationPart, device: DeviceSettings) -> np.ndarray |
 
 
 def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
-                       initial=None, runner=None) -> np.ndarray:
+                       initial=None, runner=None, chunk: int = MIN_VALIDATION_CHUNK) -> np.ndarray:
     """The model's output for one validation part (M,), as train_run scores it: parallel
     chunks (exact), warmed up on the last ``device.validation_warmup`` samples of the input
     just before it when there is one (part.history), from ``initial`` ((h, c), each
     (L, H)) or zeros, with the part's knob settings. ``runner``: what runs the model, as
-    inference.process_chunks takes it (None: inference.run)."""
+    inference.process_chunks takes it (None: inference.run). ``chunk``: the shortest
+    chunk in samples (at most ``device.validation_parts`` chunks)."""
+    return _validation_output(params, model, part, device, xp, initial, runner, chunk)[0]
+
+
+def _validation_output(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
+                       initial=None, runner=None, chunk: int = MIN_VALIDATION_CHUNK) -> tuple[np.ndarray, int]:
+    """predict_validation's (output (M,), the passes its chunks took: chunks.py)."""
     history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
-    parts = min(device.validation_parts, max(1, samples // MIN_VALIDATION_CHUNK))
-    return process_parallel(params, model, part.x, xp, parts, device.overlap,
-                            history=history, initial=initial, controls=part.controls, gpu_loop=device.gpu_loop,
-                            runner=runner)
+    parts = min(device.validation_parts, max(1, samples // chunk))
+    return process_parallel_passes(params, model, part.x, xp, parts, device.overlap, history=history,
+                                   initial=initial, controls=part.controls, gpu_loop=device.gpu_loop, runner=runner)
 
 
 def validation_errors(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,
-                      initial=None) -> tuple[float, dict]:
+                      initial=None, chunk: int = MIN_VALIDATION_CHUNK) -> tuple[float, dict]:
     """(the ESR over every part not held out, its error energy over its target energy
     summed across parts; {part name: its own ESR} for every part)."""
+    return validation_scores(params, model, parts, device, xp, initial, chunk)[:2]
+
+
+def validation_scores(params: dict, model: ModelConfig, parts: list, device: DeviceSettings, xp,
+                      initial=None, chunk: int = MIN_VALIDATION_CHUNK) -> tuple[float, dict, int]:
+    """validation_errors' (ESR, {part name: ESR}), and the most passes a part's chunks took
+    (chunks.py), what train_run sizes the next validation's chunks by."""
     error = energy = 0.0
-    each = {}
+    each, most_passes = {}, 1
     for part in parts:
-        e, t = part_errors(params, model, part, device, xp, initial)
+        e, t, passes = part_errors(params, model, part, device, xp, initial, chunk)
         each[part.name] = float(e / (t + ESR_EPS))
+        most_passes = max(most_passes, passes)
         if not part.held_out:
             error, energy = error + e, energy + t
-    return float(error / (energy + ESR_EPS)), each
+    return float(error / (energy + ESR_EPS)), each, most_passes
 
 
 def part_errors(params: dict, model: ModelConfig, part: ValidationPart, device: DeviceSettings, xp,
-                initial=None) -> tuple[float, float]:
-    """(the error energy, the target energy) of one validation part, as validated."""
-    return error_energies(predict_validation(params, model, part, device, xp, initial), part.y)
+                initial=None, chunk: int = MIN_VALIDATION_CHUNK) -> tuple[float, float, int]:
+    """(the error energy, the target energy, the passes its chunks took) of one validation
+    part, as validated."""
+    y, passes = _validation_output(params, model, part, device, xp, initial, chunk=chunk)
+    return (*error_energies(y, part.y), passes)
+
+
+def shortest_validation_chunk(parts: list, device: DeviceSettings) -> int:
+    """The shortest chunk (samples) a validation of ``parts`` (ValidationParts as scored,
+    their history cut to the warm-up) cuts: MIN_VALIDATION_CHUNK, or longer where the
+    longest part would take more than ``device.validation_parts`` chunks."""
+    longest = max((part.x.size + (0 if part.history is None else part.history.size) for part in parts), default=0)
+    return max(MIN_VALIDATION_CHUNK, longest // device.validation_parts)
+
+
+def next_validation_chunk(chunk: int, passes: int, shortest: int = MIN_VALIDATION_CHUNK) -> int:
+    """The shortest chunk (samples) for the next validation, from this one's ``chunk`` and
+    the most ``passes`` a model's chunks took with it: aimed at VALIDATION_PASSES.
+
+    Each pass after the first reruns the chunks that did not start where the one before
+    them ended, each for about the model's memory or the whole chunk (chunks.py). A model
+    that forgets quickly needs one or two passes, and its validation is quickest in many
+    short chunks; one that carries a slow envelope (the amp-like effect's models) takes
+    more passes the shorter the chunks, about one per chunk its memory spans. On 12 s of
+    validation audio (2-core AMD EPYC, 2026-12-03), a trained amp-like model (H = 40) took
+    22 passes and 8.7 s in 128 chunks, 4 passes and 3.7 s in 16, 3 and 3.2 s in 8; models
+    of the filters, the overdrive and the compressor took 1 or 2 passes in 128 chunks, and
+    were as quick or quicker there than in 32 (0.4-0.7 s) and slower in 16 or fewer.
+    So: more passes than aimed at lengthen the chunks in proportion, fewer halve them,
+    never below ``shortest`` (shortest_validation_chunk). The passes are the model's, not
+    the clock's, so a resumed run (which keeps the chunk in its Progress) sizes them alike."""
+    if passes > VALIDATION_PASSES:
+        return chunk * -(-passes // VALIDATION_PASSES)
+    if passes < VALIDATION_PASSES:
+        return max(shortest, chunk // 2)
+    return chunk
 
 
 def error_energies(y: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -374,11 +426,11 @@ def probe_esr(params: dict, model: ModelConfig, part: ValidationPart, device: De
     return e / (t + ESR_EPS), steps * columns
 
 
-def _validation_errors_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,
-                              initial=None) -> tuple[float, dict]:
-    """validation_errors on NumPy, as a ParallelTrainer's worker runs it (a module is not
+def _validation_scores_on_cpu(params: dict, model: ModelConfig, parts: list, device: DeviceSettings,
+                              initial=None, chunk: int = MIN_VALIDATION_CHUNK) -> tuple[float, dict, int]:
+    """validation_scores on NumPy, as a ParallelTrainer's worker runs it (a module is not
     something a worker can be sent)."""
-    return validation_errors(params, model, parts, device, np, initial)
+    return validation_scores(params, model, parts, device, np, initial, chunk)
 
 
 def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folder, facts: dict,
@@ -410,22 +462,27 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     trainer = None                            # a ParallelTrainer once training starts (below)
     # What validation reads of each part (its history cut to the warm-up): a worker is sent no more.
     scored_parts = [replace(part, history=warmup_history(part, device)) for part in data.validation]
+    shortest_chunk = shortest_validation_chunk(scored_parts, device)
 
     def validate(candidates: list, initial=None) -> tuple[float, dict]:
         """(the val ESR, the parameters) of the better of ``candidates`` (parameter dicts),
         each run from ``initial``; NaN only when every one of them is. Remembers the
-        better one's ESR of each part (by_part) for model.npz."""
+        better one's ESR of each part (by_part) for model.npz, and sizes the next
+        validation's chunks by the passes these took (next_validation_chunk)."""
+        chunk = state.progress.validation_chunk or shortest_chunk
         if trainer is not None and len(candidates) > 1:   # side by side on the trainer's processes
-            results = trainer.map(partial(_validation_errors_on_cpu, model=state.model, parts=scored_parts,
-                                          device=device, initial=initial), candidates)
+            results = trainer.map(partial(_validation_scores_on_cpu, model=state.model, parts=scored_parts,
+                                          device=device, initial=initial, chunk=chunk), candidates)
         else:
-            results = [validation_errors(params, state.model, scored_parts, device, xp, initial)
+            results = [validation_scores(params, state.model, scored_parts, device, xp, initial, chunk)
                        for params in candidates]
         scored = [(overall if math.isfinite(overall) else math.inf, overall, each, params)
-                  for (overall, each), params in zip(results, candidates)]
+                  for (overall, each, _), params in zip(results, candidates)]
         _, overall, each, params = min(scored, key=lambda item: item[0])
         by_part.clear()
         by_part.update(each)
+        state.progress.validation_chunk = next_validation_chunk(chunk, max(passes for _, _, passes in results),
+                                                                shortest_chunk)
         return overall, params
 
     def save_best():

@@ -379,7 +379,7 @@ def test_a_run_whose_patience_ends_within_its_first_heat_is_not_raced(tmp_path, 
     import lstm_core.run
 
     scores = iter(range(1, 100))
-    monkeypatch.setattr(lstm_core.run, "validation_errors", lambda *args, **kwargs: (0.1 * next(scores), {}))
+    monkeypatch.setattr(lstm_core.run, "validation_scores", lambda *args, **kwargs: (0.1 * next(scores), {}, 1))
     state = small_run(epochs=10)
     state.rule = StopRule(epochs=10, patience=1)
     told = []

@@ -342,13 +342,13 @@ def scripted_validation(monkeypatch, ratios: list, best: float = 1e-3):
     parameters are still trained and scored; only the figure the run judges is set)."""
     import lstm_core.run
 
-    real, values = lstm_core.run.validation_errors, iter(ratios)
+    real, values = lstm_core.run.validation_scores, iter(ratios)
 
     def scripted(*args, **kwargs):
-        _, each = real(*args, **kwargs)
-        return next(values) * best, each
+        _, each, passes = real(*args, **kwargs)
+        return next(values) * best, each, passes
 
-    monkeypatch.setattr(lstm_core.run, "validation_errors", scripted)
+    monkeypatch.setattr(lstm_core.run, "validation_scores", scripted)
 
 
 def test_an_epoch_that_climbs_a_second_time_is_rolled_back(tmp_path, monkeypatch):
@@ -555,16 +555,16 @@ def test_whichever_scores_better_is_kept_the_average_or_the_parameters(tmp_path,
     whether it is the running average."""
     import lstm_core.run
 
-    real = lstm_core.run.validation_errors
+    real = lstm_core.run.validation_scores
     for favoured in ("average", "parameters"):
         state = small_run(epochs=2, average=0.9)
 
         def biased(params, *args, **kwargs):
-            overall, each = real(params, *args, **kwargs)
+            overall, each, passes = real(params, *args, **kwargs)
             is_average = params is state.adam.average
-            return (overall * (0.5 if is_average == (favoured == "average") else 2.0)), each
+            return (overall * (0.5 if is_average == (favoured == "average") else 2.0)), each, passes
 
-        monkeypatch.setattr(lstm_core.run, "validation_errors", biased)
+        monkeypatch.setattr(lstm_core.run, "validation_scores", biased)
         train_run(state, small_data(), DEVICE, tmp_path / favoured, {})
         params, _, meta = load_model(tmp_path / favoured / "model.npz")
         kept = state.adam.average if favoured == "average" else state.params
@@ -605,7 +605,7 @@ def fake_clock(monkeypatch, batch: float, validation: float) -> dict:
     import lstm_core.run
 
     clock = {"now": 0.0}
-    real_window, real_validation = lstm_core.run.train_window, lstm_core.run.validation_errors
+    real_window, real_validation = lstm_core.run.train_window, lstm_core.run.validation_scores
 
     def slow_window(*args, **kwargs):
         clock["now"] += batch
@@ -617,7 +617,7 @@ def fake_clock(monkeypatch, batch: float, validation: float) -> dict:
 
     monkeypatch.setattr(lstm_core.run, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
     monkeypatch.setattr(lstm_core.run, "train_window", slow_window)
-    monkeypatch.setattr(lstm_core.run, "validation_errors", slow_validation)
+    monkeypatch.setattr(lstm_core.run, "validation_scores", slow_validation)
     return clock
 
 
