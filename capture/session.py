@@ -33,8 +33,8 @@ from lstm_core.files.model_file import ModelFileError
 from lstm_core.knobs import model_knobs
 from lstm_core.model import ModelConfig
 from lstm_core.race import train_to_end
-from lstm_core.run import (MIN_VALIDATION_CHUNK, Progress, Reporter, RunState, db, device_label, load_checkpoint,
-                           new_run, parameter_count, predict_validation, validation_errors)
+from lstm_core.run import (Progress, Reporter, RunState, db, device_label, load_checkpoint, new_run, parameter_count,
+                           predict_validation, validation_errors)
 from lstm_core.training import (DEFAULT_INPUT_LEVEL, HIGH_GAIN_HIDDEN_BUDGET, HIGH_GAIN_INPUT_LEVEL, MAX_INPUT_GAIN,
                                 default_hidden_size, gain_text, input_gain_for, segment_samples,
                                 time_for_high_gain_size)
@@ -304,7 +304,7 @@ def _describe(state: RunState, data: Dataset, device: DeviceSettings, reporter: 
 def _finish(folder: Path, state: RunState, data: Dataset, device: DeviceSettings, xp, reporter: Reporter):
     """The best model's validation prediction (a capture set: each setting's val ESR, told),
     and the report (which never fails the run)."""
-    chunk = max(MIN_VALIDATION_CHUNK, state.progress.validation_chunk)    # as the run's validations were cut
+    chunk = state.progress.validation_chunk    # cut as the run's next validation would be (run.next_validation_chunk)
     if isinstance(data, CaptureDataset):
         _, each = validation_errors(state.best_params, state.model, data.validation, device, xp, chunk=chunk)
         for recording in data.recordings:

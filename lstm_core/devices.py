@@ -12,8 +12,10 @@ ran before it in the same process.
     offline blocks      120 s to 240 s, equal     300 s to 600 s, equal (inference.block_length)
     offline chunks      128 (across processes)    4096
     chunk warm-up       256 samples               256 samples
-    validation chunks   128 at most               32 at most (fewer, longer ones where
-                                                  a model's memory takes passes: run.py)
+    validation chunks   128 at most (fewer,       32
+                        longer ones where a
+                        model's memory takes
+                        passes: run.py)
     validation warm-up  8192 samples              8192 samples
 
 Why: on the CPU, time to quality was measured on two cores (benchmarks/time_to_quality.py;
@@ -36,9 +38,10 @@ chunks against 0.24 to 0.31 s in 32 (2026-11-30); in 256 chunks of 2000 samples 
 5.9 s, their starting states too far from converged for one correction pass, so no
 validation chunk is shorter than 4096 samples (run.MIN_VALIDATION_CHUNK). A model with a
 long memory wants fewer chunks (next paragraph): a trained amp-like model (H = 40) took
-22 passes and 8.7 s in 128 chunks, 3 passes and 3.2 s in 8 (2026-12-03), so a run sizes
-each validation's chunks by the passes the last one took (run.next_validation_chunk), and
-this count is only the most it cuts.
+22 passes and 8.7 s in 128 chunks, 3 passes and 3.2 s in 8 (2026-12-03), so a run on
+the CPU sizes each validation's chunks by the passes the last one took
+(run.next_validation_chunk), and this count is only the most it cuts. (A GPU keeps its 32:
+its time goes to the sequential steps, which longer chunks add to.)
 
 The chunk warm-up only guesses each chunk's starting state; the chunks are then
 corrected until exact (chunks.py), so a short one pays: on models that forget quickly

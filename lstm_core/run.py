@@ -14,9 +14,9 @@
                                     (TrainConfig.probe_batches): a jump there goes back to the
                                     best epoch at half the rate (probe.py)
         validate (ESR on held-out audio, warmed up on the audio before it) the parameters
-            and Adam's running average of them (adam.py); the better one counts. Its
-            chunks (exact: chunks.py) are sized by the passes the last validation took
-            (next_validation_chunk)
+            and Adam's running average of them (adam.py); the better one counts. On the
+            CPU its chunks (exact: chunks.py) are sized by the passes the last
+            validation took (next_validation_chunk)
         better than the best so far: keep the parameters and Adam, write model.npz
         diverged (a loss or ESR that is not a finite number) or, after the second epoch,
             spiked (more than TrainConfig.rollback_above times the best) or climbing (worse
@@ -72,7 +72,8 @@ from .workspace import Workspace
 MODEL_FILE, CHECKPOINT_FILE, HISTORY_FILE = "model.npz", "checkpoint.npz", "history.csv"
 __all__ = ["HISTORY_COLUMNS", "StopRule", "Progress", "RunState", "Reporter", "new_run", "save_checkpoint",
            "load_checkpoint", "train_run", "save_best_model", "ValidationPart", "predict_validation",
-           "validation_errors"]
+           "validation_errors", "validation_scores", "MIN_VALIDATION_CHUNK", "shortest_validation_chunk",
+           "next_validation_chunk"]
 SPIKE_FLOOR = 1e-9    # a best val ESR below this counts as this when spikes are judged (a best of 0 would make
                       # every epoch a spike)
 SETTLING_EPOCHS = 2   # a spike in these first epochs is not rolled back: early epochs swing by 10 times and more
@@ -134,8 +135,8 @@ class Progress:
     heat_over: bool = False               # the run stopped at its race heat's end (a resume goes to the next heat)
     went_on_from: float | None = None     # the val ESR of the epoch the parameters go on from (None: they went
                                           # back to the best epoch's since; a climb is judged against it)
-    validation_chunk: int = 0             # the shortest chunk the next validation cuts (0: as short as the device
-                                          # allows; next_validation_chunk)
+    validation_chunk: int = 0             # the shortest chunk the next validation cuts (0: MIN_VALIDATION_CHUNK,
+                                          # the device's cut; next_validation_chunk)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -325,7 +326,8 @@ def predict_validation(params: dict, model: ModelConfig, part: ValidationPart, d
     just before it when there is one (part.history), from ``initial`` ((h, c), each
     (L, H)) or zeros, with the part's knob settings. ``runner``: what runs the model, as
     inference.process_chunks takes it (None: inference.run). ``chunk``: the shortest
-    chunk in samples (at most ``device.validation_parts`` chunks)."""
+    chunk in samples (MIN_VALIDATION_CHUNK at least; at most ``device.validation_parts``
+    chunks)."""
     return _validation_output(params, model, part, device, xp, initial, runner, chunk)[0]
 
 
@@ -334,7 +336,7 @@ def _validation_output(params: dict, model: ModelConfig, part: ValidationPart, d
     """predict_validation's (output (M,), the passes its chunks took: chunks.py)."""
     history = warmup_history(part, device)
     samples = part.x.size + (0 if history is None else history.size)
-    parts = min(device.validation_parts, max(1, samples // chunk))
+    parts = min(device.validation_parts, max(1, samples // max(chunk, MIN_VALIDATION_CHUNK)))
     return process_parallel_passes(params, model, part.x, xp, parts, device.overlap, history=history,
                                    initial=initial, controls=part.controls, gpu_loop=device.gpu_loop, runner=runner)
 
@@ -370,33 +372,42 @@ def part_errors(params: dict, model: ModelConfig, part: ValidationPart, device: 
 
 
 def shortest_validation_chunk(parts: list, device: DeviceSettings) -> int:
-    """The shortest chunk (samples) a validation of ``parts`` (ValidationParts as scored,
-    their history cut to the warm-up) cuts: MIN_VALIDATION_CHUNK, or longer where the
-    longest part would take more than ``device.validation_parts`` chunks."""
-    longest = max((part.x.size + (0 if part.history is None else part.history.size) for part in parts), default=0)
+    """The chunk length (samples) the longest of ``parts`` (ValidationParts) is cut into by
+    default, with the warm-up it runs first: MIN_VALIDATION_CHUNK, or longer where it would
+    take more than ``device.validation_parts`` chunks of that."""
+    longest = max((part.x.size + min(device.validation_warmup, 0 if part.history is None else part.history.size)
+                   for part in parts), default=0)
     return max(MIN_VALIDATION_CHUNK, longest // device.validation_parts)
 
 
 def next_validation_chunk(chunk: int, passes: int, shortest: int = MIN_VALIDATION_CHUNK) -> int:
-    """The shortest chunk (samples) for the next validation, from this one's ``chunk`` and
-    the most ``passes`` a model's chunks took with it: aimed at VALIDATION_PASSES.
+    """The shortest chunk (samples; 0: the device's cut) for the next validation, from this
+    one's ``chunk`` (the same) and the most ``passes`` a model's chunks took with it,
+    aimed at VALIDATION_PASSES; ``shortest``: the longest part's chunk in the device's cut
+    (shortest_validation_chunk), what a change starts from.
 
     Each pass after the first reruns the chunks that did not start where the one before
     them ended, each for about the model's memory or the whole chunk (chunks.py). A model
     that forgets quickly needs one or two passes, and its validation is quickest in many
     short chunks; one that carries a slow envelope (the amp-like effect's models) takes
-    more passes the shorter the chunks, about one per chunk its memory spans. On 12 s of
+    more passes the shorter the chunks, and each rerun may run its whole chunk. On 12 s of
     validation audio (2-core AMD EPYC, 2026-12-03), a trained amp-like model (H = 40) took
     22 passes and 8.7 s in 128 chunks, 4 passes and 3.7 s in 16, 3 and 3.2 s in 8; models
     of the filters, the overdrive and the compressor took 1 or 2 passes in 128 chunks, and
     were as quick or quicker there than in 32 (0.4-0.7 s) and slower in 16 or fewer.
-    So: more passes than aimed at lengthen the chunks in proportion, fewer halve them,
-    never below ``shortest`` (shortest_validation_chunk). The passes are the model's, not
-    the clock's, so a resumed run (which keeps the chunk in its Progress) sizes them alike."""
+    So: more passes than aimed at lengthen the chunks in proportion; one pass (every
+    chunk's guessed start was right) halves them, back to the device's cut at the
+    shortest; two or three keep them, so that a model whose passes would go 2, 4, 2, 4 as
+    the length halves and doubles is not cut differently each time.
+    The passes are the model's, not the clock's, so a resumed run (which keeps the chunk
+    in its Progress) sizes them alike. On the CPU only: a step there costs more the more
+    chunks run side by side, while a GPU's time goes to the sequential steps (devices.py),
+    which longer chunks add to; that is not measured, and a GPU keeps the shortest."""
+    length = max(chunk, shortest)
     if passes > VALIDATION_PASSES:
-        return chunk * -(-passes // VALIDATION_PASSES)
-    if passes < VALIDATION_PASSES:
-        return max(shortest, chunk // 2)
+        return length * -(-passes // VALIDATION_PASSES)
+    if passes == 1:
+        return 0 if length // 2 <= shortest else length // 2
     return chunk
 
 
@@ -462,14 +473,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
     trainer = None                            # a ParallelTrainer once training starts (below)
     # What validation reads of each part (its history cut to the warm-up): a worker is sent no more.
     scored_parts = [replace(part, history=warmup_history(part, device)) for part in data.validation]
-    shortest_chunk = shortest_validation_chunk(scored_parts, device)
 
     def validate(candidates: list, initial=None) -> tuple[float, dict]:
         """(the val ESR, the parameters) of the better of ``candidates`` (parameter dicts),
         each run from ``initial``; NaN only when every one of them is. Remembers the
         better one's ESR of each part (by_part) for model.npz, and sizes the next
         validation's chunks by the passes these took (next_validation_chunk)."""
-        chunk = state.progress.validation_chunk or shortest_chunk
+        chunk = state.progress.validation_chunk or MIN_VALIDATION_CHUNK
         if trainer is not None and len(candidates) > 1:   # side by side on the trainer's processes
             results = trainer.map(partial(_validation_scores_on_cpu, model=state.model, parts=scored_parts,
                                           device=device, initial=initial, chunk=chunk), candidates)
@@ -481,8 +491,10 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
         _, overall, each, params = min(scored, key=lambda item: item[0])
         by_part.clear()
         by_part.update(each)
-        state.progress.validation_chunk = next_validation_chunk(chunk, max(passes for _, _, passes in results),
-                                                                shortest_chunk)
+        if device.device == "cpu":                         # (next_validation_chunk says why)
+            state.progress.validation_chunk = next_validation_chunk(
+                state.progress.validation_chunk, max(passes for _, _, passes in results),
+                shortest_validation_chunk(scored_parts, device))
         return overall, params
 
     def save_best():

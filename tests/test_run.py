@@ -159,7 +159,7 @@ def test_a_checkpoint_from_before_the_running_average_resumes_without_one(tmp_pa
     arrays, meta = load_npz(tmp_path / "checkpoint.npz")
     for key in ("average", "knob_jitter", "knob_blend", "rollback_above"):
         del meta["train"][key]
-    for key in ("best_averaged", "batch_seconds", "validation_seconds", "budget_stop"):
+    for key in ("best_averaged", "batch_seconds", "validation_seconds", "budget_stop", "validation_chunk"):
         del meta["progress"][key]
     save_npz_atomic(tmp_path / "checkpoint.npz", arrays, meta)
     resumed, _ = load_checkpoint(tmp_path)
