@@ -16,6 +16,11 @@ the pipe, pickled. Workers are started once (``spawn``, safe with BLAS thread po
 kept for the run; as with any ``spawn`` start, a script that uses ParallelTrainer needs the
 ``if __name__ == "__main__":`` guard. BLAS runs on one thread in every process while they
 share the cores (in the main process only during train_window and map).
+
+A worker treats floating-point errors (overflow, invalid values) as the caller does at the
+call: the caller's ``np.geterr()`` travels with each window and each ``map`` item. run.py
+catches a diverging epoch and rolls it back under ``np.errstate(over="ignore", ...)``; without
+this, the workers' share of that epoch printed NumPy's RuntimeWarnings on the user's screen.
 """
 
 from __future__ import annotations
@@ -152,7 +157,7 @@ class ParallelTrainer:
         for (_, pipe), shard, (lo, hi) in helpers:
             shard.x(T, hi - lo)[...] = x[:, :, lo:hi]
             shard.target(T, hi - lo)[...] = target[:, lo:hi]
-            pipe.send(("window", T, int(hi - lo), train.to_dict()))
+            pipe.send(("window", T, int(hi - lo), train.to_dict(), np.geterr()))
 
         own_x, own_target = x[:, :, : bounds[1]], target[:, : bounds[1]]
         state = warm_up(params, self.config, own_x, train, self._workspace)
@@ -188,7 +193,7 @@ class ParallelTrainer:
             sent = []
             try:
                 for (_, pipe), item in zip(self._workers, items[1:]):
-                    pipe.send(("call", function, item))
+                    pipe.send(("call", function, item, np.geterr()))
                     sent.append(pipe)
                 first = function(items[0])
             finally:
@@ -293,7 +298,8 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                 if message[0] == "stop":
                     break
                 if message[0] == "window":
-                    _, T, columns, train_dict = message
+                    _, T, columns, train_dict, errors = message
+                    np.seterr(**errors)                   # the caller's: see the module doc
                     train = TrainConfig(**train_dict)
                     x, target = shard.x(T, columns), shard.target(T, columns)
                     state = warm_up(params, config, x, train, workspace)
@@ -304,7 +310,8 @@ def _worker_main(pipe, config_dict, block_name, param_name, max_steps, max_colum
                     shard.grads.write(grads)
                     pipe.send(("done", float(loss)))
                 elif message[0] == "call":                # ParallelTrainer.map
-                    _, function, item = message
+                    _, function, item, errors = message
+                    np.seterr(**errors)
                     pipe.send(("done", function(item)))
             except Exception:
                 try:

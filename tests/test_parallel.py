@@ -91,3 +91,31 @@ def test_a_failed_map_leaves_the_trainer_as_it_was(rng):
     assert loss == pytest.approx(serial_loss, rel=1e-12)
     for name in params:
         assert np.allclose(params[name], serial_params[name], rtol=1e-10, atol=1e-13), name
+
+
+def square_float32(value):
+    """A module-level function a worker can be sent: value squared in float32 (past
+    about 1.8e19 it overflows to inf, and NumPy reports the overflow)."""
+    return np.multiply(np.full(2, value, np.float32), np.float32(value))
+
+
+def test_workers_treat_floating_point_errors_as_the_caller_does(rng, capfd):
+    """run.py rolls back a diverging epoch under np.errstate(over="ignore", ...); the
+    workers follow the caller's settings, so their share of such an epoch stays quiet on
+    the user's screen, and warns where the caller asks for warnings."""
+    config, params = make_model(rng, np, hidden=4, dtype=np.float32)
+    params["lstm0.W_x"][:] = 1e38                     # every pre-activation overflows float32
+    x, target, _, _ = make_window(rng, np, config, T=12, B=4)
+    x, target = (10.0 * x).astype(np.float32), target.astype(np.float32)
+    train = TrainConfig(lr=1e-2, warmup=2, tbptt=5, prewarm=0)
+    with ParallelTrainer(config, processes=2, max_steps=12, max_batch=4) as trainer:
+        with np.errstate(over="ignore", invalid="ignore"):
+            trainer.train_window(params, AdamState(), x, target, train)
+            quiet = trainer.map(square_float32, [1.0, 1e30])
+        quiet_stderr = capfd.readouterr().err
+        with np.errstate(over="warn"):
+            loud = trainer.map(square_float32, [1.0, 1e30])       # the overflow is the worker's
+        loud_stderr = capfd.readouterr().err
+    assert np.isinf(quiet[1]).all() and np.isinf(loud[1]).all()
+    assert "RuntimeWarning" not in quiet_stderr, quiet_stderr
+    assert "overflow" in loud_stderr
