@@ -221,16 +221,20 @@ def run_recipe(torch, x_train, y_train, x_val, y_val, budget: float, seed: int =
 
 
 def best_within(points: list, budget: float) -> float:
-    values = [value for seconds, value in points if seconds <= budget + 1e-9]
+    """The best val ESR of the epochs that ended within the budget; a diverged epoch's NaN
+    is no one's best (nan: no finite epoch within it)."""
+    values = [value for seconds, value in points if seconds <= budget + 1e-9 and math.isfinite(value)]
     return min(values) if values else math.nan
 
 
 def worst_spike(points: list) -> float:
     """The largest val ESR after the third epoch over the best before it (1: no epoch worse
-    than the best so far); the issue's limit for a spike is 10."""
+    than the best so far); the issue's limit for a spike is 10. A diverged epoch (a val ESR
+    that is not finite, rolled back by the run) counts as inf."""
     values = [value for _, value in points]
-    best = np.minimum.accumulate(values)
-    ratios = [value / best[i - 1] for i, value in enumerate(values) if i >= 3]
+    best = np.fmin.accumulate(values)                  # fmin: a NaN is never the best so far
+    ratios = [value / best[i - 1] if math.isfinite(value) else math.inf
+              for i, value in enumerate(values) if i >= 3 and math.isfinite(best[i - 1])]
     return max(ratios, default=1.0)
 
 

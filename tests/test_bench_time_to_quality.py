@@ -45,6 +45,16 @@ def test_spikes_are_listed_for_every_seeds_run():
     assert ttq.spike_lines({("amp", "ours"): {30: [_points(0.1, 0.2, 0.3, 0.4)]}}, [0]) == "- amp, ours: 30 s run 4"
 
 
+def test_a_diverged_epoch_is_no_best_and_the_worst_spike():
+    """A run that rolled back a diverged epoch: its NaN is neither a best nor hidden among
+    the spikes (Python's min and max would be fooled by a NaN in first place)."""
+    run = _points(math.nan, 0.2, 0.1, 0.05, math.nan, 0.04)
+    assert ttq.best_within(run, 30) == 0.1 and ttq.best_within(run, 60) == 0.04
+    assert ttq.best_within(_points(math.nan), 10) != ttq.best_within(_points(math.nan), 10)   # nan: none finite
+    assert ttq.worst_spike(run) == math.inf
+    assert ttq.worst_spike(_points(math.nan, 0.2, 0.1, 0.3, 0.05)) == pytest.approx(3.0)
+
+
 def test_seeds_and_music_are_options():
     args = ttq.parse_args(["--seeds", "0", "1", "2", "--music", "2"])
     assert args.seeds == [0, 1, 2] and args.music == 2
