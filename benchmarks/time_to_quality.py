@@ -230,11 +230,12 @@ def best_within(points: list, budget: float) -> float:
 def worst_spike(points: list) -> float:
     """The largest val ESR after the third epoch over the best before it (1: no epoch worse
     than the best so far); the issue's limit for a spike is 10. A diverged epoch (a val ESR
-    that is not finite, rolled back by the run) counts as inf."""
+    that is not finite, rolled back by the run) after the third counts as inf, even in a run
+    with no finite epoch before it; a finite epoch with no finite best before it is not judged."""
     values = [value for _, value in points]
     best = np.fmin.accumulate(values)                  # fmin: a NaN is never the best so far
-    ratios = [value / best[i - 1] if math.isfinite(value) else math.inf
-              for i, value in enumerate(values) if i >= 3 and math.isfinite(best[i - 1])]
+    ratios = [math.inf if not math.isfinite(value) else value / best[i - 1]
+              for i, value in enumerate(values) if i >= 3 and (math.isfinite(best[i - 1]) or not math.isfinite(value))]
     return max(ratios, default=1.0)
 
 
@@ -307,7 +308,7 @@ def plot(results: dict, path: Path) -> bool:
         for system, style in LINE_STYLES.items():
             if (effect, system) in results:
                 for i, points in enumerate(results[(effect, system)][max(results[(effect, system)])]):
-                    best = np.minimum.accumulate([v for _, v in points])
+                    best = np.fmin.accumulate([v for _, v in points])   # a diverged epoch's NaN: no best
                     axis.plot([s for s, _ in points], best, linestyle=style, color=f"C{SYSTEMS.index(system)}",
                               label=None if i else system)
         axis.set_yscale("log")

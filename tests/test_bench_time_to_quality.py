@@ -50,8 +50,9 @@ def test_a_diverged_epoch_is_no_best_and_the_worst_spike():
     the spikes (Python's min and max would be fooled by a NaN in first place)."""
     run = _points(math.nan, 0.2, 0.1, 0.05, math.nan, 0.04)
     assert ttq.best_within(run, 30) == 0.1 and ttq.best_within(run, 60) == 0.04
-    assert ttq.best_within(_points(math.nan), 10) != ttq.best_within(_points(math.nan), 10)   # nan: none finite
+    assert math.isnan(ttq.best_within(_points(math.nan), 10))          # no finite epoch within it
     assert ttq.worst_spike(run) == math.inf
+    assert ttq.worst_spike(_points(*[math.nan] * 5)) == math.inf        # a run that never got going
     assert ttq.worst_spike(_points(math.nan, 0.2, 0.1, 0.3, 0.05)) == pytest.approx(3.0)
 
 
