@@ -120,6 +120,10 @@ def build_parser() -> ArgumentParser:
                         "after each batch (or every few, where batches are short) from the third epoch, so that "
                         "a jump goes back to the best at once (lstm_core/probe.py); 0: none of them (a diverged "
                         "epoch always is)")
+    g.add_argument("--undo-floor", type=float, default=DEFAULTS.undo_floor, metavar="FRACTION",
+                   help="on the CPU a batch whose training loss jumps is undone and the learning rate halved, but "
+                        "not below FRACTION of --lr (default 1/16); 0: no floor, as before 2026-12-04, when a run "
+                        "that undid eight batches went on at 1/256 of the rate")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

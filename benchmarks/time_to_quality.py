@@ -30,6 +30,8 @@ it: what early stopping would have kept.
     probe     the same with the probe after each batch or few (TrainConfig.probe_batches on:
               lstm_core/probe.py); ours since 2026-12-03 17:00 UTC, before which it was off
     noprobe   the same without it (probe_batches off), as the defaults were until then
+    nofloor   the same with no floor under an undone batch's cut of the rate (TrainConfig.
+              undo_floor 0: schedule.undo_cut), as the defaults were until 2026-12-04
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon
     chrono    the same from the chrono initialisation over 1 to 50 samples (--chrono 50,
@@ -39,7 +41,8 @@ it: what early stopping would have kept.
     h32       the same with 32 units whatever the pair and the budget: the defaults until
               2026-12-03
     previous  train.py's defaults until 2026-12-01 09:30 UTC (32 units): pre-emphasis 0.95, a
-              1000-sample warm-up from zero, the input as it is (--input-level off), no probe
+              1000-sample warm-up from zero, the input as it is (--input-level off), no probe,
+              no floor under an undone batch's cut
     before    the same without any of the three (guard, average, roll-back): train.py's
               defaults when issue 15 was filed, as far as today's code has switches for them
               (the fixes since, such as the warmed-up validation, apply to every system)
@@ -109,11 +112,12 @@ PLOT = Path(__file__).with_name("time_to_quality.png")
 SETTINGS = {"lr": float, "tbptt": int, "warmup": int, "batch": int, "segment": float, "hidden": int,  # --set
             "layers": int, "schedule": str, "average": float, "pre_emphasis": float, "prewarm": int,
             "chrono": float, "input_level": read_input_level}                  # dBFS RMS, or off
-SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "probe", "noprobe", "noprewarm", "chrono", "norace", "h32",
-           "previous", "before", "budget", "recipe")
+SYSTEMS = ("ours", "unaveraged", "unguarded", "norollback", "probe", "noprobe", "nofloor", "noprewarm", "chrono",
+           "norace", "h32", "previous", "before", "budget", "recipe")
 OURS = SYSTEMS[:-1]                                                     # lstm_core's runs; recipe is PyTorch
 LINE_STYLES = {"ours": "-", "unaveraged": (0, (5, 1, 1, 1)), "unguarded": "-.", "norollback": (0, (3, 1)),
                "probe": (0, (3, 1, 1, 1, 1, 1, 1, 1)), "noprobe": (0, (3, 2, 1, 2)),
+               "nofloor": (0, (1, 2, 4, 2)),
                "noprewarm": (0, (5, 2)), "chrono": (0, (2, 1, 2, 3)), "norace": (0, (4, 1, 1, 1, 1, 1)),
                "h32": (0, (6, 1, 2, 1)),
                "previous": (0, (8, 2, 1, 2)), "before": (0, (1, 1)), "budget": ":",
@@ -370,9 +374,10 @@ def main(argv=None) -> int:
             args.systems = [s for s in args.systems if s != "recipe"]
     level = overrides.get("input_level")                # None: train.py's choice for each effect's pair
     # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000, no prewarm and the forget bias +1 where --set
-    # leaves them, the level off, no probe
+    # leaves them, the level off, no probe, no floor under an undone batch's cut
     old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0),
-                                                            ("chrono", 0.0), ("probe_batches", False))
+                                                            ("chrono", 0.0), ("probe_batches", False),
+                                                            ("undo_floor", 0.0))
                             if name not in overrides})
     race = "chrono" not in overrides                    # train.py races the start unless --chrono is given
     # the model size: --set's, else train.py's for the pair and the budget (training.default_hidden_size; a stack
@@ -384,6 +389,7 @@ def main(argv=None) -> int:
                "norollback": (replace(train, rollback_above=0.0), level, race, chosen),
                "probe": (replace(train, probe_batches=True), level, race, chosen),
                "noprobe": (replace(train, probe_batches=False), level, race, chosen),
+               "nofloor": (replace(train, undo_floor=0.0), level, race, chosen),
                "noprewarm": (replace(train, prewarm=0), level, race, chosen),
                "chrono": (replace(train, chrono=ENVELOPE_CHRONO), level, False, chosen),
                "norace": (train, level, False, chosen),
@@ -459,14 +465,15 @@ def main(argv=None) -> int:
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked or climbing "
             f"epochs; probe: the same with the probe after each batch or few (probe_batches on); noprobe: the same "
-            f"without it (probe_batches off); "
+            f"without it (probe_batches off); nofloor: the same with no floor under an undone batch's cut of "
+            f"the rate (undo_floor 0); "
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
             f"{ENVELOPE_CHRONO:g}); "
             f"norace: the same from the forget-gate bias +1, no race (the defaults until 2026-12-02); "
             f"h32: the same with 32 units whatever the pair and budget (the size until 2026-12-03); "
             f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
-            f"is, no probe); "
+            f"is, no probe, no floor under an undone batch's cut); "
             f"before: previous without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
             f"--budget would be given. "

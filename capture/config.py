@@ -72,6 +72,7 @@ class CaptureConfig:
     rollback_above: float = TRAIN_DEFAULTS.rollback_above   # an epoch after the second more than this many
                                                             # times the best is rolled back; 0: never, and
                                                             # no probe after each batch (lstm_core.probe)
+    undo_floor: float = TRAIN_DEFAULTS.undo_floor   # an undone batch halves the rate down to this fraction of lr
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup
@@ -152,6 +153,9 @@ class CaptureConfig:
             raise ValueError(f"--chrono must be 0 (off) or at least 3 samples, got {self.chrono}")
         if not (self.rollback_above == 0.0 or (math.isfinite(self.rollback_above) and self.rollback_above > 1.0)):
             raise ValueError(f"--rollback-above must be 0 (never) or above 1, got {self.rollback_above}")
+        if not (math.isfinite(self.undo_floor) and 0.0 <= self.undo_floor <= 1.0):
+            raise ValueError(f"--undo-floor must be between 0 (no floor) and 1 (a fraction of --lr), "
+                             f"got {self.undo_floor}")
         if not (math.isfinite(self.knob_jitter) and 0.0 <= self.knob_jitter <= 1.0):
             raise ValueError(f"--knob-jitter must be between 0 and 1 (a knob's range is 0 to 1), "
                              f"got {self.knob_jitter}")
@@ -190,9 +194,9 @@ class CaptureConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(lr=self.lr, warmup=self.warmup, tbptt=self.tbptt, schedule=self.schedule,
-                           average=self.average, rollback_above=self.rollback_above, knob_jitter=self.knob_jitter,
-                           knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis, prewarm=self.prewarm,
-                           chrono=self.chrono or 0.0)
+                           average=self.average, rollback_above=self.rollback_above, undo_floor=self.undo_floor,
+                           knob_jitter=self.knob_jitter, knob_blend=self.knob_blend, pre_emphasis=self.pre_emphasis,
+                           prewarm=self.prewarm, chrono=self.chrono or 0.0)
 
     @property
     def races(self) -> bool:

@@ -105,9 +105,9 @@ def _chrono(text: str) -> float | None:
 # The settings a grid may vary: train.py's flags of the same names, and how to read a value.
 GRID_KEYS = {"hidden": _positive(int), "layers": _positive(int), "lr": _positive(float), "schedule": _schedule,
              "batch": _positive(int), "segment": _positive(float), "tbptt": _positive(int), "warmup": _zero_or_more,
-             "prewarm": _zero_or_more, "seed": _zero_or_more, "average": _decay, "knob_jitter": _zero_to_one,
-             "knob_blend": _zero_to_one, "pre_emphasis": _decay, "normalize_input": _yes_no,
-             "input_level": _level, "chrono": _chrono}
+             "prewarm": _zero_or_more, "seed": _zero_or_more, "average": _decay, "undo_floor": _zero_to_one,
+             "knob_jitter": _zero_to_one, "knob_blend": _zero_to_one, "pre_emphasis": _decay,
+             "normalize_input": _yes_no, "input_level": _level, "chrono": _chrono}
 
 
 class PlanError(ValueError):

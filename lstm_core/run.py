@@ -9,7 +9,8 @@
     for each epoch:
         for each batch of windows:  warm up, then one Adam update per TBPTT slice,
                                     at the rate the schedule gives (schedule.py); on the CPU,
-                                    a batch whose loss jumps is undone (spikes.py), and after
+                                    a batch whose loss jumps is undone, the rate halved down to
+                                    a floor (spikes.py, schedule.undo_cut), and after
                                     the second epoch a short stretch of validation is scored
                                     (TrainConfig.probe_batches): a jump there goes back to the
                                     best epoch at half the rate (probe.py)
@@ -64,7 +65,7 @@ from .losses import ESR_EPS
 from .model import ModelConfig, init_params
 from .parallel import ParallelTrainer
 from .probe import SpikeProbe, probe_part
-from .schedule import CUT, decay, plateau_cut
+from .schedule import CUT, decay, plateau_cut, undo_cut
 from .spikes import BatchGuard
 from .training import TrainConfig, segment_samples, train_window
 from .workspace import Workspace
@@ -211,12 +212,13 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
-    at the start (chrono 0), no probe after each batch, and a spiked epoch rolled back at
+    at the start (chrono 0), no probe after each batch, no floor under an undone batch's
+    cut of the rate, and a spiked epoch rolled back at
     10 times the best as then, and never under the constant schedule (from the third epoch
     on, and climbs too, as a new run's are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
-              "prewarm": 0, "chrono": 0.0, "probe_batches": False}
+              "prewarm": 0, "chrono": 0.0, "probe_batches": False, "undo_floor": 0.0}
     return TrainConfig(**{**before, **stored})
 
 
@@ -581,7 +583,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                             went_back = progress.best_epoch
                         else:
                             state.params, state.adam = guard.undo()      # as before the batch, at half the rate
-                            progress.lr = state.base_lr * CUT
+                                                                         # (down to a floor: schedule.undo_cut)
+                            progress.lr = undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)
                         progress.lr_cut_epoch = progress.epoch + 1       # cut in this epoch
                         undone += 1
                     else:

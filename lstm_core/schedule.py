@@ -7,9 +7,10 @@
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
 diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose
-training loss jumped (spikes.py) or goes back to its best epoch after a batch whose
-probe jumped (probe.py). The rate in force is Progress.lr (the base: the rate
-given, halved by plateaus and roll-backs) times ``decay`` (the budget's cosine, else 1).
+training loss jumped (spikes.py; not below TrainConfig.undo_floor of the rate given:
+``undo_cut``) or goes back to its best epoch after a batch whose probe jumped
+(probe.py). The rate in force is Progress.lr (the base: the rate given, halved by
+plateaus, roll-backs and undone batches) times ``decay`` (the budget's cosine, else 1).
 
 Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however
 close the model is to its best, so late epochs oscillate, sometimes by orders of magnitude;
@@ -49,6 +50,20 @@ def decay(schedule: str, budget: float | None, seconds: float) -> float:
         done = min(max((seconds / budget - HOLD) / (1.0 - HOLD), 0.0), 1.0)
         return FLOOR + (1.0 - FLOOR) * 0.5 * (1.0 + math.cos(math.pi * done))
     return 1.0
+
+
+def undo_cut(base_lr: float, given_lr: float, floor: float) -> float:
+    """The base rate after the batch guard undoes a batch: cut by CUT, but not below
+    ``floor`` times the rate given (0: no floor), and never raised by it (a rate that
+    roll-backs already took below the floor stays where it is).
+
+    Why a floor: each undone batch used to halve the rate for good, and a run that undoes
+    eight (the low-pass and the overdrive in 300 s) went on at 1/256
+    of it, too slow to use the rest of its budget (RESULTS.md "Issue 15 on a second
+    machine", "A floor under the batch guard's cut"). An undone batch has not damaged
+    the parameters (they are as before it), so it is a weaker sign that the rate is too
+    high than a roll-back, whose cuts have no floor."""
+    return min(base_lr, max(base_lr * CUT, floor * given_lr))
 
 
 def plateau_cut(schedule: str, budget: float | None, epoch: int, best_epoch: int, last_cut: int) -> bool:

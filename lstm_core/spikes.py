@@ -9,7 +9,8 @@ seen on the host the moment it ends (the CPU's losses are host numbers already),
     before each batch    keep a copy of the parameters and Adam (a few thousand numbers)
     after it             a loss above JUMP times the median of the last RECENT accepted
                          batches is a spike: parameters and Adam go back to the copy,
-                         and the run's base rate is cut (schedule.CUT)
+                         and the run's base rate is cut (schedule.CUT), but not below
+                         TrainConfig.undo_floor of the rate given (schedule.undo_cut)
 
 A spike right after an undone batch means the parameters were off before it began (the
 damage came in a batch below the limit, which the guard let through): undoing it again

@@ -131,6 +131,9 @@ class TrainConfig:
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
+    undo_floor: float = 1 / 16    # an undone batch halves the rate, but not below this fraction of lr
+                                  # (schedule.undo_cut); 0: no floor, as until 2026-12-04 (RESULTS.md "A floor
+                                  # under the batch guard's cut")
     probe_batches: bool = True    # after each batch (or few, paced by its work), score a short stretch of validation;
                                   # a jump goes back to the best epoch at half the rate (probe.py; CPU; off with
                                   # rollback_above 0 too). RESULTS.md "A probe after every batch", "The probe judged
@@ -173,6 +176,8 @@ class TrainConfig:
             raise ValueError(f"the average's decay must be in [0, 1), got {self.average}")
         if not (self.rollback_above == 0.0 or self.rollback_above > 1.0):
             raise ValueError(f"rollback_above must be 0 (never) or above 1, got {self.rollback_above}")
+        if not 0.0 <= self.undo_floor <= 1.0:
+            raise ValueError(f"the undo floor must be in [0, 1], got {self.undo_floor}")
         if not 0.0 <= self.knob_jitter <= 1.0:
             raise ValueError(f"the knob jitter must be in [0, 1], got {self.knob_jitter}")
         if not 0.0 <= self.knob_blend <= 1.0:

@@ -39,6 +39,8 @@ def pair(tmp_path):
     (["dry.wav", "wet.wav", "--knob-blend", "1.5"], "--knob-blend must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--knob-blend", "nan"], "--knob-blend must be between 0 and 1"),
     (["dry.wav", "wet.wav", "--rollback-above", "0.5"], "--rollback-above must be 0 (never) or above 1"),
+    (["dry.wav", "wet.wav", "--undo-floor", "2"], "--undo-floor must be between 0 (no floor) and 1"),
+    (["dry.wav", "wet.wav", "--undo-floor", "nan"], "--undo-floor must be between 0 (no floor) and 1"),
     (["dry.wav", "wet.wav", "--pre-emphasis", "1"], "--pre-emphasis must be 0 (off) or more and below 1"),
     (["dry.wav", "wet.wav", "--normalize-input", "--init", "dry.wav"], "leave it out with --init"),
     (["dry.wav", "wet.wav", "--input-level", "-10", "--init", "dry.wav"], "--input-level shapes how a fresh model"),

@@ -276,6 +276,53 @@ def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, 
             assert not rows[3]["event"]
 
 
+class SpikesAt(SpikeAt):
+    """SpikeAt with several windows spiking, on runs of ``device``: ``at(windows_per_epoch)``
+    gives a set."""
+
+    def __init__(self, monkeypatch, tmp_path, at, device):
+        import lstm_core.run
+
+        self.real, self.windows, self.spike_at = lstm_core.run.train_window, 0, set()
+        monkeypatch.setattr(lstm_core.run, "train_window", self)
+        train_run(small_run(epochs=1), small_data(), device, tmp_path / "count", {})
+        self.spike_at = at(self.windows)
+        self.windows = 0
+
+    def __call__(self, params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
+        self.windows += 1
+        if self.windows in self.spike_at:
+            params["out.W"] *= 100.0
+        return self.real(params, config, adam, x, target, train, workspace, gpu_loop)
+
+
+@pytest.mark.parametrize("undo_floor,rate_after", [(1 / 16, 0.000625), (0.0, 0.0003125)])
+def test_undone_batches_cut_the_rate_down_to_the_floor(tmp_path, monkeypatch, undo_floor, rate_after):
+    """Five batches of epoch 2 spike, none right after another: each is undone and halves
+    the rate, but with the floor (TrainConfig.undo_floor) not below 1/16 of it (4 halvings),
+    where without it (0, as before) the fifth halves it again. Epoch 3 trains at that rate."""
+    one_a_batch = dataclasses.replace(DEVICE, batch=1)
+    SpikesAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + b for b in (2, 4, 6, 8, 10)}, one_a_batch)
+    state = small_run(epochs=3)
+    state.train = dataclasses.replace(state.train, undo_floor=undo_floor, rollback_above=0.0)
+    train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert rows[1]["event"] == f"5 batch(es) spiked: undone, learning rate now {rate_after:.3g}", rows[1]
+    assert rows[2]["lr"] == pytest.approx(rate_after) and not rows[2]["event"]
+
+
+def test_an_undone_batch_never_raises_the_rate():
+    """The floor holds an undone batch's cut up, and leaves a rate that roll-backs already
+    took below it where it is."""
+    from lstm_core.schedule import undo_cut
+
+    assert undo_cut(0.01, 0.01, 1 / 16) == 0.005
+    assert undo_cut(0.001, 0.01, 1 / 16) == 0.000625
+    assert undo_cut(0.000625, 0.01, 1 / 16) == 0.000625
+    assert undo_cut(0.0001, 0.01, 1 / 16) == 0.0001
+    assert undo_cut(0.0001, 0.01, 0.0) == 0.00005
+
+
 def test_a_run_whose_probe_acts_resumes_to_where_one_straight_through_ends(tmp_path, monkeypatch):
     """The probe is paced by the audio trained and its own work, not by the clock
     (probe.py): probing every few batches here, it catches a spike injected into epoch 4 at
@@ -406,6 +453,18 @@ def test_older_checkpoints_warm_up_from_zero_as_they_began():
     assert _stored_train_config(stored).prewarm == stored["prewarm"]
     del stored["prewarm"]
     assert _stored_train_config(stored).prewarm == 0
+
+
+def test_older_checkpoints_undo_batches_without_a_floor_as_they_began():
+    """A stored TrainConfig from before undo_floor goes on halving the rate for every batch
+    undone, with no floor; one that has it keeps its own."""
+    from lstm_core.run import _stored_train_config
+
+    stored = TrainConfig().to_dict()
+    assert stored["undo_floor"] > 0                               # the default has a floor
+    assert _stored_train_config(stored).undo_floor == stored["undo_floor"]
+    del stored["undo_floor"]
+    assert _stored_train_config(stored).undo_floor == 0.0
 
 
 def test_older_checkpoints_go_on_without_the_probe_as_they_began():

@@ -108,6 +108,7 @@ def test_the_grid_is_every_combination_and_its_folders_name_the_setting(tmp_path
                                           (["average=nan"], "--grid average=nan: must be 0 or more and below 1"),
                                           (["knob_jitter=2"], "--grid knob_jitter=2: must be between 0 and 1"),
                                           (["knob_blend=-1"], "--grid knob_blend=-1: must be between 0 and 1"),
+                                          (["undo_floor=2"], "--grid undo_floor=2: must be between 0 and 1"),
                                           (["pre_emphasis=1"], "--grid pre_emphasis=1: must be 0 or more and below 1"),
                                           (["input_level=30"], "--grid input_level=30: must be a level in dBFS"),
                                           (["chrono=2"], r"--grid chrono=2: must be 0 (off\), at least 3 samples, or "
