@@ -49,9 +49,9 @@ def parse_args(argv):
                    "with columns input, target and optionally name (knob columns make it one capture set)")
     p.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
                    help="settings to try for every capture, every combination: hidden, layers, lr, schedule, average, "
-                        "knob_jitter, knob_blend, batch, segment, tbptt, warmup, prewarm, pre_emphasis, chrono (or "
-                        "auto), input_level (dBFS, at most +20, or off), normalize_input (yes, no), seed (train.py's "
-                        "flags)")
+                        "undo_floor, knob_jitter, knob_blend, batch, segment, tbptt, warmup, prewarm, pre_emphasis, "
+                        "chrono (or auto), input_level (dBFS, at most +20, or off), normalize_input (yes, no), seed "
+                        "(train.py's flags)")
     p.add_argument("--budget", type=float, help="seconds of training per trial (default: train.py's rule)")
     p.add_argument("--epochs", type=int, help="epochs per trial at most")
     p.add_argument("--patience", type=int, help="stop a trial when its val ESR has not improved for this many epochs")

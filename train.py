@@ -121,9 +121,10 @@ def build_parser() -> ArgumentParser:
                         "a jump goes back to the best at once (lstm_core/probe.py); 0: none of them (a diverged "
                         "epoch always is)")
     g.add_argument("--undo-floor", type=float, default=DEFAULTS.undo_floor, metavar="FRACTION",
-                   help="on the CPU a batch whose training loss jumps is undone and the learning rate halved, but "
-                        "not below FRACTION of --lr (default 1/16); 0: no floor, as before 2026-12-04, when a run "
-                        "that undid eight batches went on at 1/256 of the rate")
+                   help="on the CPU a batch whose training loss jumps is undone and the learning rate halved (after "
+                        "two in a row: back to the best epoch, halved again), but not below FRACTION of --lr (default "
+                        f"{DEFAULTS.undo_floor:g}); 0: no floor, as before 2026-12-04, when a run that undid eight "
+                        "batches went on at 1/256 of the rate")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
                    help="every epoch validates the parameters and a running average of them (which rides out "
                         "the jitter and jumps of single Adam steps) and keeps the better; this is the average's "

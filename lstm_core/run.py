@@ -213,9 +213,9 @@ def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
     at the start (chrono 0), no probe after each batch, no floor under an undone batch's
-    cut of the rate, and a spiked epoch rolled back at
-    10 times the best as then, and never under the constant schedule (from the third epoch
-    on, and climbs too, as a new run's are judged)."""
+    cut of the rate, and a spiked epoch rolled back at 10 times the best as then, and never
+    under the constant schedule (from the third epoch on, and climbs too, as a new run's
+    are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
     before = {"average": 0.0, "knob_jitter": 0.0, "knob_blend": 0.0, "rollback_above": 0.0 if constant else 10.0,
               "prewarm": 0, "chrono": 0.0, "probe_batches": False, "undo_floor": 0.0}
@@ -577,15 +577,17 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     samples += y.size
                     value = float(loss) if host_losses else None     # on a GPU the loss stays on the device
                     if guard is not None and math.isfinite(value) and guard.spiked(value, armed=progress.epoch >= 1):
-                        if guard.again:        # the parameters were off before this batch and the one undone
-                            state.roll_back()                            # to the best epoch, at half the rate
+                        rate, cut = state.base_lr, undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)
+                        back = guard.again     # the parameters were off before this batch and the one undone
+                        if back:
+                            state.roll_back()                            # to the best epoch
                             guard.restart()
                             went_back = progress.best_epoch
                         else:
-                            state.params, state.adam = guard.undo()      # as before the batch, at half the rate
-                                                                         # (down to a floor: schedule.undo_cut)
-                            progress.lr = undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)
-                        progress.lr_cut_epoch = progress.epoch + 1       # cut in this epoch
+                            state.params, state.adam = guard.undo()      # as before the batch
+                        progress.lr = cut                                # at half the rate, or the floor
+                        if cut < rate or back:           # (one held at the floor is no cut: a plateau's count goes on)
+                            progress.lr_cut_epoch = progress.epoch + 1   # cut in this epoch
                         undone += 1
                     else:
                         loss_sum = loss_sum + loss       # stays on the device until the epoch ends

@@ -6,11 +6,12 @@
     plateau    the rate halved after PLATEAU_EPOCHS epochs without a better val ESR
 
 Under every schedule the run also halves its rate when it rolls back from an epoch that
-diverged, spiked or climbed (run.py), and on the CPU when it undoes a batch whose
-training loss jumped (spikes.py; not below TrainConfig.undo_floor of the rate given:
-``undo_cut``) or goes back to its best epoch after a batch whose probe jumped
-(probe.py). The rate in force is Progress.lr (the base: the rate given, halved by
-plateaus, roll-backs and undone batches) times ``decay`` (the budget's cosine, else 1).
+diverged, spiked or climbed (run.py), and on the CPU when it goes back to its best epoch
+after a batch whose probe jumped (probe.py), or undoes a batch whose training loss jumped
+or goes back to its best epoch after two in a row (spikes.py; these two not below
+TrainConfig.undo_floor of the rate given: ``undo_cut``). The rate in force is
+Progress.lr (the base: the rate given, halved by plateaus, roll-backs and the batch
+guard) times ``decay`` (the budget's cosine, else 1).
 
 Why they exist: Adam at a fixed 0.01 keeps taking steps of about 0.01 per weight however
 close the model is to its best, so late epochs oscillate, sometimes by orders of magnitude;
@@ -38,7 +39,8 @@ import math
 SCHEDULES = ("constant", "budget", "plateau")
 FLOOR = 0.02              # the budget cosine ends at this fraction of the base rate
 PLATEAU_EPOCHS = 3        # epochs without a better val ESR before the plateau schedule halves the rate
-CUT = 0.5                 # what a plateau or a roll-back multiplies the base rate by
+CUT = 0.5                 # what a plateau, a roll-back or an undone batch (down to undo_cut's floor)
+                          # multiplies the base rate by
 
 
 HOLD = 0.0                # the fraction of the budget spent at the full rate before the cosine begins
@@ -53,16 +55,19 @@ def decay(schedule: str, budget: float | None, seconds: float) -> float:
 
 
 def undo_cut(base_lr: float, given_lr: float, floor: float) -> float:
-    """The base rate after the batch guard undoes a batch: cut by CUT, but not below
-    ``floor`` times the rate given (0: no floor), and never raised by it (a rate that
-    roll-backs already took below the floor stays where it is).
+    """The base rate after the batch guard acts (undoes a batch, or goes back to the best
+    epoch after two in a row): cut by CUT, but not below ``floor`` times the rate given
+    (0: no floor), and never raised by it (a rate that the epoch's roll-backs or the probe
+    took below the floor stays where it is).
 
-    Why a floor: each undone batch used to halve the rate for good, and a run that undoes
-    eight (the low-pass and the overdrive in 300 s) went on at 1/256
-    of it, too slow to use the rest of its budget (RESULTS.md "Issue 15 on a second
-    machine", "A floor under the batch guard's cut"). An undone batch has not damaged
-    the parameters (they are as before it), so it is a weaker sign that the rate is too
-    high than a roll-back, whose cuts have no floor."""
+    Why a floor: each undone batch used to halve the rate for good, and a run that undid
+    eight (the low-pass and the overdrive in 300 s) went on at 1/256 of it, too slow to
+    use the rest of its budget (RESULTS.md "Issue 15 on a second machine", "A floor under
+    the batch guard's cut"). An undone batch has not damaged the parameters (they are as
+    before it), so it is a weaker sign that the rate is too high than the roll-back of an
+    epoch that validation judged, or the probe's, whose cuts have no floor. Two in a row
+    keep the floor too: without it they would ratchet the rate down as single ones did
+    (the screen with the floor went back after two in a row 12 times in the low-pass's 300 s)."""
     return min(base_lr, max(base_lr * CUT, floor * given_lr))
 
 

@@ -9,8 +9,7 @@ seen on the host the moment it ends (the CPU's losses are host numbers already),
     before each batch    keep a copy of the parameters and Adam (a few thousand numbers)
     after it             a loss above JUMP times the median of the last RECENT accepted
                          batches is a spike: parameters and Adam go back to the copy,
-                         and the run's base rate is cut (schedule.CUT), but not below
-                         TrainConfig.undo_floor of the rate given (schedule.undo_cut)
+                         and the run's base rate is cut (schedule.CUT)
 
 A spike right after an undone batch means the parameters were off before it began (the
 damage came in a batch below the limit, which the guard let through): undoing it again
@@ -18,7 +17,8 @@ would return to them at an ever lower rate, and every later batch would spike as
 (the resonant filter from the chrono start froze so, its rate cut to 4e-8 within six
 epochs, RESULTS.md "Racing the two starts"). So the run goes back to its best epoch
 instead (run.py, as for a spiked epoch, the rate halved again: a quarter of what it was
-before the first), and the guard starts its median afresh.
+before the first), and the guard starts its median afresh. Neither cut takes the rate
+below TrainConfig.undo_floor of the rate given (schedule.undo_cut).
 
 The guard starts after the first epoch (the first batches fall by orders of magnitude
 as a matter of course). On a GPU the loss stays on the device (reading it is a sync per

@@ -131,7 +131,7 @@ class TrainConfig:
     clip_norm: float | None = None  # global gradient-norm limit; None: no clipping
     schedule: str = "constant"    # the learning rate over the run (schedule.py; constant won overall, RESULTS.md)
     guard_batches: bool = True    # undo a batch whose training loss jumps, and cut the rate (spikes.py; CPU)
-    undo_floor: float = 1 / 16    # an undone batch halves the rate, but not below this fraction of lr
+    undo_floor: float = 1 / 16    # the batch guard halves the rate, but not below this fraction of lr
                                   # (schedule.undo_cut); 0: no floor, as until 2026-12-04 (RESULTS.md "A floor
                                   # under the batch guard's cut")
     probe_batches: bool = True    # after each batch (or few, paced by its work), score a short stretch of validation;

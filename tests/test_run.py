@@ -311,6 +311,23 @@ def test_undone_batches_cut_the_rate_down_to_the_floor(tmp_path, monkeypatch, un
     assert rows[2]["lr"] == pytest.approx(rate_after) and not rows[2]["event"]
 
 
+@pytest.mark.parametrize("undo_floor,rate_after", [(0.5, 0.005), (0.0, 0.0025)])
+def test_two_spikes_in_a_row_go_back_to_the_best_epoch_down_to_the_floor(tmp_path, monkeypatch, undo_floor,
+                                                                         rate_after):
+    """Two batches of epoch 2 in a row spike: the first is undone, the second sends the run
+    back to its best epoch, each halving the rate, but not below the floor (here a half of
+    it: one cut); with no floor the second halves it again."""
+    one_a_batch = dataclasses.replace(DEVICE, batch=1)
+    SpikesAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + 4, per_epoch + 5}, one_a_batch)
+    state = small_run(epochs=3)
+    state.train = dataclasses.replace(state.train, undo_floor=undo_floor, rollback_above=0.0)
+    train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert rows[1]["event"] == f"2 batch(es) spiked: back to epoch 1 after two in a row, learning rate now " \
+                               f"{rate_after:.3g}"
+    assert rows[2]["lr"] == pytest.approx(rate_after)
+
+
 def test_an_undone_batch_never_raises_the_rate():
     """The floor holds an undone batch's cut up, and leaves a rate that roll-backs already
     took below it where it is."""
@@ -462,7 +479,7 @@ def test_older_checkpoints_undo_batches_without_a_floor_as_they_began():
 
     stored = TrainConfig().to_dict()
     assert stored["undo_floor"] > 0                               # the default has a floor
-    assert _stored_train_config(stored).undo_floor == stored["undo_floor"]
+    assert _stored_train_config({**stored, "undo_floor": 0.25}).undo_floor == 0.25
     del stored["undo_floor"]
     assert _stored_train_config(stored).undo_floor == 0.0
 
