@@ -72,7 +72,7 @@ class CaptureConfig:
     rollback_above: float = TRAIN_DEFAULTS.rollback_above   # an epoch after the second more than this many
                                                             # times the best is rolled back; 0: never, and
                                                             # no probe after each batch (lstm_core.probe)
-    undo_floor: float = TRAIN_DEFAULTS.undo_floor   # an undone batch halves the rate down to this fraction of lr
+    undo_floor: float = TRAIN_DEFAULTS.undo_floor   # the batch guard's cuts of the rate stop at this fraction of lr
     batch: int | None = None          # None: the device's default (lstm_core.devices)
     segment: float | None = None
     warmup: int = TRAIN_DEFAULTS.warmup

@@ -212,8 +212,8 @@ def new_run(model: ModelConfig, train: TrainConfig, rule: StopRule, options: dic
 def _stored_train_config(stored: dict) -> TrainConfig:
     """A checkpoint's TrainConfig; a run from before a setting existed goes on as it began:
     no running average, no knob jitter or blending, a warm-up from zero, the forget bias +1
-    at the start (chrono 0), no probe after each batch, no floor under an undone batch's
-    cut of the rate, and a spiked epoch rolled back at 10 times the best as then, and never
+    at the start (chrono 0), no probe after each batch, no floor under the batch guard's
+    cuts of the rate, and a spiked epoch rolled back at 10 times the best as then, and never
     under the constant schedule (from the third epoch on, and climbs too, as a new run's
     are judged)."""
     constant = stored.get("schedule", "constant") == "constant"
