@@ -30,7 +30,7 @@ it: what early stopping would have kept.
     probe     the same with the probe after each batch or few (TrainConfig.probe_batches on:
               lstm_core/probe.py); ours since 2026-12-03 17:00 UTC, before which it was off
     noprobe   the same without it (probe_batches off), as the defaults were until then
-    nofloor   the same with no floor under an undone batch's cut of the rate (TrainConfig.
+    nofloor   the same with no floor under the batch guard's cuts of the rate (TrainConfig.
               undo_floor 0: schedule.undo_cut), as the defaults were until 2026-12-04
     noprewarm the same with each window's warm-up started from zero (--prewarm 0), as
               until 2026-12-01 noon
@@ -42,7 +42,7 @@ it: what early stopping would have kept.
               2026-12-03
     previous  train.py's defaults until 2026-12-01 09:30 UTC (32 units): pre-emphasis 0.95, a
               1000-sample warm-up from zero, the input as it is (--input-level off), no probe,
-              no floor under an undone batch's cut
+              no floor under the batch guard's cuts
     before    the same without any of the three (guard, average, roll-back): train.py's
               defaults when issue 15 was filed, as far as today's code has switches for them
               (the fixes since, such as the warmed-up validation, apply to every system)
@@ -374,7 +374,7 @@ def main(argv=None) -> int:
             args.systems = [s for s in args.systems if s != "recipe"]
     level = overrides.get("input_level")                # None: train.py's choice for each effect's pair
     # the defaults until 2026-12-01: pre-emphasis 0.95, warm-up 1000, no prewarm and the forget bias +1 where --set
-    # leaves them, the level off, no probe, no floor under an undone batch's cut
+    # leaves them, the level off, no probe, no floor under the batch guard's cuts
     old = replace(train, **{name: value for name, value in (("pre_emphasis", 0.95), ("warmup", 1000), ("prewarm", 0),
                                                             ("chrono", 0.0), ("probe_batches", False),
                                                             ("undo_floor", 0.0))
@@ -465,7 +465,7 @@ def main(argv=None) -> int:
             f"the running average of the parameters (average 0); unguarded: the same without "
             f"the batch guard (guard_batches off); norollback: the same without rolling back spiked or climbing "
             f"epochs; probe: the same with the probe after each batch or few (probe_batches on); noprobe: the same "
-            f"without it (probe_batches off); nofloor: the same with no floor under an undone batch's cut of "
+            f"without it (probe_batches off); nofloor: the same with no floor under the batch guard's cuts of "
             f"the rate (undo_floor 0); "
             f"noprewarm: the same with the warm-up from zero (prewarm 0); "
             f"chrono: the same from the chrono initialisation over 1 to {ENVELOPE_CHRONO:g} samples (--chrono "
@@ -473,7 +473,7 @@ def main(argv=None) -> int:
             f"norace: the same from the forget-gate bias +1, no race (the defaults until 2026-12-02); "
             f"h32: the same with 32 units whatever the pair and budget (the size until 2026-12-03); "
             f"previous: the defaults until 2026-12-01 (pre-emphasis 0.95, warm-up 1000 from zero, the input as it "
-            f"is, no probe, no floor under an undone batch's cut); "
+            f"is, no probe, no floor under the batch guard's cuts); "
             f"before: previous without any of the three; "
             f"budget: the same with --schedule budget, a run per budget, as "
             f"--budget would be given. "

@@ -187,11 +187,12 @@ class RunState:
         self.best_params = {k: v.copy() for k, v in (self.params if params is None else params).items()}
         self.best_adam = self.adam.copy()
 
-    def roll_back(self):
-        """The parameters and Adam go back to the best ones (copies), and the base rate is cut."""
+    def roll_back(self, lr: float | None = None):
+        """The parameters and Adam go back to the best ones (copies), and the base rate is cut
+        (to ``lr`` where the caller knows it: the batch guard's floor, schedule.undo_cut)."""
         self.params = {k: v.copy() for k, v in self.best_params.items()}
         self.adam = self.best_adam.copy()
-        self.progress.lr = self.base_lr * CUT
+        self.progress.lr = self.base_lr * CUT if lr is None else lr
         self.progress.lr_cut_epoch = self.progress.epoch
         self.progress.went_on_from = None
 
@@ -577,16 +578,17 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     samples += y.size
                     value = float(loss) if host_losses else None     # on a GPU the loss stays on the device
                     if guard is not None and math.isfinite(value) and guard.spiked(value, armed=progress.epoch >= 1):
-                        rate, cut = state.base_lr, undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)
+                        cut = undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)   # half, or the floor
                         back = guard.again     # the parameters were off before this batch and the one undone
+                        held = cut == state.base_lr and not back   # at the floor: no cut (a plateau's count goes on)
                         if back:
-                            state.roll_back()                            # to the best epoch
+                            state.roll_back(cut)                         # to the best epoch
                             guard.restart()
                             went_back = progress.best_epoch
                         else:
                             state.params, state.adam = guard.undo()      # as before the batch
-                        progress.lr = cut                                # at half the rate, or the floor
-                        if cut < rate or back:           # (one held at the floor is no cut: a plateau's count goes on)
+                            progress.lr = cut
+                        if not held:
                             progress.lr_cut_epoch = progress.epoch + 1   # cut in this epoch
                         undone += 1
                     else:

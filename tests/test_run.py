@@ -215,17 +215,19 @@ def test_a_diverged_epoch_is_rolled_back_and_nothing_saved_holds_a_nan(tmp_path,
 
 
 class SpikeAt:
-    """train_window with one batch spiking: the output weights blown up by 100 before the
-    updates of window ``at(windows_per_epoch)`` (counted from 1 since the last ``restart``),
-    as a run of bad Adam steps would. Installed on lstm_core.run with monkeypatch."""
+    """train_window with batches spiking: the output weights blown up by 100 before the
+    updates of window ``at(windows_per_epoch)`` (a window, or a set of them, counted from 1
+    since the last ``restart``, on runs of ``device``), as a run of bad Adam steps would.
+    Installed on lstm_core.run with monkeypatch."""
 
-    def __init__(self, monkeypatch, tmp_path, at):
+    def __init__(self, monkeypatch, tmp_path, at, device=DEVICE):
         import lstm_core.run
 
-        self.real, self.windows, self.spike_at = lstm_core.run.train_window, 0, math.inf
+        self.real, self.windows, self.spike_at = lstm_core.run.train_window, 0, set()
         monkeypatch.setattr(lstm_core.run, "train_window", self)
-        train_run(small_run(epochs=1), small_data(), DEVICE, tmp_path / "count", {})
-        self.spike_at = at(self.windows)
+        train_run(small_run(epochs=1), small_data(), device, tmp_path / "count", {})
+        spiking = at(self.windows)
+        self.spike_at = spiking if isinstance(spiking, set) else {spiking}
         self.windows = 0
 
     def restart(self):
@@ -233,7 +235,7 @@ class SpikeAt:
 
     def __call__(self, params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
         self.windows += 1
-        if self.windows == self.spike_at:
+        if self.windows in self.spike_at:
             params["out.W"] *= 100.0
         return self.real(params, config, adam, x, target, train, workspace, gpu_loop)
 
@@ -276,33 +278,13 @@ def test_a_batch_that_spikes_is_undone_before_validation(tmp_path, monkeypatch, 
             assert not rows[3]["event"]
 
 
-class SpikesAt(SpikeAt):
-    """SpikeAt with several windows spiking, on runs of ``device``: ``at(windows_per_epoch)``
-    gives a set."""
-
-    def __init__(self, monkeypatch, tmp_path, at, device):
-        import lstm_core.run
-
-        self.real, self.windows, self.spike_at = lstm_core.run.train_window, 0, set()
-        monkeypatch.setattr(lstm_core.run, "train_window", self)
-        train_run(small_run(epochs=1), small_data(), device, tmp_path / "count", {})
-        self.spike_at = at(self.windows)
-        self.windows = 0
-
-    def __call__(self, params, config, adam, x, target, train, workspace=None, gpu_loop="step"):
-        self.windows += 1
-        if self.windows in self.spike_at:
-            params["out.W"] *= 100.0
-        return self.real(params, config, adam, x, target, train, workspace, gpu_loop)
-
-
 @pytest.mark.parametrize("undo_floor,rate_after", [(1 / 16, 0.000625), (0.0, 0.0003125)])
 def test_undone_batches_cut_the_rate_down_to_the_floor(tmp_path, monkeypatch, undo_floor, rate_after):
     """Five batches of epoch 2 spike, none right after another: each is undone and halves
     the rate, but with the floor (TrainConfig.undo_floor) not below 1/16 of it (4 halvings),
     where without it (0, as before) the fifth halves it again. Epoch 3 trains at that rate."""
     one_a_batch = dataclasses.replace(DEVICE, batch=1)
-    SpikesAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + b for b in (2, 4, 6, 8, 10)}, one_a_batch)
+    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + b for b in (2, 4, 6, 8, 10)}, one_a_batch)
     state = small_run(epochs=3)
     state.train = dataclasses.replace(state.train, undo_floor=undo_floor, rollback_above=0.0)
     train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
@@ -318,7 +300,7 @@ def test_two_spikes_in_a_row_go_back_to_the_best_epoch_down_to_the_floor(tmp_pat
     back to its best epoch, each halving the rate, but not below the floor (here a half of
     it: one cut); with no floor the second halves it again."""
     one_a_batch = dataclasses.replace(DEVICE, batch=1)
-    SpikesAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + 4, per_epoch + 5}, one_a_batch)
+    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + 4, per_epoch + 5}, one_a_batch)
     state = small_run(epochs=3)
     state.train = dataclasses.replace(state.train, undo_floor=undo_floor, rollback_above=0.0)
     train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
