@@ -124,7 +124,9 @@ class Progress:
     history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS, lr, event)
     lr: float | None = None               # the base learning rate now (None: TrainConfig.lr, untouched)
     lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
-    recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)
+    recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)...
+    best_losses: list = field(default_factory=list)     # ...and the ones it had kept when the best epoch ended
+    judging_as_best: bool = False         # the guard went back to best_losses and has kept no batch since
     best_averaged: bool = False           # the best model is Adam's running average of the parameters
     batch_seconds: float = 0.0            # how long the latest batch took...
     validation_seconds: float = 0.0       # ...and the latest validation (0: none yet); the budget looks ahead by both
@@ -637,10 +639,13 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     progress.best_esr, progress.best_epoch = val_esr, progress.epoch
                     progress.best_averaged = scored is state.adam.average
                     state.keep_best(scored)
+                    progress.best_losses = list(progress.recent_losses)   # what going back is judged against
                     if probe is not None:
                         probe.keep_best(state.best_params, progress.best_esr)
                 elif diverged or spiked or climbing:
                     state.roll_back()
+                    if guard is not None:
+                        guard.restart()                  # judged against the best epoch's losses
                     what = "diverged" if diverged else "spiked" if spiked else "climbing"
                     event = f"{what}: rolled back to epoch {progress.best_epoch}, learning rate now {state.base_lr:.3g}"
                 elif plateau_cut(schedule, rule.budget, progress.epoch, progress.best_epoch, progress.lr_cut_epoch):

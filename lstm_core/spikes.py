@@ -17,8 +17,20 @@ would return to them at an ever lower rate, and every later batch would spike as
 (the resonant filter from the chrono start froze so, its rate cut to 4e-8 within six
 epochs, RESULTS.md "Racing the two starts"). So the run goes back to its best epoch
 instead (run.py, as for a spiked epoch, the rate halved again: a quarter of what it was
-before the first), and the guard starts its median afresh. Neither cut takes the rate
-below TrainConfig.undo_floor of the rate given (schedule.undo_cut).
+before the first). Neither cut takes the rate below TrainConfig.undo_floor of the rate
+given (schedule.undo_cut).
+
+Whenever the run goes back to its best epoch (here, after a spiked or diverged epoch, or
+on the probe's word), the guard judges the next batches against the losses it kept in
+that epoch, not against the ones that led away from it, nor against none: a median
+started afresh let the first three batches after going back through unjudged, and so
+accepted a run of them at 57 times the best epoch's loss (the overdrive's epoch 68 at
+300 s, whose validation then read 10.2 times its best; RESULTS.md "Going back, judged
+against the best epoch"). Only if it must go back again before it has kept a single
+batch, the best epoch's own parameters spiking against its losses, does the guard start
+its median afresh: the losses have moved for good, and judging against the old ones
+would undo every batch from then on (tests/test_race.py makes every loss 100 times
+higher from one epoch on).
 
 The guard starts after the first epoch (the first batches fall by orders of magnitude
 as a matter of course). On a GPU the loss stays on the device (reading it is a sync per
@@ -56,6 +68,7 @@ class BatchGuard:
             return True
         self.recent[:] = (self.recent + [loss])[-RECENT:]
         self.progress.spikes_in_a_row = 0
+        self.progress.judging_as_best = False
         return False
 
     @property
@@ -65,9 +78,13 @@ class BatchGuard:
         return self.progress.spikes_in_a_row >= 2
 
     def restart(self):
-        """Forget the recent losses (after the run went back to its best epoch, whose
-        losses they were not); it judges again once 3 batches are kept."""
-        self.recent.clear()
+        """The run went back to its best epoch: judge the next batches against the losses
+        kept in that epoch (Progress.best_losses), or, where it went back to them before
+        and has kept no batch since, against none: the median starts afresh, and judges
+        again once 3 batches are kept (so too in a run from before best_losses were kept)."""
+        again = self.progress.judging_as_best
+        self.recent[:] = [] if again else self.progress.best_losses
+        self.progress.judging_as_best = not again and bool(self.recent)
         self.progress.spikes_in_a_row = 0
 
     def undo(self) -> tuple[dict, AdamState]:

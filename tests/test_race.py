@@ -233,18 +233,21 @@ class LossesFrom:
 
 def test_batches_that_spike_twice_in_a_row_go_back_to_the_best_epoch_and_the_run_goes_on(tmp_path, monkeypatch):
     """Every loss 100 times higher from epoch 3 on. The first such batch is undone; the second
-    takes the run back to its best epoch (both at half the rate: 0.0025), and the guard learns
-    the new level afresh instead of undoing every later batch at an ever lower rate (until
+    takes the run back to its best epoch, whose losses the next are judged against (spikes.py):
+    the third is undone and the fourth goes back again, each halving the rate (to 0.000625,
+    the floor, 1/16). Having gone back twice without keeping a batch, the guard learns the
+    new level afresh instead of undoing every later batch at an ever lower rate (until
     2026-12-02 the rate fell to 4e-8 and nothing was learned again)."""
     LossesFrom(monkeypatch, tmp_path, epoch=3, factor=100.0)
     state = small_run(epochs=6)
     train_run(state, small_data(), DEVICE, tmp_path / "run", {})
     rows = read_history(tmp_path / "run" / "history.csv")
     best = 1 + min(range(2), key=lambda i: rows[i]["val_esr"])
-    assert rows[2]["event"] == f"2 batch(es) spiked: back to epoch {best} after two in a row, learning rate now 0.0025"
+    assert rows[2]["event"] == f"4 batch(es) spiked: back to epoch {best} after two in a row, learning rate now " \
+                               f"0.000625"
     assert all(not row["event"] for row in rows[3:]), rows
     assert all(math.isfinite(row["train_loss"]) for row in rows[3:])
-    assert state.base_lr == 0.0025 and np.isfinite(rows[-1]["val_esr"])
+    assert state.base_lr == 0.000625 and np.isfinite(rows[-1]["val_esr"])
 
 
 class StopAfter(Reporter):

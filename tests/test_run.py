@@ -310,6 +310,56 @@ def test_two_spikes_in_a_row_go_back_to_the_best_epoch_down_to_the_floor(tmp_pat
     assert rows[2]["lr"] == pytest.approx(rate_after)
 
 
+@pytest.mark.parametrize("judged", [True, False])
+def test_going_back_judges_the_next_batches_against_the_best_epoch(tmp_path, monkeypatch, judged):
+    """Two batches of epoch 2 in a row spike and send the run back to epoch 1; the batch
+    right after spikes as well. It is judged against the losses the guard kept in epoch 1
+    (Progress.best_losses) and undone. With the median started afresh instead (as before
+    they were kept: judged False) it goes through unjudged, and epoch 2 ends far above its
+    best."""
+    one_a_batch = dataclasses.replace(DEVICE, batch=1)
+    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + 4, per_epoch + 5, per_epoch + 6}, one_a_batch)
+    if not judged:      # restart() as it was before best_losses: the median afresh
+        from lstm_core.spikes import BatchGuard
+
+        monkeypatch.setattr(BatchGuard, "restart", lambda self: (self.recent.clear(),
+                                                                 setattr(self.progress, "spikes_in_a_row", 0)))
+    state = small_run(epochs=2)
+    state.train = dataclasses.replace(state.train, rollback_above=0.0)
+    train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    undone = 3 if judged else 2
+    assert rows[1]["event"].startswith(f"{undone} batch(es) spiked: back to epoch 1 after two in a row"), rows[1]
+    if judged:
+        assert rows[1]["val_esr"] < 2 * rows[0]["val_esr"]
+    else:
+        assert rows[1]["val_esr"] > 10 * rows[0]["val_esr"]
+
+
+def test_the_guard_restarts_from_the_best_epochs_losses():
+    """restart() takes the best epoch's kept losses as its median's, so the first batch
+    after going back is judged; going back again before a batch is kept, or with none kept
+    (an older checkpoint), it starts afresh and waits for three."""
+    from lstm_core.run import Progress
+    from lstm_core.spikes import BatchGuard
+
+    progress = Progress(recent_losses=[5.0, 6.0, 7.0], best_losses=[1.0, 1.0, 1.0], spikes_in_a_row=1)
+    guard = BatchGuard(progress)
+    guard.restart()
+    assert progress.recent_losses == [1.0, 1.0, 1.0] and progress.spikes_in_a_row == 0
+    assert guard.spiked(20.0, armed=True)
+    assert not guard.spiked(9.0, armed=True)
+    guard.restart()                                     # a batch was kept since: the best's again
+    assert progress.recent_losses == [1.0, 1.0, 1.0]
+    guard.restart()                                     # none kept since: afresh
+    assert progress.recent_losses == [] and not guard.spiked(20.0, armed=True)
+    older = Progress.from_dict({k: v for k, v in Progress(recent_losses=[1.0] * 3).to_dict().items()
+                                if k != "best_losses"})
+    guard = BatchGuard(older)
+    guard.restart()
+    assert not guard.spiked(20.0, armed=True) and older.recent_losses == [20.0]
+
+
 def test_an_undone_batch_never_raises_the_rate():
     """The floor holds an undone batch's cut up, and leaves a rate that roll-backs already
     took below it where it is."""
