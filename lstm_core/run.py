@@ -126,7 +126,8 @@ class Progress:
     lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
     recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)...
     best_losses: list = field(default_factory=list)     # ...and the ones it had kept when the best epoch ended
-    judging_as_best: bool = False         # the guard went back to best_losses and has kept no batch since
+    back_limit: float | None = None       # after going back to the best epoch, a batch loss above this spikes
+                                          # until the guard has kept 3 of its own (None: none; spikes.py)
     best_averaged: bool = False           # the best model is Adam's running average of the parameters
     batch_seconds: float = 0.0            # how long the latest batch took...
     validation_seconds: float = 0.0       # ...and the latest validation (0: none yet); the budget looks ahead by both
@@ -583,8 +584,8 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                         cut = undo_cut(state.base_lr, state.train.lr, state.train.undo_floor)   # half, or the floor
                         back = guard.again     # the parameters were off before this batch and the one undone
                         held = cut == state.base_lr and not back   # at the floor: no cut (a plateau's count goes on)
-                        if back:
-                            state.roll_back(cut)                         # to the best epoch
+                        if back:                                         # to the best epoch; went back and kept
+                            state.roll_back(state.base_lr * CUT if guard.stuck else cut)   # nothing: past the floor
                             guard.restart()
                             went_back = progress.best_epoch
                         else:

@@ -16,21 +16,23 @@ damage came in a batch below the limit, which the guard let through): undoing it
 would return to them at an ever lower rate, and every later batch would spike as well
 (the resonant filter from the chrono start froze so, its rate cut to 4e-8 within six
 epochs, RESULTS.md "Racing the two starts"). So the run goes back to its best epoch
-instead (run.py, as for a spiked epoch, the rate halved again: a quarter of what it was
-before the first). Neither cut takes the rate below TrainConfig.undo_floor of the rate
-given (schedule.undo_cut).
+instead (run.py, as for a spiked epoch, the rate halved again). Neither cut takes the
+rate below TrainConfig.undo_floor of the rate given (schedule.undo_cut).
 
-Whenever the run goes back to its best epoch (here, after a spiked or diverged epoch, or
-on the probe's word), the guard judges the next batches against the losses it kept in
-that epoch, not against the ones that led away from it, nor against none: a median
-started afresh let the first three batches after going back through unjudged, and so
-accepted a run of them at 57 times the best epoch's loss (the overdrive's epoch 68 at
-300 s, whose validation then read 10.2 times its best; RESULTS.md "Going back, judged
-against the best epoch"). Only if it must go back again before it has kept a single
-batch, the best epoch's own parameters spiking against its losses, does the guard start
-its median afresh: the losses have moved for good, and judging against the old ones
-would undo every batch from then on (tests/test_race.py makes every loss 100 times
-higher from one epoch on).
+Whenever the run goes back to its best epoch (here, after an epoch that spiked, diverged
+or climbed, or on the probe's word), the guard forgets the losses that led away from it
+and starts its median afresh, but until it has kept 3 batches of its own it judges each
+against the best epoch's: a loss above JUMP times the highest of those it had kept then
+is a spike. With no judge at all there, a run of batches at 57 times the best epoch's loss
+went through (the overdrive's 300 s run, 2026-12-04: epoch 68 trained so, and epoch 69's
+validation read 10.2 times its best; RESULTS.md "Going back, judged against the best
+epoch"). The highest, not the median: a low-pass's batch losses swing 30 times from
+batch to batch at 300 s, and judged against the median of the best epoch's the run went
+back 23 times where it had gone back 6, and ended 1.6 times worse. If the run must go
+back again before keeping a single batch, the best epoch's own parameters spiking, the
+losses may have moved for good (tests/test_race.py makes every loss 100 times higher
+from one epoch on) or the rate may be too high even there: the guard then judges no
+batch until it has kept 3, and this going back halves the rate even below the floor.
 
 The guard starts after the first epoch (the first batches fall by orders of magnitude
 as a matter of course). On a GPU the loss stays on the device (reading it is a sync per
@@ -51,7 +53,8 @@ class BatchGuard:
     """Keeps the state before each batch, and tells a batch that spiked."""
 
     def __init__(self, progress):
-        self.progress = progress   # the run's Progress: its recent_losses and spikes_in_a_row (checkpointed)
+        self.progress = progress   # the run's Progress: recent_losses, best_losses, spikes_in_a_row and
+                                   # back_limit (checkpointed)
         self.recent = progress.recent_losses   # kept in place
         self._params = self._adam = None
 
@@ -63,13 +66,20 @@ class BatchGuard:
     def spiked(self, loss: float, armed: bool) -> bool:
         """Whether the batch just done, of training ``loss``, is to be undone (only when
         ``armed``; a batch not undone joins the recent ones)."""
-        if armed and len(self.recent) >= 3 and not loss <= JUMP * statistics.median(self.recent):
+        limit = self.limit()
+        if armed and limit is not None and not loss <= limit:
             self.progress.spikes_in_a_row += 1
             return True
         self.recent[:] = (self.recent + [loss])[-RECENT:]
         self.progress.spikes_in_a_row = 0
-        self.progress.judging_as_best = False
         return False
+
+    def limit(self) -> float | None:
+        """The loss above which a batch spikes: JUMP times the median of the recent ones
+        once 3 are kept; before that, after going back, the best epoch's limit; else none."""
+        if len(self.recent) >= 3:
+            return JUMP * statistics.median(self.recent)
+        return self.progress.back_limit
 
     @property
     def again(self) -> bool:
@@ -77,14 +87,21 @@ class BatchGuard:
         further than the batch: see the module doc)."""
         return self.progress.spikes_in_a_row >= 2
 
+    @property
+    def stuck(self) -> bool:
+        """Whether the run went back to its best epoch before and has kept no batch since
+        (the rate is then cut past the floor: run.py)."""
+        return self.progress.back_limit is not None and not self.recent
+
     def restart(self):
-        """The run went back to its best epoch: judge the next batches against the losses
-        kept in that epoch (Progress.best_losses), or, where it went back to them before
-        and has kept no batch since, against none: the median starts afresh, and judges
-        again once 3 batches are kept (so too in a run from before best_losses were kept)."""
-        again = self.progress.judging_as_best
-        self.recent[:] = [] if again else self.progress.best_losses
-        self.progress.judging_as_best = not again and bool(self.recent)
+        """The run went back to its best epoch: the median starts afresh, and until 3
+        batches are kept a batch is judged against JUMP times the highest loss kept in the
+        best epoch (Progress.best_losses); against none where the run is ``stuck``, or
+        where no such losses were kept (a best from before the guard armed, or a run from
+        before they were kept)."""
+        best = self.progress.best_losses
+        self.progress.back_limit = JUMP * max(best) if best and not self.stuck else None
+        self.recent.clear()
         self.progress.spikes_in_a_row = 0
 
     def undo(self) -> tuple[dict, AdamState]:

@@ -234,8 +234,8 @@ class LossesFrom:
 def test_batches_that_spike_twice_in_a_row_go_back_to_the_best_epoch_and_the_run_goes_on(tmp_path, monkeypatch):
     """Every loss 100 times higher from epoch 3 on. The first such batch is undone; the second
     takes the run back to its best epoch, whose losses the next are judged against (spikes.py):
-    the third is undone and the fourth goes back again, each halving the rate (to 0.000625,
-    the floor, 1/16). Having gone back twice without keeping a batch, the guard learns the
+    the third is undone and the fourth goes back again, each halving the rate (0.005, 0.0025,
+    0.00125, 0.000625). Having gone back twice without keeping a batch, the guard learns the
     new level afresh instead of undoing every later batch at an ever lower rate (until
     2026-12-02 the rate fell to 4e-8 and nothing was learned again)."""
     LossesFrom(monkeypatch, tmp_path, epoch=3, factor=100.0)

@@ -314,9 +314,9 @@ def test_two_spikes_in_a_row_go_back_to_the_best_epoch_down_to_the_floor(tmp_pat
 def test_going_back_judges_the_next_batches_against_the_best_epoch(tmp_path, monkeypatch, judged):
     """Two batches of epoch 2 in a row spike and send the run back to epoch 1; the batch
     right after spikes as well. It is judged against the losses the guard kept in epoch 1
-    (Progress.best_losses) and undone. With the median started afresh instead (as before
-    they were kept: judged False) it goes through unjudged, and epoch 2 ends far above its
-    best."""
+    (Progress.best_losses) and undone. With nothing to judge it against until 3 batches are
+    kept (as before those losses were kept: judged False) it goes through, and epoch 2 ends
+    far above its best."""
     one_a_batch = dataclasses.replace(DEVICE, batch=1)
     SpikeAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + 4, per_epoch + 5, per_epoch + 6}, one_a_batch)
     if not judged:      # restart() as it was before best_losses: the median afresh
@@ -336,28 +336,56 @@ def test_going_back_judges_the_next_batches_against_the_best_epoch(tmp_path, mon
         assert rows[1]["val_esr"] > 10 * rows[0]["val_esr"]
 
 
-def test_the_guard_restarts_from_the_best_epochs_losses():
-    """restart() takes the best epoch's kept losses as its median's, so the first batch
-    after going back is judged; going back again before a batch is kept, or with none kept
-    (an older checkpoint), it starts afresh and waits for three."""
+def test_going_back_twice_with_nothing_kept_cuts_past_the_floor(tmp_path, monkeypatch):
+    """Four batches of epoch 2 spike in a row: undone (half), back to epoch 1 (the floor,
+    here a half of the rate), undone (held at the floor), and back again with no batch
+    kept since the first going back: the rate is too high even at the best epoch, so this
+    cut goes past the floor (0.00125), and the guard judges nothing until 3 are kept."""
+    one_a_batch = dataclasses.replace(DEVICE, batch=1)
+    SpikeAt(monkeypatch, tmp_path, lambda per_epoch: {per_epoch + b for b in (4, 5, 6, 7)}, one_a_batch)
+    state = small_run(epochs=2)
+    state.train = dataclasses.replace(state.train, undo_floor=0.25, rollback_above=0.0)
+    train_run(state, small_data(), one_a_batch, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    assert rows[1]["event"] == "4 batch(es) spiked: back to epoch 1 after two in a row, learning rate now 0.00125"
+    assert state.progress.back_limit is None
+
+
+def test_the_guard_restarts_judged_against_the_best_epochs_losses():
+    """After going back, until 3 batches are kept, a batch is judged against 10 times the
+    highest loss of the best epoch's; going back again before a batch is kept (stuck), or
+    with none kept (an older checkpoint), nothing is judged until 3 are kept."""
     from lstm_core.run import Progress
     from lstm_core.spikes import BatchGuard
 
-    progress = Progress(recent_losses=[5.0, 6.0, 7.0], best_losses=[1.0, 1.0, 1.0], spikes_in_a_row=1)
+    progress = Progress(recent_losses=[5.0, 6.0, 7.0], best_losses=[1.0, 3.0, 2.0], spikes_in_a_row=1)
     guard = BatchGuard(progress)
     guard.restart()
-    assert progress.recent_losses == [1.0, 1.0, 1.0] and progress.spikes_in_a_row == 0
-    assert guard.spiked(20.0, armed=True)
-    assert not guard.spiked(9.0, armed=True)
-    guard.restart()                                     # a batch was kept since: the best's again
-    assert progress.recent_losses == [1.0, 1.0, 1.0]
-    guard.restart()                                     # none kept since: afresh
-    assert progress.recent_losses == [] and not guard.spiked(20.0, armed=True)
+    assert progress.recent_losses == [] and progress.spikes_in_a_row == 0
+    assert guard.limit() == 30.0                        # 10 times the highest, not the median (20)
+    assert guard.spiked(31.0, armed=True) and guard.stuck      # nothing kept since going back
+    assert not guard.spiked(25.0, armed=True) and not guard.spiked(1.0, armed=True)
+    assert guard.limit() == 30.0 and not guard.stuck    # two kept: still the best's limit
+    assert not guard.spiked(2.0, armed=True)
+    assert guard.limit() == 20.0                        # three kept: 10 times their median
+    guard.restart()
+    assert guard.spiked(31.0, armed=True) and guard.stuck     # went back, kept nothing since
+    guard.restart()
+    assert progress.back_limit is None and guard.limit() is None and not guard.spiked(1e9, armed=True)
     older = Progress.from_dict({k: v for k, v in Progress(recent_losses=[1.0] * 3).to_dict().items()
-                                if k != "best_losses"})
+                                if k not in ("best_losses", "back_limit")})
     guard = BatchGuard(older)
     guard.restart()
-    assert not guard.spiked(20.0, armed=True) and older.recent_losses == [20.0]
+    assert guard.limit() is None and not guard.spiked(20.0, armed=True) and older.recent_losses == [20.0]
+
+
+def test_the_best_epochs_losses_go_through_the_checkpoint(tmp_path):
+    """A resumed run judges going back as the run straight through would."""
+    state = small_run()
+    state.progress.best_losses, state.progress.back_limit = [0.5, 0.25, 0.125], 5.0
+    save_checkpoint(tmp_path, state, {})
+    resumed, _ = load_checkpoint(tmp_path)
+    assert resumed.progress.best_losses == [0.5, 0.25, 0.125] and resumed.progress.back_limit == 5.0
 
 
 def test_an_undone_batch_never_raises_the_rate():
