@@ -225,7 +225,7 @@ def throughput_table(results: list, names: list, peaks: dict) -> str:
         for device in devices:
             limit = ceiling(peaks[device], H)
             row.append(millions(limit) if limit else "-")
-        rows.append(row + [f"{medians[ours] / medians[peer]:.2f}" for ours, peer in ratios])
+        rows.append(row + [ratio(medians[ours] / medians[peer]) for ours, peer in ratios])
     return common.markdown_table(header, rows)
 
 
@@ -264,6 +264,12 @@ def target_lines(args, throughput: list, inference: list) -> list:
                 speed = args.audio_seconds / statistics.median(seconds[name])
                 lines.append(f"{name} inference at H={H}: {speed:,.0f}x real time (target >= {TARGET_REAL_TIME})")
     return lines
+
+
+def ratio(value: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (NumPy against a GPU can be
+    0.003, which two decimals would print as 0.00)."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
 
 
 def times_real_time(speed: float) -> str:

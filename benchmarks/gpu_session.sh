@@ -15,11 +15,14 @@
 #     quality     val ESR against training seconds, CPU defaults against GPU defaults
 #     lease       issue 18's checks in one command, each step under its own time limit and
 #                 the whole within LEASE_SECONDS (default 450): the GPU tests; throughput at
-#                 H 32, B 1024; quality at 15 and 30 s on 120 s of audio (GPU batch 64, the
+#                 H 32, B 1024; where a step's time goes (step_breakdown.py: forward, backward,
+#                 Adam, and the host's time to enqueue each, at H 32/64, B 64/1024); quality
+#                 at 15 and 30 s on 120 s of audio (GPU batch 64, the
 #                 default, and 256); inference at H 32/64; then the whole suite (pytest-xdist,
 #                 -n 14 -v, so that a time-out still names each result; --dist loadgroup, so
 #                 that the Ray sweeps run one at a time), whose train.py runs take the GPU
-#                 (--device auto). Each step's exit status goes to LOGS/gpu.txt.
+#                 (--device auto). Each step's exit status goes to LOGS/gpu.txt. Its plot
+#                 (one point) stays behind: at most 8 files come back from a lent machine.
 #
 # Each stage leaves its log, and RESULTS.md and the plot as --write left them, in LOGS
 # (default: $OUT where it is set, else benchmarks/out). Copy the new section of RESULTS.md
@@ -69,7 +72,7 @@ case $stage in
         bench --part inference 2>&1 | tee "$logs/inference.log" ;;
     quality)
         bench --part quality 2>&1 | tee "$logs/quality.log" ;;
-    lease)      # at most 8 files come back from a lent machine: gpu.txt, five logs, RESULTS.md, the plot
+    lease)      # at most 8 files come back from a lent machine: gpu.txt, six logs, RESULTS.md
         deadline=$((SECONDS + ${LEASE_SECONDS:-450}))
         step() {    # step NAME LIMIT COMMAND...: run under min(LIMIT, time left), log, record the status
             local name=$1 limit=$2; shift 2
@@ -81,14 +84,15 @@ case $stage in
             echo "$name: exit $code in $((SECONDS - started)) s (limit $limit s)" | tee -a "$logs/gpu.txt"
         }
         python3 -c "import sys, numpy, cupy; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__, 'CUDA runtime', cupy.cuda.runtime.runtimeGetVersion())" >> "$logs/gpu.txt" 2>&1 || true
-        bench=(python3 benchmarks/cpu_vs_gpu.py --write --results "$logs/RESULTS.md" --plot "$logs/throughput_vs_batch.png")
+        bench=(python3 benchmarks/cpu_vs_gpu.py --write --results "$logs/RESULTS.md" --plot /tmp/throughput_vs_batch.png)
         step tests_gpu 100 python3 -m pytest -q -rs tests/test_gpu_matches_cpu.py tests/test_cuda_kernels.py \
             tests/test_backend.py tests/test_bench_cpu_vs_gpu.py
         step throughput 60 "${bench[@]}" --part throughput --hidden 32 --batch 1024 --repeats 9 \
             --numpy-reference "$NUMPY_REFERENCE" --systems numpy cupy cupy-step torch-cuda torch-cuda-tf32
+        step breakdown 40 python3 benchmarks/step_breakdown.py --device gpu --hidden 32 64 --batch 64 1024
         step quality 150 "${bench[@]}" --part quality --budgets 15 30 --quality-seconds 120 --gpu-batch 64 256
         step inference 40 "${bench[@]}" --part inference --hidden 32 64 --systems cupy cupy-step torch-cuda
-        step tests_all 200 python3 -m pytest -q -rs -v -n 14 --dist loadgroup -p no:cacheprovider -W ignore::UserWarning
+        step tests_all 200 python3 -m pytest -rs -v -n 14 --dist loadgroup -p no:cacheprovider -W ignore::UserWarning
         grep -q "exit [^0]\|skipped" "$logs/gpu.txt" && exit 1 || exit 0 ;;
     *)
         echo "unknown stage '$stage': prepare, tests, quick, throughput, inference, quality or lease" >&2

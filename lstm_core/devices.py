@@ -30,7 +30,8 @@ updates a second, and those won. The segment (0.25 s) is not yet tuned there. Of
 the GPU's time goes to the sequential steps (chunk length + warm-up), not to the width of
 the batch, so it takes a block of 5 minutes or more (equal blocks of 5 to just under 10
 minutes; the 10-minute ones unmeasured) in 4096 chunks at once: 3 minutes of audio ran at
-1,112 and 1,324 times real time at H = 32 in two runs (window loop).
+1,112 and 1,324 times real time at H = 32 in two runs (window loop), and 1,225 in a third
+(2026-12-04).
 
 Validation runs in the main process, and every epoch scores two models (run.py), so its
 chunks count: on 12 s of validation audio an untrained H = 32 model took 0.19 s in 128

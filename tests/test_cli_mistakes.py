@@ -137,7 +137,8 @@ def start_training(folder):
     """train.py with 2 worker processes, read up to the end of its second epoch."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "dry.wav", "wet.wav", "--epochs", "500",
-                                "--segment", "0.2", "--warmup", "200", "--processes", "2", "--out", "run"],
+                                "--segment", "0.2", "--warmup", "200", "--processes", "2", "--device", "cpu",
+                                "--out", "run"],         # the CPU: a GPU run has no worker processes
                                cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in process.stdout:
         if line.startswith("epoch    2"):

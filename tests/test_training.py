@@ -1,5 +1,10 @@
 """It learns, through train.py itself: the origin's sanity checks and two effects, on
-small generated material (CI-sized: each run is a few seconds on two cores)."""
+small generated material (CI-sized: each run is a few seconds on two cores).
+
+Each run asks for --device cpu: the epochs and the limits here were measured on the CPU,
+whose batch and segment differ from a GPU's (lstm_core/devices.py), and where a GPU is
+usable, --device auto would take it. That a GPU learns as the CPU does is
+tests/test_gpu_matches_cpu.py's."""
 
 import numpy as np
 import soundfile as sf
@@ -16,7 +21,8 @@ def test_identity_without_skip_converges(tmp_path):
     rate = 22050
     dry = music_like(10, rate, seed=11)
     sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
-    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 5, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("same.wav", "same.wav", "--no-skip", "--epochs", 5, "--chrono", 0, "--out", "run", "--device", "cpu",
+                cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-3
 
@@ -25,7 +31,7 @@ def test_identity_with_skip_is_near_immediate(tmp_path):
     rate = 22050
     dry = music_like(10, rate, seed=12)
     sf.write(tmp_path / "same.wav", dry, rate, subtype="PCM_16")
-    train("same.wav", "same.wav", "--epochs", 1, "--out", "run", cwd=tmp_path)
+    train("same.wav", "same.wav", "--epochs", 1, "--out", "run", "--device", "cpu", cwd=tmp_path)
     first = float(history(tmp_path / "run")[0]["val_esr"])
     print(f"identity with skip: val ESR {first:.3g} after one epoch")
     assert first < 1e-4
@@ -38,7 +44,7 @@ def test_origin_files_8bit_lowpass(tmp_path):
     wet = effects.one_pole_lowpass(dry, 1000.0, rate)
     write_pair(tmp_path, dry, wet, rate, subtype="PCM_U8")
     assert sf.info(str(tmp_path / "dry.wav")).subtype == "PCM_U8"
-    out = train("dry.wav", "wet.wav", "--epochs", 7, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 7, "--chrono", 0, "--out", "run", "--device", "cpu", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 1e-2
 
@@ -49,7 +55,7 @@ def test_overdrive_into_lowpass(tmp_path):
     dry = music_like(16, rate, seed=14)
     wet = effects.one_pole_lowpass(np.tanh(5.0 * dry) / np.tanh(5.0), 3000.0, rate)
     write_pair(tmp_path, dry, wet, rate)
-    out = train("dry.wav", "wet.wav", "--epochs", 4, "--chrono", 0, "--out", "run", cwd=tmp_path)
+    out = train("dry.wav", "wet.wav", "--epochs", 4, "--chrono", 0, "--out", "run", "--device", "cpu", cwd=tmp_path)
     print(out)
     assert model_esr(tmp_path / "run") < 3e-2
 
@@ -90,7 +96,7 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
 
 def test_demo_runs_and_writes_its_pair(tmp_path):
     """The README's first command, cut short: the demo pair is generated, written and learned."""
-    out = train("--demo", "--budget", 4, "--out", "run", cwd=tmp_path)
+    out = train("--demo", "--budget", 4, "--out", "run", "--device", "cpu", cwd=tmp_path)
     run_dir = tmp_path / "run"
     for name in ("demo_input.wav", "demo_target.wav", "model.npz", "checkpoint.npz", "history.csv",
                  "val_prediction.wav", "report.html", "curves.png", "prediction.png"):
