@@ -124,8 +124,10 @@ class Progress:
     history: list = field(default_factory=list)   # one dict per epoch (HISTORY_COLUMNS, lr, event)
     lr: float | None = None               # the base learning rate now (None: TrainConfig.lr, untouched)
     lr_cut_epoch: int = 0                 # the epoch after which the base rate was last cut
-    recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses (spikes.py)...
-    best_losses: list = field(default_factory=list)     # ...and the ones it had kept when the best epoch ended
+    recent_losses: list = field(default_factory=list)   # the batch guard's last kept batch losses since going
+                                                        # back (spikes.py)...
+    kept_losses: list = field(default_factory=list)     # ...and the last it kept, going back or not...
+    best_losses: list = field(default_factory=list)     # ...and those when the best epoch ended
     back_limit: float | None = None       # after going back to the best epoch, a batch loss above this spikes
                                           # until the guard has kept 3 of its own (None: none; spikes.py)
     best_averaged: bool = False           # the best model is Adam's running average of the parameters
@@ -640,7 +642,7 @@ def train_run(state: RunState, data: TrainingData, device: DeviceSettings, folde
                     progress.best_esr, progress.best_epoch = val_esr, progress.epoch
                     progress.best_averaged = scored is state.adam.average
                     state.keep_best(scored)
-                    progress.best_losses = list(progress.recent_losses)   # what going back is judged against
+                    progress.best_losses = list(progress.kept_losses)     # what going back is judged against
                     if probe is not None:
                         probe.keep_best(state.best_params, progress.best_esr)
                 elif diverged or spiked or climbing:

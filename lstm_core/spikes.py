@@ -22,8 +22,9 @@ rate below TrainConfig.undo_floor of the rate given (schedule.undo_cut).
 Whenever the run goes back to its best epoch (here, after an epoch that spiked, diverged
 or climbed, or on the probe's word), the guard forgets the losses that led away from it
 and starts its median afresh, but until it has kept 3 batches of its own it judges each
-against the best epoch's: a loss above JUMP times the highest of those it had kept then
-is a spike. With no judge at all there, a run of batches at 57 times the best epoch's loss
+against the best epoch's: a loss above JUMP times the highest of the last RECENT it had
+kept by then (going back or not: an epoch that went back itself kept only a batch or two
+since) is a spike. With no judge at all there, a run of batches at 57 times the best epoch's loss
 went through (the overdrive's 300 s run, 2026-12-04: epoch 68 trained so, and epoch 69's
 validation read 10.2 times its best; RESULTS.md "Going back, judged against the best
 epoch"). The highest, not the median: a low-pass's batch losses swing 30 times from
@@ -53,8 +54,8 @@ class BatchGuard:
     """Keeps the state before each batch, and tells a batch that spiked."""
 
     def __init__(self, progress):
-        self.progress = progress   # the run's Progress: recent_losses, best_losses, spikes_in_a_row and
-                                   # back_limit (checkpointed)
+        self.progress = progress   # the run's Progress: recent_losses, kept_losses, best_losses,
+                                   # spikes_in_a_row and back_limit (checkpointed)
         self.recent = progress.recent_losses   # kept in place
         self._params = self._adam = None
 
@@ -71,6 +72,7 @@ class BatchGuard:
             self.progress.spikes_in_a_row += 1
             return True
         self.recent[:] = (self.recent + [loss])[-RECENT:]
+        self.progress.kept_losses = (self.progress.kept_losses + [loss])[-RECENT:]
         self.progress.spikes_in_a_row = 0
         return False
 
@@ -96,11 +98,11 @@ class BatchGuard:
     def restart(self):
         """The run went back to its best epoch: the median starts afresh, and until 3
         batches are kept a batch is judged against JUMP times the highest loss kept in the
-        best epoch (Progress.best_losses); against none where the run is ``stuck``, or
-        where no such losses were kept (a best from before the guard armed, or a run from
-        before they were kept)."""
+        best epoch (Progress.best_losses: the last RECENT batches kept by then, going back
+        or not); against none where the run is ``stuck``, or where fewer than 3 were kept
+        (a best from before the guard armed, or a run from before they were kept)."""
         best = self.progress.best_losses
-        self.progress.back_limit = JUMP * max(best) if best and not self.stuck else None
+        self.progress.back_limit = JUMP * max(best) if len(best) >= 3 and not self.stuck else None
         self.recent.clear()
         self.progress.spikes_in_a_row = 0
 

@@ -372,8 +372,12 @@ def test_the_guard_restarts_judged_against_the_best_epochs_losses():
     assert guard.spiked(31.0, armed=True) and guard.stuck     # went back, kept nothing since
     guard.restart()
     assert progress.back_limit is None and guard.limit() is None and not guard.spiked(1e9, armed=True)
+    assert progress.kept_losses == [25.0, 1.0, 2.0, 1e9]    # the last kept, going back or not
+    progress.best_losses = [1.0, 3.0]                   # fewer than 3: no limit
+    guard.restart()
+    assert guard.limit() is None
     older = Progress.from_dict({k: v for k, v in Progress(recent_losses=[1.0] * 3).to_dict().items()
-                                if k not in ("best_losses", "back_limit")})
+                                if k not in ("best_losses", "kept_losses", "back_limit")})
     guard = BatchGuard(older)
     guard.restart()
     assert guard.limit() is None and not guard.spiked(20.0, armed=True) and older.recent_losses == [20.0]
