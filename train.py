@@ -122,7 +122,8 @@ def build_parser() -> ArgumentParser:
                         "epoch always is)")
     g.add_argument("--undo-floor", type=float, default=DEFAULTS.undo_floor, metavar="FRACTION",
                    help="on the CPU a batch whose training loss jumps is undone and the learning rate halved (after "
-                        "two in a row: back to the best epoch, halved again), but not below FRACTION of --lr (default "
+                        "two in a row: back to the best epoch, halved again), but not below FRACTION of --lr (going "
+                        "back again before a batch is kept halves it past the floor) (default "
                         f"{DEFAULTS.undo_floor:g}); 0: no floor, as before 2026-12-04, when a run that undid eight "
                         "batches went on at 1/256 of the rate")
     g.add_argument("--average", type=float, default=DEFAULTS.average,
