@@ -28,7 +28,7 @@ since) is a spike. With no judge at all there, a run of batches at 57 times the 
 epoch's loss went through (the overdrive's 300 s run, 2026-12-04: epoch 68 trained so,
 and epoch 69's validation read 10.2 times its best; RESULTS.md "Going back, judged
 against the best epoch"). The highest, not the median: a low-pass's training losses swing
-30 times from epoch to epoch at 300 s, and judged against the median of the best epoch's
+up to 70 times from epoch to epoch at 300 s, and judged against the median of the best epoch's
 the run went back 23 times where it had gone back 6, and ended 1.6 times worse. If the
 run must go back again before keeping a single batch, the best epoch's own parameters
 spiking, the losses may have moved for good (tests/test_race.py makes every loss 100
@@ -101,7 +101,8 @@ class BatchGuard:
         batches are kept a batch is judged against JUMP times the highest loss kept in the
         best epoch (Progress.best_losses: the last RECENT batches kept by then, going back
         or not); against none where the run is ``stuck``, or where fewer than 3 were kept
-        (a best from before the guard armed, or a run from before they were kept)."""
+        (the starting model, a fine-tune's say, still the best; a run from before they were
+        kept)."""
         best = self.progress.best_losses
         self.progress.back_limit = JUMP * max(best) if len(best) >= 3 and not self.stuck else None
         self.recent.clear()

@@ -1,9 +1,9 @@
 """It learns, through train.py itself: the origin's sanity checks and two effects, on
 small generated material (CI-sized: each run is a few seconds on two cores).
 
-Each run asks for --device cpu: the epochs and the limits here were measured on the CPU,
-whose batch and segment differ from a GPU's (lstm_core/devices.py), and where a GPU is
-usable, --device auto would take it. That a GPU learns as the CPU does is
+Each run held to a limit asks for --device cpu: the epochs and the limits were measured
+on the CPU, whose batch and segment differ from a GPU's (lstm_core/devices.py), and where
+a GPU is usable, --device auto would take it. That a GPU learns as the CPU does is
 tests/test_gpu_matches_cpu.py's."""
 
 import numpy as np
