@@ -387,9 +387,11 @@ def test_the_best_epochs_losses_go_through_the_checkpoint(tmp_path):
     """A resumed run judges going back as the run straight through would."""
     state = small_run()
     state.progress.best_losses, state.progress.back_limit = [0.5, 0.25, 0.125], 5.0
+    state.progress.kept_losses = [0.75, 0.5]
     save_checkpoint(tmp_path, state, {})
     resumed, _ = load_checkpoint(tmp_path)
     assert resumed.progress.best_losses == [0.5, 0.25, 0.125] and resumed.progress.back_limit == 5.0
+    assert resumed.progress.kept_losses == [0.75, 0.5]
 
 
 def test_an_undone_batch_never_raises_the_rate():
