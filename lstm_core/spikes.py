@@ -27,14 +27,14 @@ kept by then (going back or not: an epoch that went back itself kept only a batc
 since) is a spike. With no judge at all there, a run of batches at 57 times the best
 epoch's loss went through (the overdrive's 300 s run, 2026-12-04: epoch 68 trained so,
 and epoch 69's validation read 10.2 times its best; RESULTS.md "Going back, judged
-against the best epoch"). The highest, not the median: a low-pass's training losses swing
-up to 70 times from epoch to epoch at 300 s, and judged against the median of the best epoch's
-the run went back 23 times where it had gone back 6, and ended 1.6 times worse. If the
-run must go back again before keeping a single batch, the best epoch's own parameters
-spiking, the losses may have moved for good (tests/test_race.py makes every loss 100
-times higher from one epoch on) or the rate may be too high even there: the guard then
-judges no batch until it has kept 3, and this going back halves the rate even below the
-floor.
+against the best epoch"). The highest, not the median: a low-pass's training losses
+swing up to 70 times from epoch to epoch at 300 s, and judged against the median of the
+best epoch's the run went back 23 times where it had gone back 6, and ended 1.6 times
+worse. If the run must go back again before keeping a single batch, the best epoch's own
+parameters spiking, the losses may have moved for good (tests/test_race.py makes every
+loss 100 times higher from one epoch on) or the rate may be too high even there: the
+guard then judges no batch until it has kept 3, and this going back halves the rate even
+below the floor.
 
 The guard starts after the first epoch (the first batches fall by orders of magnitude
 as a matter of course). On a GPU the loss stays on the device (reading it is a sync per
