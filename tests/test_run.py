@@ -351,6 +351,40 @@ def test_going_back_twice_with_nothing_kept_cuts_past_the_floor(tmp_path, monkey
     assert state.progress.back_limit is None
 
 
+@pytest.mark.parametrize("why", ["spiked", "probe"])
+def test_going_back_for_the_epoch_or_the_probe_restarts_the_guard(tmp_path, monkeypatch, why):
+    """The run goes back to its best epoch for a reason of its own, not the batch guard's:
+    an epoch whose val ESR spiked (scripted, 7 times the best), or the probe seeing a jump
+    (scripted, once). The guard goes back with it: it judges the next batches against the
+    best epoch's losses (Progress.back_limit), its median started afresh. Were it not told,
+    its median would go on over batches of parameters the run has thrown away."""
+    import lstm_core.probe
+
+    if why == "spiked":
+        scripted_validation(monkeypatch, [2., 1., 7.])
+    else:
+        monkeypatch.setattr(lstm_core.probe, "PROBE_EVERY", 0.5)     # every few batches (as in the probe tests below)
+        calls = []
+
+        def jumps_once(probe, candidates):
+            calls.append(len(candidates))
+            return 50.0 if len(calls) == 1 else None
+
+        monkeypatch.setattr(lstm_core.probe.SpikeProbe, "jumped", jumps_once)
+    state = small_run(epochs=3)
+    state.train = dataclasses.replace(state.train, rollback_above=6.0, probe_batches=why == "probe")
+    train_run(state, small_data(), DEVICE, tmp_path / "run", {})
+    rows = read_history(tmp_path / "run" / "history.csv")
+    progress = state.progress
+    if why == "spiked":
+        assert rows[2]["event"] == "spiked: rolled back to epoch 2, learning rate now 0.005", rows[2]
+        assert progress.recent_losses == []               # the run ended right there: nothing kept since
+        assert len(progress.best_losses) == 5 and progress.back_limit == 10 * max(progress.best_losses)
+    else:
+        assert rows[2]["event"].startswith("probe 50 times the best: rolled back to epoch 2"), rows[2]
+        assert calls and progress.back_limit is not None  # set at going back; kept losses refill the median after
+
+
 def test_the_guard_restarts_judged_against_the_best_epochs_losses():
     """After going back, until 3 batches are kept, a batch is judged against 10 times the
     highest loss of the best epoch's; going back again before a batch is kept (stuck), or
