@@ -11,7 +11,9 @@ one backward and one Adam update. Here it is also taken apart:
     step, no average     the step with TrainConfig.average 0 (no running average)
     step, no pre-emph.   the step with pre_emphasis 0
 
-Each is the median of --repeats calls after warm-ups, the device synchronized after each.
+Each is the median of --repeats calls after warm-ups, the device synchronized after each,
+the parts taking turns (benchmarks/common.take_turns) so that a drift in the machine's
+speed hits all of them alike.
 On a GPU the table adds what the host spends to enqueue a call without waiting for it:
 where that comes close to the call's own time, the GPU waits on Python's launches, and
 fewer, larger kernels are what would make it faster (the second GPU session, 2026-12-04,
@@ -34,7 +36,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import markdown_table, model, positive_int, synchronizer  # noqa: E402
+from benchmarks.common import markdown_table, model, positive_int, synchronizer, take_turns  # noqa: E402
 from lstm_core.adam import AdamState, adam_step  # noqa: E402
 from lstm_core.backend import BackendError, get_xp, is_gpu, to_device  # noqa: E402
 from lstm_core.devices import device_settings  # noqa: E402
@@ -45,18 +47,15 @@ from lstm_core.workspace import Workspace  # noqa: E402
 LR = 1e-3
 
 
-def median_ms(call, synchronize, repeats: int, warm_ups: int = 3) -> float:
-    """Median wall time of ``call`` in ms, the device synchronized before and after each."""
-    for _ in range(warm_ups):
-        call()
-    synchronize()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
+WARM_UPS = 3      # calls of each part before the timed ones (kernel compilation, first allocations)
+
+
+def synced(call, synchronize):
+    """``call`` followed by waiting for the device: a timed call counts the device's work."""
+    def call_and_wait():
         call()
         synchronize()
-        times.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(times)
+    return call_and_wait
 
 
 def enqueue_ms(call, synchronize, repeats: int) -> float:
@@ -99,9 +98,12 @@ def breakdown(xp, loop: str, H: int, B: int, T: int, repeats: int) -> list:
         ("step, no average", step(dataclasses.replace(train, average=0.0))),
         ("step, no pre-emph.", step(dataclasses.replace(train, pre_emphasis=0.0))),
     ]
+    calls = {name: synced(call, synchronize) for name, call in parts}
+    seconds, _ = take_turns(calls, repeats, warm_ups={name: lambda call=call: [call() for _ in range(WARM_UPS)]
+                                                      for name, call in calls.items()})
     rows = []
     for name, call in parts:
-        ms = median_ms(call, synchronize, repeats)
+        ms = 1e3 * statistics.median(seconds[name])
         host = enqueue_ms(call, synchronize, repeats) if is_gpu(xp) else None
         rows.append((name, ms, T * B / ms if name.startswith("step") else None, host))
     return rows
